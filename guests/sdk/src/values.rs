@@ -1,0 +1,267 @@
+//! The mapping between Rust types and Qlik's data types, and plain functions applied row by row.
+
+use crate::columns::{ColumnBuilder, column_len, text_at};
+use crate::{Batch, Column, DataType};
+
+/// A Qlik DUAL value: a number with its display text (a date and its format, a code and its label).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dual {
+    /// The numeric part; NaN when there is none.
+    pub number: f64,
+    /// The text part; empty when there is none.
+    pub text: String,
+}
+
+/// A parameter type: a value read from row `row` of an input column.
+pub trait Arg: Sized {
+    /// The Qlik type this parameter is declared with.
+    const TYPE: DataType;
+    /// Reads the value at `row`. The host sends columns of the declared type; anything else reads
+    /// as Qlik's "no value" (NaN or "").
+    fn read(column: &Column, row: usize) -> Self;
+}
+
+impl Arg for f64 {
+    const TYPE: DataType = DataType::Numeric;
+    fn read(column: &Column, row: usize) -> Self {
+        match column {
+            Column::Numeric(numbers) => numbers.get(row).copied().unwrap_or(f64::NAN),
+            Column::Dual(duals) => duals.numbers.get(row).copied().unwrap_or(f64::NAN),
+            Column::Text(_) => f64::NAN,
+        }
+    }
+}
+
+impl Arg for String {
+    const TYPE: DataType = DataType::Text;
+    fn read(column: &Column, row: usize) -> Self {
+        match column {
+            Column::Text(strings) => text_at(strings, row).to_owned(),
+            Column::Dual(duals) => text_at(&duals.strings, row).to_owned(),
+            Column::Numeric(_) => String::new(),
+        }
+    }
+}
+
+impl Arg for Dual {
+    const TYPE: DataType = DataType::Dual;
+    fn read(column: &Column, row: usize) -> Self {
+        match column {
+            Column::Dual(duals) => Dual {
+                number: duals.numbers.get(row).copied().unwrap_or(f64::NAN),
+                text: text_at(&duals.strings, row).to_owned(),
+            },
+            Column::Numeric(_) => Dual { number: f64::read(column, row), text: String::new() },
+            Column::Text(_) => Dual { number: f64::NAN, text: String::read(column, row) },
+        }
+    }
+}
+
+/// The parameters of a function: one [`Arg`], or a tuple of them, read from one row of a batch.
+pub trait Args: Sized {
+    /// The declared type of each parameter, in order.
+    fn types() -> Vec<DataType>;
+    /// Reads row `row` of `batch`.
+    fn read_row(batch: &Batch, row: usize) -> Self;
+}
+
+impl<T: Arg> Args for T {
+    fn types() -> Vec<DataType> {
+        vec![T::TYPE]
+    }
+    fn read_row(batch: &Batch, row: usize) -> Self {
+        batch.columns.first().map_or_else(|| T::read(&Column::Numeric(Vec::new()), row), |c| T::read(c, row))
+    }
+}
+
+/// A result value that fills one column.
+pub trait Cell {
+    /// The Qlik type of the column.
+    const TYPE: DataType;
+    /// Appends this value to `column`.
+    fn push(self, column: &mut ColumnBuilder);
+}
+
+impl Cell for f64 {
+    const TYPE: DataType = DataType::Numeric;
+    fn push(self, column: &mut ColumnBuilder) {
+        column.push_number(self);
+    }
+}
+
+impl Cell for String {
+    const TYPE: DataType = DataType::Text;
+    fn push(self, column: &mut ColumnBuilder) {
+        column.push_text(&self);
+    }
+}
+
+impl Cell for &str {
+    const TYPE: DataType = DataType::Text;
+    fn push(self, column: &mut ColumnBuilder) {
+        column.push_text(self);
+    }
+}
+
+impl Cell for Dual {
+    const TYPE: DataType = DataType::Dual;
+    fn push(self, column: &mut ColumnBuilder) {
+        column.push_dual(self.number, &self.text);
+    }
+}
+
+/// What a function returns for one row: a [`Cell`], a tuple of cells (a table row), or a `Result`
+/// of those whose error fails the call.
+pub trait Returns {
+    /// The type of each result column, in order.
+    fn types() -> Vec<DataType>;
+    /// Appends this row to `columns` (one builder per entry of [`Returns::types`]).
+    fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String>;
+}
+
+impl<T: Cell> Returns for T {
+    fn types() -> Vec<DataType> {
+        vec![T::TYPE]
+    }
+    fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String> {
+        if let Some(column) = columns.first_mut() {
+            Cell::push(self, column);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Returns, E: std::fmt::Display> Returns for Result<T, E> {
+    fn types() -> Vec<DataType> {
+        T::types()
+    }
+    fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String> {
+        self.map_err(|e| e.to_string())?.push(columns)
+    }
+}
+
+/// A plain Rust function applied to every row of a batch. Implemented for `fn(A, B, ...) -> R`
+/// with up to eight [`Arg`] parameters and any [`Returns`] result.
+pub trait RowFn<Params>: Send + Sync + 'static {
+    /// The declared type of each parameter.
+    fn param_types() -> Vec<DataType>;
+    /// The type of each result column.
+    fn return_types() -> Vec<DataType>;
+    /// Applies the function to every row of `batch`, answering one row per input row.
+    fn apply(&self, batch: &Batch) -> Result<Batch, String>;
+}
+
+/// Builds the result columns of a batch of `rows` rows of `R`.
+pub(crate) fn builders<R: Returns>(rows: usize) -> Vec<ColumnBuilder> {
+    R::types().into_iter().map(|t| ColumnBuilder::new(t, rows)).collect()
+}
+
+/// Finishes result columns into a batch.
+pub(crate) fn finish(rows: usize, columns: Vec<ColumnBuilder>) -> Batch {
+    Batch {
+        rows: u32::try_from(rows).unwrap_or(u32::MAX),
+        columns: columns.into_iter().map(ColumnBuilder::finish).collect(),
+    }
+}
+
+fn column(batch: &Batch, index: usize) -> &Column {
+    static EMPTY: Column = Column::Numeric(Vec::new());
+    batch.columns.get(index).unwrap_or(&EMPTY)
+}
+
+macro_rules! arity {
+    ($($arg:ident $index:tt),*) => {
+        impl<$($arg: Arg),*> Args for ($($arg,)*) {
+            fn types() -> Vec<DataType> {
+                vec![$($arg::TYPE),*]
+            }
+            #[allow(unused_variables)]
+            fn read_row(batch: &Batch, row: usize) -> Self {
+                ($($arg::read(column(batch, $index), row),)*)
+            }
+        }
+
+        impl<F, R, $($arg),*> RowFn<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> R + Send + Sync + 'static,
+            R: Returns,
+            $($arg: Arg,)*
+        {
+            fn param_types() -> Vec<DataType> {
+                vec![$($arg::TYPE),*]
+            }
+            fn return_types() -> Vec<DataType> {
+                R::types()
+            }
+            #[allow(unused_variables)]
+            fn apply(&self, batch: &Batch) -> Result<Batch, String> {
+                let rows = batch.rows as usize;
+                // Every column must hold `rows` values; the host guarantees it, this keeps reads in bounds.
+                if let Some(short) = batch.columns.iter().find(|c| column_len(c) < rows) {
+                    return Err(format!("a parameter column has {} values for {rows} rows", column_len(short)));
+                }
+                let mut out = builders::<R>(rows);
+                for row in 0..rows {
+                    self($($arg::read(column(batch, $index), row)),*).push(&mut out)?;
+                }
+                Ok(finish(rows, out))
+            }
+        }
+    };
+}
+
+arity!();
+arity!(A 0, B 1);
+arity!(A 0, B 1, C 2);
+arity!(A 0, B 1, C 2, D 3);
+arity!(A 0, B 1, C 2, D 3, E 4);
+arity!(A 0, B 1, C 2, D 3, E 4, G 5);
+arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6);
+arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7);
+
+// One parameter: a bare `Arg`, not a 1-tuple, so `fn(f64) -> f64` is a `RowFn`.
+impl<F, R, A> RowFn<(A,)> for F
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+    R: Returns,
+    A: Arg,
+{
+    fn param_types() -> Vec<DataType> {
+        vec![A::TYPE]
+    }
+    fn return_types() -> Vec<DataType> {
+        R::types()
+    }
+    fn apply(&self, batch: &Batch) -> Result<Batch, String> {
+        let rows = batch.rows as usize;
+        let input = column(batch, 0);
+        if column_len(input) < rows {
+            return Err(format!("the parameter column has {} values for {rows} rows", column_len(input)));
+        }
+        let mut out = builders::<R>(rows);
+        for row in 0..rows {
+            self(A::read(input, row)).push(&mut out)?;
+        }
+        Ok(finish(rows, out))
+    }
+}
+
+macro_rules! table_row {
+    ($($cell:ident $index:tt),*) => {
+        impl<$($cell: Cell),*> Returns for ($($cell,)*) {
+            fn types() -> Vec<DataType> {
+                vec![$($cell::TYPE),*]
+            }
+            fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String> {
+                $(if let Some(column) = columns.get_mut($index) { self.$index.push(column); })*
+                Ok(())
+            }
+        }
+    };
+}
+
+table_row!(A 0, B 1);
+table_row!(A 0, B 1, C 2);
+table_row!(A 0, B 1, C 2, D 3);
+table_row!(A 0, B 1, C 2, D 3, E 4);
+table_row!(A 0, B 1, C 2, D 3, E 4, G 5);

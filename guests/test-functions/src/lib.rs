@@ -1,0 +1,53 @@
+//! Functions that exist only for the host's tests: each exercises one rule of the WIT world, by
+//! keeping it or by breaking it on purpose. Never served by `make run`.
+
+use sse_guest::{Batch, Column, DataType, Dual, Function, FunctionType};
+
+fn double(x: f64) -> f64 {
+    x * 2.0
+}
+
+fn fails_on_negative(x: f64) -> Result<f64, String> {
+    if x < 0.0 { Err(format!("negative value {x}")) } else { Ok(x) }
+}
+
+fn panics_on_13(x: f64) -> f64 {
+    assert!(x != 13.0, "13 is unlucky");
+    x
+}
+
+fn dual_twice(d: Dual) -> Dual {
+    Dual { number: d.number * 2.0, text: format!("{0}{0}", d.text) }
+}
+
+fn forty_two() -> f64 {
+    42.0
+}
+
+/// Answers one row too many.
+fn extra_row(mut batch: Batch) -> Result<Batch, String> {
+    batch.rows += 1;
+    if let Some(Column::Numeric(values)) = batch.columns.first_mut() {
+        values.push(0.0);
+    }
+    Ok(batch)
+}
+
+/// Declared NUMERIC, answers STRING.
+fn wrong_type(batch: Batch) -> Result<Batch, String> {
+    let rows = batch.rows;
+    let mut column = sse_guest::ColumnBuilder::new(DataType::Text, rows as usize);
+    (0..rows).for_each(|_| column.push_text("oops"));
+    Ok(Batch { rows, columns: vec![column.finish()] })
+}
+
+sse_guest::export_functions![
+    // Its name hashes to id 0, so an empty function header reaches it.
+    Function::scalar("IdZero_DlVtu8", double).params(["x"]).describe("Doubles; its id is 0"),
+    Function::scalar("FailsOnNegative", fails_on_negative).params(["x"]),
+    Function::scalar("PanicsOn13", panics_on_13).params(["x"]),
+    Function::tensor("DualTwice", dual_twice).params(["d"]),
+    Function::scalar("FortyTwo", forty_two),
+    Function::batch("ExtraRow", FunctionType::Tensor, &[("x", DataType::Numeric)], DataType::Numeric, extra_row),
+    Function::batch("WrongType", FunctionType::Tensor, &[("x", DataType::Numeric)], DataType::Numeric, wrong_type),
+];
