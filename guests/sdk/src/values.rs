@@ -175,7 +175,7 @@ macro_rules! arity {
             fn types() -> Vec<DataType> {
                 vec![$($arg::TYPE),*]
             }
-            #[allow(unused_variables)]
+            #[allow(unused_variables, clippy::unused_unit)]
             fn read_row(batch: &Batch, row: usize) -> Self {
                 ($($arg::read(column(batch, $index), row),)*)
             }

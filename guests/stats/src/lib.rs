@@ -177,7 +177,7 @@ mod tests {
     fn moments_and_correlation() {
         assert_eq!(run::<Mean>([1.0, 2.0, f64::NAN, 6.0]), 3.0);
         assert!((run::<StDev>([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) - 2.138_089_935).abs() < 1e-9);
-        assert!((run::<Correlation>([(1.0, 2.0), (2.0, 4.0), (3.0, 6.5)]) - 0.998_625_428).abs() < 1e-6);
+        assert!((run::<Correlation>([(1.0, 2.0), (2.0, 4.0), (3.0, 6.5)]) - 0.997_948_715_788).abs() < 1e-9);
         assert!(run::<Correlation>([(1.0, 1.0), (1.0, 2.0)]).is_nan());
     }
 }

@@ -1,0 +1,195 @@
+//! The WebAssembly engine: compiling components, and the sandbox every call runs in — a fresh
+//! store with no files, no network and no environment, a memory cap and a CPU deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::config::Limits;
+use crate::error::CallError;
+use crate::guest_log::GuestOutput;
+
+/// How often the epoch advances; a runaway guest is noticed within one tick of its deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Set when nobody waits for a call's answer any more, so a running guest stops at the next tick.
+pub type CancelFlag = Arc<AtomicBool>;
+
+/// Why the host stopped a guest from the epoch callback.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("deadline reached")]
+    Deadline,
+    #[error("call cancelled")]
+    Cancelled,
+}
+
+/// Denies memory growth past the cap and remembers that it did, so the failure is reported as
+/// exhausted memory rather than as whatever the guest did next (usually an abort).
+struct MemoryCap {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one store: WASI's state and the sandbox's bookkeeping.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    /// When the running guest code must stop; moved forward by the time budget left.
+    deadline: Instant,
+    /// CPU time the call may still spend in the guest.
+    budget: Duration,
+    /// The whole call's CPU time limit, for messages.
+    timeout: Duration,
+    cancel: Option<CancelFlag>,
+    stderr: GuestOutput,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// One compiling engine shared by every module, and the limits of every store it makes.
+#[derive(Clone)]
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Arc<Linker<CallState>>,
+    limits: Limits,
+}
+
+impl Engine {
+    /// An engine with epoch interruption, and a thread that ticks its epoch until the engine is
+    /// dropped.
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true).epoch_interruption(true).parallel_compilation(true);
+        let engine = wasmtime::Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new().name("sse-wasm-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Self { engine, linker: Arc::new(linker), limits })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// The linker holding everything a guest may import (WASI without authority).
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles a component (Cranelift; seconds for large guests, so never on a request path).
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        Component::new(&self.engine, bytes)
+    }
+
+    /// A fresh store for one call into `module`: no preopened files, no sockets, no environment,
+    /// no arguments; the memory cap and the call's CPU budget set. `cancel`, when set by the
+    /// server, stops the guest within one epoch tick.
+    pub fn store(&self, module: &Arc<str>, cancel: Option<CancelFlag>) -> Store<CallState> {
+        let stderr = GuestOutput::new(module.clone(), "stderr");
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput::new(module.clone(), "stdout"))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { max_bytes: self.limits.max_memory_bytes, hit: false },
+            deadline: Instant::now() + self.limits.call_timeout,
+            budget: self.limits.call_timeout,
+            timeout: self.limits.call_timeout,
+            cancel,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Interrupted::Cancelled.into());
+            }
+            if Instant::now() >= state.deadline {
+                return Err(Interrupted::Deadline.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store
+    }
+}
+
+/// Runs `f` (one entry into the guest) against the call's remaining CPU budget, and turns a
+/// failure into the [`CallError`] that names `function` and says what happened.
+pub fn guarded<R>(
+    store: &mut Store<CallState>,
+    function: &str,
+    f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, CallError> {
+    let started = Instant::now();
+    store.data_mut().deadline = started + store.data().budget;
+    let result = f(store);
+    let state = store.data_mut();
+    state.budget = state.budget.saturating_sub(started.elapsed());
+    result.map_err(|error| classify(store, function, error))
+}
+
+/// Names what made a guest call fail, by the error's type, never its text.
+fn classify(store: &Store<CallState>, function: &str, error: wasmtime::Error) -> CallError {
+    let state = store.data();
+    let function = function.to_owned();
+    if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
+        return match interrupted {
+            Interrupted::Cancelled => CallError::Cancelled,
+            Interrupted::Deadline => CallError::Deadline { function, seconds: state.timeout.as_secs_f64() },
+        };
+    }
+    if state.memory.hit {
+        return CallError::Memory { function, limit_mib: state.memory.max_bytes >> 20 };
+    }
+    let last_words = state.stderr.last_words();
+    let trap = match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+        Some(Trap::UnreachableCodeReached) if !last_words.is_empty() => format!("guest panicked: {last_words}"),
+        Some(trap) => format!("trap: {trap}"),
+        None => format!("{error:#}"),
+    };
+    CallError::Trap { function, trap }
+}

@@ -1,0 +1,141 @@
+//! The host's error types, and the one place they become gRPC statuses.
+//!
+//! The server log gets the whole story; Qlik gets a fixed code and a short message an administrator
+//! can act on: the function's name and what was wrong, never a host path or a backtrace.
+
+use std::path::PathBuf;
+
+use tonic::{Code, Status};
+
+/// Why a component could not be loaded. The previous version of that file, if any, keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component, or do not compile.
+    #[error("{path} is not a loadable WebAssembly component: {reason:#}")]
+    Compile {
+        /// The file.
+        path: PathBuf,
+        /// What wasmtime said.
+        reason: wasmtime::Error,
+    },
+    /// The component does not fit the `qlik:sse/plugin` world (a missing export, a wrong signature,
+    /// an import the host does not provide).
+    #[error("{path} does not fit the qlik:sse/plugin world: {reason:#}")]
+    World {
+        /// The file.
+        path: PathBuf,
+        /// What did not fit.
+        reason: wasmtime::Error,
+    },
+    /// `describe` trapped, ran out of time or memory.
+    #[error("{path}: describe failed: {reason}")]
+    Describe {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        reason: CallError,
+    },
+    /// A declaration breaks the rules of the WIT world.
+    #[error("{path}: {reason}")]
+    Declaration {
+        /// The file.
+        path: PathBuf,
+        /// The broken rule, naming the function.
+        reason: String,
+    },
+}
+
+/// Why one call failed. Each variant maps to one gRPC code in [`CallError::to_status`].
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// A request header is missing or cannot be decoded.
+    #[error("{0}")]
+    BadHeader(String),
+    /// No function has the requested id.
+    #[error("no function with id {0} is loaded (GetCapabilities lists the current ones)")]
+    UnknownFunction(i32),
+    /// The request's rows do not match the function's parameters.
+    #[error("{function}: {reason}")]
+    BadInput {
+        /// The function's name.
+        function: String,
+        /// What was wrong with the input.
+        reason: String,
+    },
+    /// The guest answered with an error value.
+    #[error("{function} failed: {message}")]
+    Guest {
+        /// The function's name.
+        function: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// The guest's answer breaks its own declaration.
+    #[error("{function} answered wrongly: {reason}")]
+    BadOutput {
+        /// The function's name.
+        function: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// The call ran past its CPU deadline.
+    #[error("{function} ran past its time limit of {seconds} s")]
+    Deadline {
+        /// The function's name.
+        function: String,
+        /// The limit.
+        seconds: f64,
+    },
+    /// The guest tried to grow its memory past the cap.
+    #[error("{function} needed more than its memory limit of {limit_mib} MiB")]
+    Memory {
+        /// The function's name.
+        function: String,
+        /// The cap.
+        limit_mib: usize,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access, a stack overflow...).
+    #[error("{function} crashed: {trap}")]
+    Trap {
+        /// The function's name.
+        function: String,
+        /// The kind of trap, and the guest's message when it printed one.
+        trap: String,
+    },
+    /// The client went away; nobody is waiting for an answer.
+    #[error("the call was cancelled")]
+    Cancelled,
+    /// The host failed in a way that is not the guest's or the client's doing.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CallError {
+    /// The gRPC status Qlik receives for this error.
+    pub fn to_status(&self) -> Status {
+        let code = match self {
+            Self::BadHeader(_) | Self::BadInput { .. } | Self::Guest { .. } => Code::InvalidArgument,
+            Self::UnknownFunction(_) => Code::NotFound,
+            Self::BadOutput { .. } | Self::Trap { .. } => Code::Internal,
+            Self::Deadline { .. } => Code::DeadlineExceeded,
+            Self::Memory { .. } => Code::ResourceExhausted,
+            Self::Cancelled => Code::Cancelled,
+            Self::Internal(_) => Code::Internal,
+        };
+        Status::new(code, self.to_string())
+    }
+}
+
+impl From<CallError> for Status {
+    fn from(error: CallError) -> Self {
+        error.to_status()
+    }
+}

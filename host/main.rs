@@ -1,0 +1,65 @@
+//! The `sse-wasm` command: serves the components of a folder to Qlik.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use clap::Parser;
+use sse_wasm::config::{Config, Flags};
+use sse_wasm::{Engine, reloader, serve};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let config = Config::from_flags(Flags::parse())?;
+
+    let engine = Engine::new(config.limits).context("cannot start the WebAssembly engine")?;
+    let registry = reloader::load_dir(&engine, &config.functions_dir)
+        .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
+    let registry = Arc::new(ArcSwap::from_pointee(registry));
+
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let functions = registry.load().entries().len();
+    tracing::info!(
+        "serving {functions} function(s) from {} on {} (plaintext)",
+        config.functions_dir.display(),
+        listener.local_addr()?
+    );
+    serve(listener, engine, registry, config.max_message_bytes, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: no new calls; waiting for calls in flight");
+}

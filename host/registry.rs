@@ -1,0 +1,129 @@
+//! The set of functions being served: their stable ids, and the table from id to implementation.
+//!
+//! A function's id is a hash of its name, so it survives restarts, reloads and moving the function
+//! to another file, and every replica behind a load balancer agrees on it — which matters because
+//! Qlik learns ids once (at its own start) and keeps calling them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::module::{FunctionDef, Module};
+use crate::pb;
+
+/// The stable id of the function called `name`: FNV-1a (32 bit) of its UTF-8 bytes, with the sign
+/// bit cleared so the id is a non-negative `int32`.
+pub fn function_id(name: &str) -> i32 {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    (hash & 0x7fff_ffff) as i32
+}
+
+/// One servable function.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its id on the wire.
+    pub id: i32,
+    /// Its position in its module's `describe` list.
+    pub index: u32,
+    /// The module that implements it.
+    pub module: Arc<Module>,
+}
+
+impl Entry {
+    /// Its declaration.
+    pub fn def(&self) -> &FunctionDef {
+        &self.module.functions[self.index as usize]
+    }
+}
+
+/// A consistent snapshot of every function served. Calls hold the snapshot they started with,
+/// so a reload never changes a call half-way.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_id: HashMap<i32, Arc<Entry>>,
+    modules: Vec<Arc<Module>>,
+}
+
+/// The registry currently served, swapped atomically when the folder changes.
+pub type SharedRegistry = Arc<ArcSwap<Registry>>;
+
+impl Registry {
+    /// Serves the functions of `modules`. Where two functions share an id (the same name, or a hash
+    /// collision), the one in the earlier module wins and the other is refused with an error
+    /// naming both files: a function is never silently shadowed.
+    pub fn new(modules: Vec<Arc<Module>>) -> Self {
+        let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
+        for module in &modules {
+            for (index, def) in module.functions.iter().enumerate() {
+                let id = function_id(&def.name);
+                if let Some(kept) = by_id.get(&id) {
+                    tracing::error!(
+                        "function {} in {} is refused: its id {id} is taken by {} in {}",
+                        def.name,
+                        module.path.display(),
+                        kept.def().name,
+                        kept.module.path.display()
+                    );
+                    continue;
+                }
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                by_id.insert(id, Arc::new(Entry { id, index, module: module.clone() }));
+            }
+        }
+        Self { by_id, modules }
+    }
+
+    /// The function with id `id`.
+    pub fn get(&self, id: i32) -> Option<&Arc<Entry>> {
+        self.by_id.get(&id)
+    }
+
+    /// The modules served, in precedence order.
+    pub fn modules(&self) -> &[Arc<Module>] {
+        &self.modules
+    }
+
+    /// Every function served, ordered by name.
+    pub fn entries(&self) -> Vec<&Arc<Entry>> {
+        let mut entries: Vec<_> = self.by_id.values().collect();
+        entries.sort_by(|a, b| a.def().name.cmp(&b.def().name));
+        entries
+    }
+
+    /// The function definitions Qlik receives from GetCapabilities.
+    pub fn function_definitions(&self) -> Vec<pb::FunctionDefinition> {
+        self.entries()
+            .into_iter()
+            .map(|entry| {
+                let def = entry.def();
+                pb::FunctionDefinition {
+                    name: def.name.clone(),
+                    function_type: def.function_type as i32,
+                    return_type: def.return_type.to_pb() as i32,
+                    params: def
+                        .params
+                        .iter()
+                        .map(|(name, t)| pb::Parameter { data_type: t.to_pb() as i32, name: name.clone() })
+                        .collect(),
+                    function_id: entry.id,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_fnv1a_of_the_name_and_non_negative() {
+        // FNV-1a test vectors: "" -> 0x811c9dc5, "a" -> 0xe40c292c, "foobar" -> 0xbf9cf968.
+        assert_eq!(function_id(""), 0x011c_9dc5);
+        assert_eq!(function_id("a"), 0x640c_292c);
+        assert_eq!(function_id("foobar"), 0x3f9c_f968);
+        assert!(["SumOfRows", "HelloWorld", "MaxOfColumns_2"].iter().all(|n| function_id(n) >= 0));
+        assert_ne!(function_id("SumOfRows"), function_id("SumOfRow"));
+    }
+}

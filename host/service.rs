@@ -1,0 +1,161 @@
+//! The `qlik.sse.Connector` gRPC service: headers in, a call thread per stream, answers out.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::Stream;
+use prost::Message;
+use tokio::sync::mpsc;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::engine::{CancelFlag, Engine};
+use crate::error::CallError;
+use crate::invoke;
+use crate::pb;
+use crate::pb::connector_server::Connector;
+use crate::registry::SharedRegistry;
+
+/// How many answer messages may wait for a slow client before the call thread waits too.
+const RESPONSE_QUEUE: usize = 4;
+
+/// A stream of answers, as tonic sends them.
+pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::BundledRows, Status>> + Send>>;
+
+/// The service Qlik talks to.
+#[derive(Clone)]
+pub struct ConnectorService {
+    engine: Engine,
+    registry: SharedRegistry,
+}
+
+impl ConnectorService {
+    /// Serves the functions of `registry`, run by `engine`.
+    pub fn new(engine: Engine, registry: SharedRegistry) -> Self {
+        Self { engine, registry }
+    }
+}
+
+/// Decodes the protobuf header stored under `key`; `None` when the key is absent.
+fn header<T: Message + Default>(metadata: &MetadataMap, key: &str) -> Result<Option<T>, CallError> {
+    let Some(value) = metadata.get_bin(key) else { return Ok(None) };
+    let bytes = value.to_bytes().map_err(|_| CallError::BadHeader(format!("{key} is not valid base64")))?;
+    T::decode(bytes).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
+}
+
+/// The answer stream handed to tonic; dropping it (the client went away) cancels the call.
+struct Answers {
+    receiver: mpsc::Receiver<Result<pb::BundledRows, Status>>,
+    cancel: CancelFlag,
+}
+
+impl Stream for Answers {
+    type Item = Result<pb::BundledRows, Status>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+#[tonic::async_trait]
+impl Connector for ConnectorService {
+    async fn get_capabilities(&self, _: Request<pb::Empty>) -> Result<Response<pb::Capabilities>, Status> {
+        Ok(Response::new(pb::Capabilities {
+            allow_script: false,
+            functions: self.registry.load().function_definitions(),
+            plugin_identifier: "sse-wasm".to_owned(),
+            plugin_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    type ExecuteFunctionStream = AnswerStream;
+
+    async fn execute_function(
+        &self,
+        request: Request<Streaming<pb::BundledRows>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        let (metadata, _, mut requests) = request.into_parts();
+        let function: pb::FunctionRequestHeader = header(&metadata, pb::FUNCTION_HEADER)?
+            .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
+        let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
+        // The call keeps the snapshot it starts with, whatever reloads happen meanwhile.
+        let registry = self.registry.load_full();
+        let entry =
+            registry.get(function.function_id).cloned().ok_or(CallError::UnknownFunction(function.function_id))?;
+        let def = entry.def();
+
+        let mut response_metadata = MetadataMap::new();
+        if !def.cacheable {
+            response_metadata.insert(pb::CACHE, MetadataValue::from_static("no-store"));
+        }
+        if let Some(table) = &def.table {
+            let description = pb::TableDescription {
+                fields: table
+                    .fields
+                    .iter()
+                    .map(|(name, t)| pb::FieldDescription {
+                        data_type: t.to_pb() as i32,
+                        name: name.clone(),
+                        tags: Vec::new(),
+                    })
+                    .collect(),
+                name: table.name.clone(),
+                number_of_rows: i64::from(def.function_type == pb::FunctionType::Aggregation),
+            };
+            response_metadata
+                .insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description.encode_to_vec()));
+        }
+
+        let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
+        let cancel = CancelFlag::default();
+        let engine = self.engine.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let call_cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let def = entry.def();
+            let next = || {
+                runtime.block_on(requests.message()).map_err(|status| match status.code() {
+                    tonic::Code::Cancelled => CallError::Cancelled,
+                    _ => CallError::BadInput { function: def.name.clone(), reason: status.message().to_owned() },
+                })
+            };
+            let send = |message| sender.blocking_send(Ok(message)).is_ok();
+            let result = invoke::run(&engine, &entry, call_cancel, next, send);
+            let millis = started.elapsed().as_secs_f64() * 1e3;
+            match result {
+                Ok(stats) => tracing::info!(
+                    function = %def.name, rows_in = stats.rows_in, rows_out = stats.rows_out,
+                    ms = format_args!("{millis:.1}"), app = %common.app_id, "call done"
+                ),
+                Err(CallError::Cancelled) => {
+                    tracing::info!(function = %def.name, ms = format_args!("{millis:.1}"), app = %common.app_id, "call cancelled");
+                }
+                Err(error) => {
+                    tracing::warn!(function = %def.name, ms = format_args!("{millis:.1}"), app = %common.app_id, "call failed: {error}");
+                    // Nobody may be listening any more; then there is no one to tell.
+                    let _ = sender.blocking_send(Err(error.to_status()));
+                }
+            }
+        });
+
+        let mut response = Response::new(Box::pin(Answers { receiver, cancel }) as AnswerStream);
+        *response.metadata_mut() = response_metadata;
+        Ok(response)
+    }
+
+    type EvaluateScriptStream = AnswerStream;
+
+    async fn evaluate_script(&self, _: Request<Streaming<pb::BundledRows>>) -> Result<Response<AnswerStream>, Status> {
+        Err(Status::unimplemented(
+            "script evaluation is not enabled on this host (GetCapabilities says allowScript: false)",
+        ))
+    }
+}

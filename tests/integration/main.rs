@@ -1,0 +1,8 @@
+//! End-to-end tests: a real sse-wasm server on loopback, driven by a real gRPC client generated
+//! from Qlik's proto, serving the example and test guests built by `make guests`.
+
+mod errors;
+mod examples;
+mod loading;
+#[allow(dead_code)] // Each test uses its own part of the shared plumbing.
+mod util;

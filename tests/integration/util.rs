@@ -1,0 +1,191 @@
+//! Shared test plumbing: a server in a temp folder on 127.0.0.1:0, a client, and request helpers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use prost::Message;
+use sse_wasm::config::Limits;
+use sse_wasm::pb::{self, connector_client::ConnectorClient};
+use sse_wasm::registry::function_id;
+use sse_wasm::{Engine, SharedRegistry, reloader, serve};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// Where `make guests` leaves the components.
+pub fn guest_wasm(name: &str) -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `make guests` (or `make test`, which does) first", path.display());
+    path
+}
+
+/// A running server with its own functions folder.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    /// The functions folder; deleted when the server is dropped.
+    pub dir: tempfile::TempDir,
+    pub registry: SharedRegistry,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serves the named guests (file stems under the guest target folder) with default limits.
+    pub async fn start(guests: &[&str]) -> Self {
+        Self::start_with(guests, Limits::default()).await
+    }
+
+    /// Serves the named guests under `limits`.
+    pub async fn start_with(guests: &[&str], limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for guest in guests {
+            std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
+        }
+        Self::start_in(dir, limits).await
+    }
+
+    /// Serves whatever `dir` holds.
+    pub async fn start_in(dir: tempfile::TempDir, limits: Limits) -> Self {
+        let engine = Engine::new(limits).expect("engine");
+        let registry = reloader::load_dir(&engine, dir.path()).expect("load folder");
+        let registry: SharedRegistry = Arc::new(ArcSwap::from_pointee(registry));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, engine, registry.clone(), 64 << 20, async {
+            let _ = signal.await;
+        }));
+        Self { addr, dir, registry, shutdown: Some(shutdown), task: Some(task) }
+    }
+
+    /// A new client connection.
+    pub async fn client(&self) -> ConnectorClient<Channel> {
+        let channel =
+            Channel::from_shared(format!("http://{}", self.addr)).expect("uri").connect().await.expect("connect");
+        ConnectorClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+    }
+
+    /// Stops accepting, waits for calls in flight, and returns how serving ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let task = self.task.take().expect("task");
+        tokio::time::timeout(Duration::from_secs(30), task).await.expect("server stops within 30 s").expect("join")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A value as Qlik sends it.
+#[derive(Clone, Debug)]
+pub enum V {
+    N(f64),
+    S(&'static str),
+    D(f64, &'static str),
+}
+
+pub fn row(values: &[V]) -> pb::Row {
+    pb::Row {
+        duals: values
+            .iter()
+            .map(|v| match *v {
+                V::N(n) => pb::Dual { num_data: n, str_data: String::new() },
+                V::S(s) => pb::Dual { num_data: 0.0, str_data: s.to_owned() },
+                V::D(n, s) => pb::Dual { num_data: n, str_data: s.to_owned() },
+            })
+            .collect(),
+    }
+}
+
+/// Rows of one numeric column.
+pub fn numbers(values: &[f64]) -> Vec<pb::Row> {
+    values.iter().map(|&n| row(&[V::N(n)])).collect()
+}
+
+/// Splits rows into bundles of `size` rows, as the engine does.
+pub fn bundles(rows: Vec<pb::Row>, size: usize) -> Vec<pb::BundledRows> {
+    rows.chunks(size).map(|chunk| pb::BundledRows { rows: chunk.to_vec() }).collect()
+}
+
+/// What a call answered.
+pub struct Answer {
+    pub metadata: MetadataMap,
+    pub messages: Vec<pb::BundledRows>,
+}
+
+impl Answer {
+    pub fn rows(&self) -> Vec<&pb::Row> {
+        self.messages.iter().flat_map(|m| &m.rows).collect()
+    }
+    pub fn numbers(&self) -> Vec<f64> {
+        self.rows().iter().map(|r| r.duals[0].num_data).collect()
+    }
+    pub fn strings(&self) -> Vec<String> {
+        self.rows().iter().map(|r| r.duals[0].str_data.clone()).collect()
+    }
+}
+
+/// Adds Qlik's common header (an app id, a user, the row count).
+fn common_header(metadata: &mut MetadataMap, cardinality: i64) {
+    let common = pb::CommonRequestHeader {
+        app_id: "test-app".into(),
+        user_id: "UserDirectory=TEST; UserId=tester".into(),
+        cardinality,
+    };
+    metadata.insert_bin(pb::COMMON_HEADER, MetadataValue::from_bytes(&common.encode_to_vec()));
+}
+
+/// Calls the function named `name` (by its stable id) with `messages`.
+pub async fn call(
+    client: &mut ConnectorClient<Channel>,
+    name: &str,
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, Status> {
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    call_with_header(client, Some(header.encode_to_vec()), messages).await
+}
+
+/// Calls with a raw function header value (`None`: no header at all).
+pub async fn call_with_header(
+    client: &mut ConnectorClient<Channel>,
+    header: Option<Vec<u8>>,
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, Status> {
+    let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
+    let mut request = Request::new(futures::stream::iter(messages));
+    if let Some(header) = header {
+        request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header));
+    }
+    common_header(request.metadata_mut(), rows as i64);
+    let response = client.execute_function(request).await?;
+    let metadata = response.metadata().clone();
+    let mut stream = response.into_inner();
+    let mut messages = Vec::new();
+    while let Some(message) = stream.next().await {
+        messages.push(message?);
+    }
+    Ok(Answer { metadata, messages })
+}
+
+/// Asserts that `result` failed with `code` and a message containing every one of `parts`.
+#[track_caller]
+pub fn assert_status<T>(result: Result<T, Status>, code: tonic::Code, parts: &[&str]) {
+    let Err(status) = result else { panic!("expected {code:?}, the call succeeded") };
+    assert_eq!(status.code(), code, "status: {status:?}");
+    for part in parts {
+        assert!(status.message().contains(part), "{:?} does not mention {part:?}", status.message());
+    }
+}
