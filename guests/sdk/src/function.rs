@@ -10,7 +10,7 @@ use crate::{Batch, DataType, Field, FunctionDef, FunctionType, Mode, Param, Tabl
 /// A function that needs every row before it answers: an aggregation (one row), or a tensor such as
 /// a table of column maxima. One value of the implementing type lives for one call.
 ///
-/// ```ignore
+/// ```no_run
 /// #[derive(Default)]
 /// struct Sum(f64);
 /// impl sse_guest::Aggregate for Sum {

@@ -1,6 +1,6 @@
 //! `sse-guest`: write Qlik server-side-extension functions for sse-wasm as plain Rust functions.
 //!
-//! ```ignore
+//! ```no_run
 //! use sse_guest::Function;
 //!
 //! fn sum_of_rows(a: f64, b: f64) -> f64 {
