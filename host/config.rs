@@ -26,6 +26,19 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_MAX_MEMORY", default_value_t = 512)]
     pub max_memory: usize,
 
+    /// Folder of compiled components, so restarts and reloads of known files skip compiling.
+    /// Default: `.cache` inside the functions folder.
+    #[arg(long, env = "SSE_WASM_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every component at every load instead of using the compile cache.
+    #[arg(long, env = "SSE_WASM_NO_COMPILE_CACHE")]
+    pub no_compile_cache: bool,
+
+    /// Do not watch the functions folder: serve what is there at start-up until restarted.
+    #[arg(long, env = "SSE_WASM_NO_WATCH")]
+    pub no_watch: bool,
+
     /// Largest request message accepted, in MiB (Qlik's own limit for answers is 4 MiB).
     #[arg(long, env = "SSE_WASM_MAX_MESSAGE", default_value_t = 64)]
     pub max_message: usize,
@@ -38,6 +51,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The folder of components.
     pub functions_dir: PathBuf,
+    /// The compile cache's folder; `None` compiles at every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether the functions folder is watched for changes.
+    pub watch: bool,
     /// The limits every guest runs under.
     pub limits: Limits,
     /// Largest inbound message, in bytes.
@@ -71,6 +88,9 @@ impl Config {
         anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
         Ok(Self {
             listen: flags.listen,
+            cache_dir: (!flags.no_compile_cache)
+                .then(|| flags.cache_dir.unwrap_or_else(|| flags.functions_dir.join(".cache"))),
+            watch: !flags.no_watch,
             functions_dir: flags.functions_dir,
             limits: Limits {
                 call_timeout: Duration::from_secs_f64(flags.call_timeout),

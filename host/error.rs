@@ -62,6 +62,14 @@ pub enum CallError {
     /// No function has the requested id.
     #[error("no function with id {0} is loaded (GetCapabilities lists the current ones)")]
     UnknownFunction(i32),
+    /// The function with this id was served once, and its module has since dropped it.
+    #[error("function {name} (id {id}) is no longer loaded: its module was removed or no longer declares it")]
+    RemovedFunction {
+        /// The id asked for.
+        id: i32,
+        /// The name it had.
+        name: String,
+    },
     /// The request's rows do not match the function's parameters.
     #[error("{function}: {reason}")]
     BadInput {
@@ -123,7 +131,7 @@ impl CallError {
     pub fn to_status(&self) -> Status {
         let code = match self {
             Self::BadHeader(_) | Self::BadInput { .. } | Self::Guest { .. } => Code::InvalidArgument,
-            Self::UnknownFunction(_) => Code::NotFound,
+            Self::UnknownFunction(_) | Self::RemovedFunction { .. } => Code::NotFound,
             Self::BadOutput { .. } | Self::Trap { .. } => Code::Internal,
             Self::Deadline { .. } => Code::DeadlineExceeded,
             Self::Memory { .. } => Code::ResourceExhausted,

@@ -4,6 +4,7 @@
 //! declared by every component in a folder, and runs each call in a fresh, limited instance.
 
 pub mod bindings;
+pub mod cache;
 pub mod columns;
 pub mod config;
 pub mod engine;

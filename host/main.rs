@@ -1,12 +1,11 @@
 //! The `sse-wasm` command: serves the components of a folder to Qlik.
 
-use std::sync::Arc;
-
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use clap::Parser;
+use sse_wasm::cache::CompileCache;
 use sse_wasm::config::{Config, Flags};
-use sse_wasm::{Engine, reloader, serve};
+use sse_wasm::reloader::Functions;
+use sse_wasm::{Engine, serve};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -18,17 +17,30 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_flags(Flags::parse())?;
 
     let engine = Engine::new(config.limits).context("cannot start the WebAssembly engine")?;
-    let registry = reloader::load_dir(&engine, &config.functions_dir)
+    let cache = config.cache_dir.as_deref().and_then(|dir| match CompileCache::new(dir, engine.wasmtime()) {
+        Ok(cache) => Some(cache),
+        Err(error) => {
+            tracing::warn!("compile cache {} unusable ({error}); compiling at every load", dir.display());
+            None
+        }
+    });
+    let functions = Functions::load(engine.clone(), &config.functions_dir, cache)
         .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
-    let registry = Arc::new(ArcSwap::from_pointee(registry));
+    let registry = functions.registry();
+    let _watching = if config.watch {
+        Some(functions.watch().with_context(|| format!("cannot watch {}", config.functions_dir.display()))?)
+    } else {
+        None
+    };
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let functions = registry.load().entries().len();
+    let served = registry.load().entries().len();
     tracing::info!(
-        "serving {functions} function(s) from {} on {} (plaintext)",
+        "serving {served} function(s) from {} on {} (plaintext{})",
         config.functions_dir.display(),
-        listener.local_addr()?
+        listener.local_addr()?,
+        if config.watch { "; reloading on change" } else { "" }
     );
     serve(listener, engine, registry, config.max_message_bytes, shutdown_signal()).await?;
     tracing::info!("stopped");

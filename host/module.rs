@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime::component::Component;
 
 use crate::bindings::{Plugin, PluginPre};
+use crate::cache::{CompileCache, ContentHash, content_hash};
 use crate::columns::DataType;
 use crate::engine::{CallState, Engine, guarded};
 use crate::error::{CallError, LoadError};
@@ -140,6 +142,24 @@ fn check_label(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Where a module's machine code came from, and how long getting it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled with Cranelift.
+    Fresh(Duration),
+    /// Read from the compile cache.
+    FromCache(Duration),
+}
+
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fresh(took) => write!(f, "compiled in {:.1} ms", took.as_secs_f64() * 1e3),
+            Self::FromCache(took) => write!(f, "cache hit, {:.1} ms", took.as_secs_f64() * 1e3),
+        }
+    }
+}
+
 /// A component ready to serve: compiled, linked, its functions known.
 pub struct Module {
     /// The file it came from.
@@ -148,6 +168,8 @@ pub struct Module {
     pub name: Arc<str>,
     /// Its functions, in the order of `describe` (a function's index is its position).
     pub functions: Vec<FunctionDef>,
+    /// The SHA-256 of the file's bytes, to tell a real change from a touch.
+    pub hash: ContentHash,
     pre: PluginPre<CallState>,
 }
 
@@ -158,16 +180,44 @@ impl std::fmt::Debug for Module {
 }
 
 impl Module {
-    /// Reads, compiles and describes the component at `path`.
-    pub fn load(engine: &Engine, path: &Path) -> Result<Self, LoadError> {
+    /// Reads, compiles (or takes from `cache`) and describes the component at `path`.
+    pub fn load(engine: &Engine, cache: Option<&CompileCache>, path: &Path) -> Result<(Self, Compiled), LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-        let component =
-            engine.compile(&bytes).map_err(|reason| LoadError::Compile { path: path.to_owned(), reason })?;
-        Self::from_component(engine, path, &component)
+        Self::from_bytes(engine, cache, path, &bytes)
+    }
+
+    /// Compiles (or takes from `cache`) and describes the component `bytes`, read from `path`.
+    pub fn from_bytes(
+        engine: &Engine,
+        cache: Option<&CompileCache>,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(Self, Compiled), LoadError> {
+        let hash = content_hash(bytes);
+        let started = Instant::now();
+        let (component, compiled) = match cache.and_then(|c| c.load(engine.wasmtime(), &hash)) {
+            Some(component) => (component, Compiled::FromCache(started.elapsed())),
+            None => {
+                let component =
+                    engine.compile(bytes).map_err(|reason| LoadError::Compile { path: path.to_owned(), reason })?;
+                (component, Compiled::Fresh(started.elapsed()))
+            }
+        };
+        let module = Self::from_component(engine, path, &component, hash)?;
+        // Only components that fit the world and describe themselves are worth caching.
+        if let (Some(cache), Compiled::Fresh(_)) = (cache, compiled) {
+            cache.store(&hash, &component);
+        }
+        Ok((module, compiled))
     }
 
     /// Links a compiled component, asks it for its functions and checks them.
-    pub fn from_component(engine: &Engine, path: &Path, component: &Component) -> Result<Self, LoadError> {
+    fn from_component(
+        engine: &Engine,
+        path: &Path,
+        component: &Component,
+        hash: ContentHash,
+    ) -> Result<Self, LoadError> {
         let world = |reason| LoadError::World { path: path.to_owned(), reason };
         let pre = PluginPre::new(engine.linker().instantiate_pre(component).map_err(world)?).map_err(world)?;
         let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
@@ -190,7 +240,7 @@ impl Module {
                 return Err(declaration(format!("declares {} twice", function.name)));
             }
         }
-        Ok(Self { path: path.to_owned(), name, functions, pre })
+        Ok(Self { path: path.to_owned(), name, functions, hash, pre })
     }
 
     /// A fresh instance in `store`.

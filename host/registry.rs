@@ -43,6 +43,8 @@ impl Entry {
 pub struct Registry {
     by_id: HashMap<i32, Arc<Entry>>,
     modules: Vec<Arc<Module>>,
+    /// Names of functions served earlier and gone now, so their calls can be told what vanished.
+    former: HashMap<i32, String>,
 }
 
 /// The registry currently served, swapped atomically when the folder changes.
@@ -71,7 +73,21 @@ impl Registry {
                 by_id.insert(id, Arc::new(Entry { id, index, module: module.clone() }));
             }
         }
-        Self { by_id, modules }
+        Self { by_id, modules, former: HashMap::new() }
+    }
+
+    /// Like [`Registry::new`], remembering the names of `previous`'s functions that are gone.
+    pub fn succeeding(previous: &Registry, modules: Vec<Arc<Module>>) -> Self {
+        let mut next = Self::new(modules);
+        let gone = previous.by_id.iter().map(|(&id, e)| (id, e.def().name.clone()));
+        next.former =
+            previous.former.clone().into_iter().chain(gone).filter(|(id, _)| !next.by_id.contains_key(id)).collect();
+        next
+    }
+
+    /// The name of a function this registry no longer serves but an earlier one did.
+    pub fn former_name(&self, id: i32) -> Option<&str> {
+        self.former.get(&id).map(String::as_str)
     }
 
     /// The function with id `id`.

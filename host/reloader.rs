@@ -1,15 +1,44 @@
-//! Loading the folder of components into a registry.
+//! Loading the functions folder, and keeping the served functions in step with it.
+//!
+//! Strategy. The watcher's callback does nothing but forward events into a channel; one task owns
+//! the module list and does all the work, so reloads never race each other. For every `*.wasm`
+//! path touched, the task remembers when it was last touched and whether a writer may still hold
+//! it open (it was created or its data modified, and no close-after-write or rename has followed).
+//! A path is due once it has been quiet for `SETTLE` and its writer is done — or, when the platform
+//! never reports the close, after `STALLED_WRITE` of quiet. Waiting for the close is what keeps a
+//! `cp` of a 20 MB file from being compiled half-way; the short settle folds bursts of events (a
+//! rename's two halves, an editor's save dance) into one reload.
+//!
+//! Due paths are handled together: each is read and hashed (an unchanged hash is no reload),
+//! compiled on a blocking thread — or taken from the compile cache — and described. Only then is
+//! one new registry built from the whole module list and swapped in atomically. A call holds the
+//! registry snapshot it started with, so it finishes on the version it began on; calls that start
+//! after the swap see the new one. A file that fails to load is logged, and its previous version,
+//! if any, keeps serving. Modules keep their place in the list when replaced; new ones go last, so
+//! when two files declare the same function, the one served first keeps it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use crate::cache::{CompileCache, content_hash};
 use crate::engine::Engine;
 use crate::module::Module;
-use crate::registry::Registry;
+use crate::registry::{Registry, SharedRegistry};
 
-/// True for the files the host serves: `*.wasm`, not hidden (editors and copy tools write
-/// temporary files as `.name.wasm` or `name.wasm.tmp`).
+/// How long a finished write must stay quiet before the file is loaded.
+pub const SETTLE: Duration = Duration::from_millis(10);
+/// How long an unfinished write must stay quiet before the file is loaded anyway.
+pub const STALLED_WRITE: Duration = Duration::from_secs(2);
+
+/// True for the files the host serves: `*.wasm`, not hidden (copy tools and editors write their
+/// temporary files as `.name.wasm`, `name.wasm.tmp` or `name.wasm~`).
 pub fn is_component_file(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
     !hidden && path.extension().is_some_and(|e| e == "wasm")
@@ -26,23 +55,235 @@ pub fn component_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Loads every component of `dir`. A component that fails to load is logged with the reason and
-/// skipped; the others serve.
-pub fn load_dir(engine: &Engine, dir: &Path) -> std::io::Result<Registry> {
-    let mut modules = Vec::new();
-    for path in component_files(dir)? {
-        let started = Instant::now();
-        match Module::load(engine, &path) {
-            Ok(module) => {
-                let names: Vec<&str> = module.functions.iter().map(|f| f.name.as_str()).collect();
-                tracing::info!(
-                    file = %path.display(), ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
-                    "loaded {} function(s): {}", names.len(), names.join(", ")
-                );
-                modules.push(Arc::new(module));
+/// What the reloader has done so far; tests and tools wait on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Registries published since start-up.
+    pub generation: u64,
+    /// Files that failed to load since start-up.
+    pub failures: u64,
+    /// True while no path is waiting to settle or being loaded.
+    pub idle: bool,
+}
+
+/// The served modules and everything needed to change them.
+pub struct Functions {
+    engine: Engine,
+    dir: PathBuf,
+    cache: Option<CompileCache>,
+    /// In precedence order: earlier modules keep a contested function name.
+    modules: Vec<Arc<Module>>,
+    registry: SharedRegistry,
+    status: watch::Sender<ReloadStatus>,
+}
+
+impl Functions {
+    /// Loads every component of `dir`. A component that fails to load is logged with the reason
+    /// and skipped; the others serve.
+    pub fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+        let mut modules = Vec::new();
+        let mut failures = 0;
+        for path in component_files(dir)? {
+            match Module::load(&engine, cache.as_ref(), &path) {
+                Ok((module, compiled)) => {
+                    tracing::info!(
+                        "loaded {} ({compiled}): {}",
+                        path.display(),
+                        module.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                    modules.push(Arc::new(module));
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!("skipped: {error}");
+                }
             }
-            Err(error) => tracing::error!("skipped: {error}"),
+        }
+        let registry = Arc::new(ArcSwap::from_pointee(Registry::new(modules.clone())));
+        let (status, _) = watch::channel(ReloadStatus { generation: 0, failures, idle: true });
+        Ok(Self { engine, dir: dir.to_owned(), cache, modules, registry, status })
+    }
+
+    /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
+    pub fn registry(&self) -> SharedRegistry {
+        self.registry.clone()
+    }
+
+    /// Reload progress, for those who wait on it.
+    pub fn status(&self) -> watch::Receiver<ReloadStatus> {
+        self.status.subscribe()
+    }
+
+    /// Starts watching the folder. The returned guard stops the watcher when dropped.
+    pub fn watch(self) -> notify::Result<WatchGuard> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            // Never block the watcher's thread: hand the event over and return.
+            let _ = events.send(event);
+        })?;
+        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        let task = tokio::spawn(self.run(watcher, receiver));
+        Ok(WatchGuard { task })
+    }
+
+    async fn run(
+        mut self,
+        _watcher: notify::RecommendedWatcher,
+        mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    ) {
+        let mut pending: HashMap<PathBuf, Touch> = HashMap::new();
+        loop {
+            let next_due = pending.values().map(Touch::due).min();
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(Ok(event)) => note(&mut pending, &event),
+                    Some(Err(error)) => tracing::warn!("watching {}: {error}", self.dir.display()),
+                    None => return,
+                },
+                () = sleep_until(next_due) => {
+                    let now = Instant::now();
+                    let due: BTreeSet<PathBuf> =
+                        pending.iter().filter(|(_, t)| t.due() <= now).map(|(p, _)| p.clone()).collect();
+                    pending.retain(|path, _| !due.contains(path));
+                    self.status.send_modify(|s| s.idle = false);
+                    self.apply(due).await;
+                }
+            }
+            let idle = pending.is_empty();
+            self.status.send_if_modified(|s| std::mem::replace(&mut s.idle, idle) != idle);
         }
     }
-    Ok(Registry::new(modules))
+
+    /// Brings the module list in line with `paths` and publishes the result once.
+    async fn apply(&mut self, paths: BTreeSet<PathBuf>) {
+        let before = self.registry.load_full();
+        let mut changed = Vec::new();
+        for path in paths {
+            let position = self.modules.iter().position(|m| m.path == path);
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(bytes) => bytes,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    if let Some(position) = position {
+                        self.modules.remove(position);
+                        tracing::info!("{} deleted", path.display());
+                        changed.push(path);
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        "cannot read {}: {error}; its previous version, if any, keeps serving",
+                        path.display()
+                    );
+                    self.status.send_modify(|s| s.failures += 1);
+                    continue;
+                }
+            };
+            if position.is_some_and(|p| self.modules[p].hash == content_hash(&bytes)) {
+                tracing::debug!("{} touched but unchanged", path.display());
+                continue;
+            }
+            let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.clone());
+            let loaded =
+                tokio::task::spawn_blocking(move || Module::from_bytes(&engine, cache.as_ref(), &file, &bytes)).await;
+            match loaded {
+                Ok(Ok((module, compiled))) => {
+                    let module = Arc::new(module);
+                    match position {
+                        Some(position) => self.modules[position] = module,
+                        None => self.modules.push(module),
+                    }
+                    tracing::info!("{} loaded ({compiled})", path.display());
+                    changed.push(path);
+                }
+                Ok(Err(error)) => {
+                    let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
+                    tracing::error!("{error}; {keeps}");
+                    self.status.send_modify(|s| s.failures += 1);
+                }
+                Err(panic) => {
+                    tracing::error!("loading {} failed: {panic}", path.display());
+                    self.status.send_modify(|s| s.failures += 1);
+                }
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let after = Arc::new(Registry::succeeding(&before, self.modules.clone()));
+        log_changes(&before, &after, &changed);
+        self.registry.store(after);
+        self.status.send_modify(|s| s.generation += 1);
+    }
+}
+
+/// Stops watching the folder when dropped.
+pub struct WatchGuard {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the watcher last said about one path.
+#[derive(Clone, Copy, Debug)]
+struct Touch {
+    last: Instant,
+    /// Created or written to, and not yet closed or renamed into place.
+    writing: bool,
+}
+
+impl Touch {
+    fn due(&self) -> Instant {
+        self.last + if self.writing { STALLED_WRITE } else { SETTLE }
+    }
+}
+
+/// Records what `event` says about the component files it names.
+fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
+    let writing = match event.kind {
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Some(true),
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_) | ModifyKind::Other)
+        | EventKind::Remove(_) => Some(false),
+        // Reads (ours included) and opens change nothing.
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => None,
+    };
+    let Some(writing) = writing else { return };
+    for path in event.paths.iter().filter(|p| is_component_file(p)) {
+        pending.insert(path.clone(), Touch { last: Instant::now(), writing });
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs what a reload changed: functions added, replaced (same name, new code) and removed.
+fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
+    let names = |r: &Registry| r.entries().iter().map(|e| e.def().name.clone()).collect::<BTreeSet<_>>();
+    let (old, new) = (names(before), names(after));
+    let added: Vec<_> = new.difference(&old).cloned().collect();
+    let removed: Vec<_> = old.difference(&new).cloned().collect();
+    let replaced: Vec<_> = after
+        .entries()
+        .iter()
+        .filter(|e| files.contains(&e.module.path) && old.contains(&e.def().name))
+        .map(|e| e.def().name.clone())
+        .collect();
+    let files: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+    tracing::info!(
+        "reloaded {}: added [{}], replaced [{}], removed [{}]; serving {} function(s)",
+        files.join(", "),
+        added.join(", "),
+        replaced.join(", "),
+        removed.join(", "),
+        new.len()
+    );
 }

@@ -87,8 +87,11 @@ impl Connector for ConnectorService {
         let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
         // The call keeps the snapshot it starts with, whatever reloads happen meanwhile.
         let registry = self.registry.load_full();
-        let entry =
-            registry.get(function.function_id).cloned().ok_or(CallError::UnknownFunction(function.function_id))?;
+        let id = function.function_id;
+        let entry = registry.get(id).cloned().ok_or_else(|| match registry.former_name(id) {
+            Some(name) => CallError::RemovedFunction { id, name: name.to_owned() },
+            None => CallError::UnknownFunction(id),
+        })?;
         let def = entry.def();
 
         let mut response_metadata = MetadataMap::new();

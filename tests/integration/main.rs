@@ -4,5 +4,6 @@
 mod errors;
 mod examples;
 mod loading;
+mod reload;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;

@@ -1,18 +1,18 @@
 //! Shared test plumbing: a server in a temp folder on 127.0.0.1:0, a client, and request helpers.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures::StreamExt;
 use prost::Message;
+use sse_wasm::cache::CompileCache;
 use sse_wasm::config::Limits;
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::function_id;
-use sse_wasm::{Engine, SharedRegistry, reloader, serve};
+use sse_wasm::reloader::{Functions, ReloadStatus, WatchGuard};
+use sse_wasm::{Engine, SharedRegistry, serve};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -31,6 +31,9 @@ pub struct TestServer {
     /// The functions folder; deleted when the server is dropped.
     pub dir: tempfile::TempDir,
     pub registry: SharedRegistry,
+    /// Reload progress of the folder watcher.
+    pub status: watch::Receiver<ReloadStatus>,
+    _watch: WatchGuard,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -53,15 +56,18 @@ impl TestServer {
     /// Serves whatever `dir` holds.
     pub async fn start_in(dir: tempfile::TempDir, limits: Limits) -> Self {
         let engine = Engine::new(limits).expect("engine");
-        let registry = reloader::load_dir(&engine, dir.path()).expect("load folder");
-        let registry: SharedRegistry = Arc::new(ArcSwap::from_pointee(registry));
+        let cache = CompileCache::new(&dir.path().join(".cache"), engine.wasmtime()).expect("cache");
+        let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).expect("load folder");
+        let registry = functions.registry();
+        let status = functions.status();
+        let watch = functions.watch().expect("watch");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, engine, registry.clone(), 64 << 20, async {
             let _ = signal.await;
         }));
-        Self { addr, dir, registry, shutdown: Some(shutdown), task: Some(task) }
+        Self { addr, dir, registry, status, shutdown: Some(shutdown), task: Some(task), _watch: watch }
     }
 
     /// A new client connection.
@@ -188,4 +194,29 @@ pub fn assert_status<T>(result: Result<T, Status>, code: tonic::Code, parts: &[&
     for part in parts {
         assert!(status.message().contains(part), "{:?} does not mention {part:?}", status.message());
     }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after 20 s naming `what`.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The bytes of a built guest.
+pub fn guest_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(guest_wasm(name)).expect("read guest")
+}
+
+/// Writes `bytes` to `path` the way deploy tools do: aside under a hidden name, then renamed.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) {
+    let temporary = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&temporary, bytes).expect("write");
+    std::fs::rename(&temporary, path).expect("rename");
 }
