@@ -27,6 +27,10 @@ test: guests
 	cargo test
 	cd guests && cargo test
 
+# Sections and sizes: `make bench BENCH_ARGS="reload --quick"`.
+bench: guests
+	cargo bench --bench bench -- $(BENCH_ARGS)
+
 lint:
 	cargo fmt --all -- --check
 	cd guests && cargo fmt --all -- --check

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::Engine;
@@ -22,10 +23,13 @@ pub async fn serve(
     let service = ConnectorServer::new(ConnectorService::new(engine, registry))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(usize::MAX);
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+    // Nagle's algorithm would hold small answers back for the peer's delayed ACK (~40 ms a call).
+    // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself, so set it here.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
+    tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await?;
     Ok(())
 }

@@ -1,0 +1,80 @@
+//! Shared benchmark plumbing: guests, servers on loopback, statistics.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use prost::Message;
+use sse_wasm::pb::{self, connector_client::ConnectorClient};
+use sse_wasm::registry::function_id;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// The CPU model, for the report.
+pub fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// Where `make guests` leaves a guest.
+pub fn guest(name: &str) -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `make guests` first", path.display());
+    path
+}
+
+/// `bytes` with a custom section holding `tag`: the same component, a different content hash.
+pub fn tagged(mut bytes: Vec<u8>, tag: u64) -> Vec<u8> {
+    let name = b"tag";
+    let payload = tag.to_le_bytes();
+    bytes.push(0);
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Writes aside and renames into place, as deploy tools do.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_file_name(".bench.tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<ConnectorClient<Channel>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+    Ok(ConnectorClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20))
+}
+
+/// Calls `name` with one numeric row; the first number answered, or the status code.
+pub async fn call_one(client: &mut ConnectorClient<Channel>, name: &str) -> Result<f64, tonic::Code> {
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    let rows = vec![pb::BundledRows {
+        rows: vec![pb::Row { duals: vec![pb::Dual { num_data: 1.0, str_data: String::new() }] }],
+    }];
+    let mut request = tonic::Request::new(futures::stream::iter(rows));
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let mut stream = client.execute_function(request).await.map_err(|s| s.code())?.into_inner();
+    let mut first = None;
+    while let Some(message) = stream.message().await.map_err(|s| s.code())? {
+        first = first.or(message.rows.first().and_then(|r| r.duals.first()).map(|d| d.num_data));
+    }
+    first.ok_or(tonic::Code::DataLoss)
+}
+
+/// Median and maximum of `samples`.
+pub fn median_max(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    (samples[samples.len() / 2], samples[samples.len() - 1])
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
