@@ -5,6 +5,18 @@ use prost::Message;
 
 use crate::pb;
 
+/// The largest message Qlik accepts from a plugin.
+pub const QLIK_MESSAGE_LIMIT: usize = 4 << 20;
+
+/// Why [`Batch::to_messages`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ToMessagesError<E> {
+    /// A row of this many encoded bytes fits no message Qlik accepts.
+    OversizedRow(usize),
+    /// `emit` failed.
+    Emit(E),
+}
+
 /// Qlik's data types, as the host reasons about them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
@@ -231,23 +243,32 @@ impl Batch {
     }
 
     /// Turns the batch into Qlik's rows, in messages of at most `max_bytes` encoded bytes each
-    /// (a single row larger than that travels alone). Calls `emit` for every full message.
-    pub fn to_messages(&self, max_bytes: usize, mut emit: impl FnMut(pb::BundledRows)) {
+    /// (a single row larger than that travels alone). Calls `emit` for every full message; stops
+    /// when `emit` fails. A row that no message Qlik accepts could hold fails with its size.
+    pub fn to_messages<E>(
+        &self,
+        max_bytes: usize,
+        mut emit: impl FnMut(pb::BundledRows) -> Result<(), E>,
+    ) -> Result<(), ToMessagesError<E>> {
         let mut message = pb::BundledRows::default();
         let mut size = 0;
         for i in 0..self.rows {
             let row = pb::Row { duals: self.columns.iter().map(|c| c.dual(i)).collect() };
             let row_size = prost::length_delimiter_len(row.encoded_len()) + row.encoded_len() + 1;
+            if row_size > QLIK_MESSAGE_LIMIT - 16 {
+                return Err(ToMessagesError::OversizedRow(row_size));
+            }
             if size + row_size > max_bytes && !message.rows.is_empty() {
-                emit(std::mem::take(&mut message));
+                emit(std::mem::take(&mut message)).map_err(ToMessagesError::Emit)?;
                 size = 0;
             }
             size += row_size;
             message.rows.push(row);
         }
         if !message.rows.is_empty() {
-            emit(message);
+            emit(message).map_err(ToMessagesError::Emit)?;
         }
+        Ok(())
     }
 }
 
@@ -270,7 +291,7 @@ mod tests {
             Column::Dual(vec![2.0, 4.0], Strings { data: b"xy".to_vec(), offsets: vec![0, 1, 2] })
         );
         let mut out = Vec::new();
-        batch.to_messages(1 << 20, |m| out.push(m));
+        batch.to_messages(1 << 20, |m| Ok::<_, ()>(out.push(m))).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].rows[1].duals[0].str_data, "bé");
         assert_eq!(out[0].rows[1].duals[1], pb::Dual { num_data: 4.0, str_data: "y".into() });
@@ -290,12 +311,21 @@ mod tests {
         }
         let batch = Batch { rows: 1000, columns: vec![Column::Text(strings)] };
         let mut out = Vec::new();
-        batch.to_messages(10_000, |m| out.push(m));
+        batch.to_messages(10_000, |m| Ok::<_, ()>(out.push(m))).unwrap();
         assert!(out.len() > 10);
         assert!(out.iter().all(|m| m.encoded_len() <= 10_000));
         let values: Vec<String> = out.iter().flat_map(|m| &m.rows).map(|r| r.duals[0].str_data.clone()).collect();
         assert_eq!(values.len(), 1000);
         assert_eq!(values[999], format!("{:0>100}", 999));
+    }
+
+    #[test]
+    fn a_row_qlik_cannot_take_is_refused() {
+        let mut strings = Strings::with_capacity(1);
+        strings.push(&"x".repeat(QLIK_MESSAGE_LIMIT)).unwrap();
+        let batch = Batch { rows: 1, columns: vec![Column::Text(strings)] };
+        let result = batch.to_messages(1 << 20, |_| Ok::<_, ()>(()));
+        assert!(matches!(result, Err(ToMessagesError::OversizedRow(n)) if n > QLIK_MESSAGE_LIMIT));
     }
 
     #[test]

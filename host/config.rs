@@ -42,6 +42,23 @@ pub struct Flags {
     /// Largest request message accepted, in MiB (Qlik's own limit for answers is 4 MiB).
     #[arg(long, env = "SSE_WASM_MAX_MESSAGE", default_value_t = 64)]
     pub max_message: usize,
+
+    /// Calls running at once; further calls wait for a free slot (back-pressure, not failure).
+    #[arg(long, env = "SSE_WASM_MAX_CONCURRENT_CALLS", default_value_t = 256)]
+    pub max_concurrent_calls: usize,
+
+    /// Seconds a call may wait on a client that neither sends nor reads before it is dropped.
+    #[arg(long, env = "SSE_WASM_STALL_TIMEOUT", default_value_t = 60.0)]
+    pub stall_timeout: f64,
+
+    /// Seconds calls in flight get to finish after Ctrl-C or SIGTERM before the host exits anyway.
+    #[arg(long, env = "SSE_WASM_SHUTDOWN_GRACE", default_value_t = 30.0)]
+    pub shutdown_grace: f64,
+
+    /// Folder with `root_cert.pem`, `sse_server_cert.pem` and `sse_server_key.pem`: serve mutual
+    /// TLS, requiring a client certificate signed by `root_cert.pem`. Without it: plaintext.
+    #[arg(long, env = "SSE_WASM_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// Validated configuration.
@@ -57,8 +74,72 @@ pub struct Config {
     pub watch: bool,
     /// The limits every guest runs under.
     pub limits: Limits,
+    /// How the server treats its clients.
+    pub serve: ServeOptions,
+}
+
+/// How the server treats its clients.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
     /// Largest inbound message, in bytes.
     pub max_message_bytes: usize,
+    /// Calls running at once.
+    pub max_concurrent_calls: usize,
+    /// How long a call waits on a client that neither sends nor reads.
+    pub stall_timeout: Duration,
+    /// How long calls in flight get to finish once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Mutual TLS material; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 << 20,
+            max_concurrent_calls: 256,
+            stall_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// The PEM files of a mutual-TLS set-up, read at start-up.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the clients' (Qlik's) certificates.
+    pub root_cert: Vec<u8>,
+    /// The server's certificate chain.
+    pub server_cert: Vec<u8>,
+    /// The server's private key, PKCS#1 or PKCS#8.
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsFiles { .. }")
+    }
+}
+
+impl TlsFiles {
+    /// Reads the three files by the names every SSE plugin uses.
+    pub fn read(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+        };
+        Ok(Self {
+            root_cert: read("root_cert.pem")?,
+            server_cert: read("sse_server_cert.pem")?,
+            server_key: read("sse_server_key.pem")?,
+        })
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds, not {value}");
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// The limits every guest call runs under.
@@ -79,11 +160,7 @@ impl Default for Limits {
 impl Config {
     /// Checks the flags and turns them into a configuration.
     pub fn from_flags(flags: Flags) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            flags.call_timeout.is_finite() && flags.call_timeout > 0.0,
-            "--call-timeout must be a positive number of seconds, not {}",
-            flags.call_timeout
-        );
+        anyhow::ensure!(flags.max_concurrent_calls >= 1, "--max-concurrent-calls must be at least 1");
         anyhow::ensure!(flags.max_memory >= 1, "--max-memory must be at least 1 MiB");
         anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
         Ok(Self {
@@ -93,10 +170,16 @@ impl Config {
             watch: !flags.no_watch,
             functions_dir: flags.functions_dir,
             limits: Limits {
-                call_timeout: Duration::from_secs_f64(flags.call_timeout),
+                call_timeout: seconds("--call-timeout", flags.call_timeout)?,
                 max_memory_bytes: flags.max_memory.saturating_mul(1 << 20),
             },
-            max_message_bytes: flags.max_message.saturating_mul(1 << 20),
+            serve: ServeOptions {
+                max_message_bytes: flags.max_message.saturating_mul(1 << 20),
+                max_concurrent_calls: flags.max_concurrent_calls,
+                stall_timeout: seconds("--stall-timeout", flags.stall_timeout)?,
+                shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace)?,
+                tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
+            },
         })
     }
 }

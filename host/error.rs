@@ -118,6 +118,30 @@ pub enum CallError {
         /// The kind of trap, and the guest's message when it printed one.
         trap: String,
     },
+    /// A result row is larger than any message Qlik accepts.
+    #[error("{function} answered a row of {bytes} bytes; Qlik accepts at most 4 MiB per message")]
+    OversizedRow {
+        /// The function's name.
+        function: String,
+        /// The row's encoded size.
+        bytes: usize,
+    },
+    /// The request stream failed: a message too large or not decodable, a broken connection.
+    #[error("{function}: the request stream failed: {message}")]
+    Stream {
+        /// The function's name.
+        function: String,
+        /// The code to answer with.
+        code: Code,
+        /// What went wrong.
+        message: String,
+    },
+    /// The client neither sent nor read for too long.
+    #[error("the client neither sent nor read for {seconds} s")]
+    Stalled {
+        /// The stall timeout.
+        seconds: f64,
+    },
     /// The client went away; nobody is waiting for an answer.
     #[error("the call was cancelled")]
     Cancelled,
@@ -134,7 +158,9 @@ impl CallError {
             Self::UnknownFunction(_) | Self::RemovedFunction { .. } => Code::NotFound,
             Self::BadOutput { .. } | Self::Trap { .. } => Code::Internal,
             Self::Deadline { .. } => Code::DeadlineExceeded,
-            Self::Memory { .. } => Code::ResourceExhausted,
+            Self::Memory { .. } | Self::OversizedRow { .. } => Code::ResourceExhausted,
+            Self::Stream { code, .. } => *code,
+            Self::Stalled { .. } => Code::DeadlineExceeded,
             Self::Cancelled => Code::Cancelled,
             Self::Internal(_) => Code::Internal,
         };

@@ -9,7 +9,7 @@ use wasmtime::Store;
 
 use crate::bindings::Plugin;
 use crate::bindings::qlik::sse::types as wit;
-use crate::columns::{Batch, DataType};
+use crate::columns::{Batch, DataType, ToMessagesError};
 use crate::engine::{CallState, CancelFlag, Engine, guarded};
 use crate::error::CallError;
 use crate::module::Mode;
@@ -41,7 +41,7 @@ struct Call<'a, S> {
 }
 
 /// Runs one call of `entry`: reads request messages with `next` until it returns `None`, and
-/// hands every answer message to `send`, which returns false once nobody listens.
+/// hands every answer message to `send`, which fails once nobody listens.
 pub fn run<N, S>(
     engine: &Engine,
     entry: &Entry,
@@ -51,7 +51,7 @@ pub fn run<N, S>(
 ) -> Result<CallStats, CallError>
 where
     N: FnMut() -> Result<Option<pb::BundledRows>, CallError>,
-    S: FnMut(pb::BundledRows) -> bool,
+    S: FnMut(pb::BundledRows) -> Result<(), CallError>,
 {
     let def = entry.def();
     let mut store = engine.store(&entry.module.name, Some(cancel));
@@ -120,7 +120,7 @@ where
     Ok(call.stats)
 }
 
-impl<S: FnMut(pb::BundledRows) -> bool> Call<'_, S> {
+impl<S: FnMut(pb::BundledRows) -> Result<(), CallError>> Call<'_, S> {
     /// Turns a request message into a batch of the declared parameter types.
     fn input(&mut self, message: &pb::BundledRows) -> Result<Batch, CallError> {
         let batch = Batch::from_rows(&message.rows, &self.params)
@@ -150,9 +150,12 @@ impl<S: FnMut(pb::BundledRows) -> bool> Call<'_, S> {
         if self.entry.def().function_type == pb::FunctionType::Aggregation && self.stats.rows_out > 1 {
             return Err(self.bad_output(format!("{} rows where an aggregation answers 1", self.stats.rows_out)));
         }
-        let mut listening = true;
-        answer.to_messages(MAX_RESPONSE_BYTES, |message| listening = listening && (self.send)(message));
-        if listening { Ok(()) } else { Err(CallError::Cancelled) }
+        answer.to_messages(MAX_RESPONSE_BYTES, &mut self.send).map_err(|error| match error {
+            ToMessagesError::Emit(error) => error,
+            ToMessagesError::OversizedRow(bytes) => {
+                CallError::OversizedRow { function: self.entry.def().name.clone(), bytes }
+            }
+        })
     }
 
     fn bad_output(&self, reason: String) -> CallError {

@@ -2,10 +2,11 @@
 
 use anyhow::Context;
 use clap::Parser;
+use sse_wasm::Engine;
 use sse_wasm::cache::CompileCache;
 use sse_wasm::config::{Config, Flags};
 use sse_wasm::reloader::Functions;
-use sse_wasm::{Engine, serve};
+use sse_wasm::server::Server;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     let functions = Functions::load(engine.clone(), &config.functions_dir, cache)
+        .await
         .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
     let registry = functions.registry();
     let _watching = if config.watch {
@@ -37,12 +39,17 @@ async fn main() -> anyhow::Result<()> {
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let served = registry.load().entries().len();
     tracing::info!(
-        "serving {served} function(s) from {} on {} (plaintext{})",
+        "serving {served} function(s) from {} on {} ({}{})",
         config.functions_dir.display(),
         listener.local_addr()?,
+        if config.serve.tls.is_some() {
+            "mutual TLS"
+        } else {
+            "plaintext: no TLS, use --certs-dir for Qlik's mutual TLS"
+        },
         if config.watch { "; reloading on change" } else { "" }
     );
-    serve(listener, engine, registry, config.max_message_bytes, shutdown_signal()).await?;
+    Server::new(engine, registry, config.serve).serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -78,13 +78,25 @@ pub struct Functions {
 }
 
 impl Functions {
-    /// Loads every component of `dir`. A component that fails to load is logged with the reason
-    /// and skipped; the others serve.
-    pub fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+    /// Loads every component of `dir`, several at once, each on a blocking thread (guest code
+    /// never runs on the async runtime's threads). A component that fails to load is logged with
+    /// the reason and skipped; the others serve.
+    pub async fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+        let loads: Vec<_> = component_files(dir)?
+            .into_iter()
+            .map(|path| {
+                let (engine, cache) = (engine.clone(), cache.clone());
+                tokio::task::spawn_blocking(move || {
+                    let loaded = Module::load(&engine, cache.as_ref(), &path);
+                    (path, loaded)
+                })
+            })
+            .collect();
         let mut modules = Vec::new();
         let mut failures = 0;
-        for path in component_files(dir)? {
-            match Module::load(&engine, cache.as_ref(), &path) {
+        for load in loads {
+            let (path, loaded) = load.await.map_err(std::io::Error::other)?;
+            match loaded {
                 Ok((module, compiled)) => {
                     tracing::info!(
                         "loaded {} ({compiled}): {}",

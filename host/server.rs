@@ -1,35 +1,131 @@
-//! Serving the connector on a listener until a shutdown signal, letting calls in flight finish.
+//! Serving the connector (and the standard gRPC health service) on a listener until a shutdown
+//! signal; then calls in flight get a bounded grace period to finish.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::config::ServeOptions;
 use crate::engine::Engine;
 use crate::pb::connector_server::ConnectorServer;
 use crate::registry::SharedRegistry;
 use crate::service::ConnectorService;
 
-/// Serves `registry` on `listener` until `shutdown` resolves; then stops accepting and waits for
-/// the calls in flight.
+/// The slots for calls running at once. A call takes a slot before it starts and gives it back
+/// when it ends however it ends, so calls beyond the limit wait (back-pressure) instead of piling
+/// up threads and guest memory.
+#[derive(Clone, Debug)]
+pub struct CallSlots {
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl CallSlots {
+    /// `capacity` slots.
+    pub fn new(capacity: usize) -> Self {
+        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.semaphore.available_permits()
+    }
+
+    /// Waits for a free slot.
+    pub(crate) async fn acquire(&self) -> tokio::sync::OwnedSemaphorePermit {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.semaphore.clone().acquire_owned().await.expect("call slots are never closed")
+    }
+}
+
+/// The gRPC server: the connector, its limits and its health reporting.
+pub struct Server {
+    engine: Engine,
+    registry: SharedRegistry,
+    options: ServeOptions,
+    slots: CallSlots,
+}
+
+impl Server {
+    /// A server for the functions of `registry`.
+    pub fn new(engine: Engine, registry: SharedRegistry, options: ServeOptions) -> Self {
+        let slots = CallSlots::new(options.max_concurrent_calls);
+        Self { engine, registry, options, slots }
+    }
+
+    /// The call slots, to watch how many calls are running.
+    pub fn slots(&self) -> CallSlots {
+        self.slots.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, reports NOT_SERVING
+    /// on the health service, and waits up to the grace period for calls in flight.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<ConnectorServer<ConnectorService>>().await;
+
+        let service = ConnectorService::new(self.engine, self.registry, self.slots.clone(), self.options.stall_timeout);
+        let connector = ConnectorServer::new(service)
+            .max_decoding_message_size(self.options.max_message_bytes)
+            .max_encoding_message_size(usize::MAX);
+
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.options.tls {
+            let config = ServerTlsConfig::new()
+                .identity(Identity::from_pem(&tls.server_cert, &tls.server_key))
+                .client_ca_root(Certificate::from_pem(&tls.root_cert));
+            builder = builder.tls_config(config)?;
+        }
+
+        // Nagle's algorithm would hold small answers back for the peer's delayed ACK (~40 ms a
+        // call). The builder's `tcp_nodelay` only reaches sockets tonic accepts itself.
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            let stream = stream?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(stream)
+        });
+
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            health.set_not_serving::<ConnectorServer<ConnectorService>>().await;
+            let _ = stopping.send(());
+        };
+        let serving =
+            builder.add_service(health_service).add_service(connector).serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(serving);
+
+        let grace = self.options.shutdown_grace;
+        tokio::select! {
+            result = &mut serving => return Ok(result?),
+            _ = stopped => {}
+        }
+        match tokio::time::timeout(grace, serving).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                tracing::warn!(
+                    "{} call(s) still running after the {:.0} s grace period; stopping anyway",
+                    self.slots.in_flight(),
+                    grace.as_secs_f64()
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Serves `registry` on `listener` with default options until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     engine: Engine,
     registry: SharedRegistry,
-    max_message_bytes: usize,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let service = ConnectorServer::new(ConnectorService::new(engine, registry))
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(usize::MAX);
-    // Nagle's algorithm would hold small answers back for the peer's delayed ACK (~40 ms a call).
-    // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself, so set it here.
-    let incoming = TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    });
-    tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(incoming, shutdown).await?;
-    Ok(())
+    Server::new(engine, registry, options).serve(listener, shutdown).await
 }

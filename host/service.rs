@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use prost::Message;
@@ -17,6 +17,7 @@ use crate::invoke;
 use crate::pb;
 use crate::pb::connector_server::Connector;
 use crate::registry::SharedRegistry;
+use crate::server::CallSlots;
 
 /// How many answer messages may wait for a slow client before the call thread waits too.
 const RESPONSE_QUEUE: usize = 4;
@@ -29,13 +30,27 @@ pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::BundledRows, Status
 pub struct ConnectorService {
     engine: Engine,
     registry: SharedRegistry,
+    slots: CallSlots,
+    stall_timeout: Duration,
 }
 
 impl ConnectorService {
-    /// Serves the functions of `registry`, run by `engine`.
-    pub fn new(engine: Engine, registry: SharedRegistry) -> Self {
-        Self { engine, registry }
+    /// Serves the functions of `registry`, run by `engine`, at most as many at once as `slots`
+    /// allows, dropping calls whose client neither sends nor reads for `stall_timeout`.
+    pub fn new(engine: Engine, registry: SharedRegistry, slots: CallSlots, stall_timeout: Duration) -> Self {
+        Self { engine, registry, slots, stall_timeout }
     }
+}
+
+/// The error for a failed request stream: the client's own fault is INVALID_ARGUMENT, a message
+/// over the size limit keeps tonic's code, a reset is a cancellation.
+fn stream_error(function: &str, status: &Status) -> CallError {
+    let code = match status.code() {
+        tonic::Code::Cancelled => return CallError::Cancelled,
+        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss => tonic::Code::InvalidArgument,
+        code => code,
+    };
+    CallError::Stream { function: function.to_owned(), code, message: status.message().to_owned() }
 }
 
 /// Decodes the protobuf header stored under `key`; `None` when the key is absent.
@@ -116,21 +131,28 @@ impl Connector for ConnectorService {
                 .insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description.encode_to_vec()));
         }
 
+        // Waiting here is the back-pressure: the client sees no answer headers until a slot frees.
+        let slot = self.slots.acquire().await;
         let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let cancel = CancelFlag::default();
         let engine = self.engine.clone();
         let runtime = tokio::runtime::Handle::current();
         let call_cancel = cancel.clone();
+        let stall = self.stall_timeout;
+        let stalled = move || CallError::Stalled { seconds: stall.as_secs_f64() };
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let started = Instant::now();
             let def = entry.def();
-            let next = || {
-                runtime.block_on(requests.message()).map_err(|status| match status.code() {
-                    tonic::Code::Cancelled => CallError::Cancelled,
-                    _ => CallError::BadInput { function: def.name.clone(), reason: status.message().to_owned() },
-                })
+            let next = || match runtime.block_on(tokio::time::timeout(stall, requests.message())) {
+                Ok(message) => message.map_err(|status| stream_error(&def.name, &status)),
+                Err(_) => Err(stalled()),
             };
-            let send = |message| sender.blocking_send(Ok(message)).is_ok();
+            let send = |message| match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled()),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
+            };
             let result = invoke::run(&engine, &entry, call_cancel, next, send);
             let millis = started.elapsed().as_secs_f64() * 1e3;
             match result {

@@ -21,12 +21,12 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let one = std::fs::read(guest("version_one"))?;
     let two = std::fs::read(guest("version_two"))?;
     std::fs::write(&file, &one)?;
-    let functions = Functions::load(engine.clone(), dir.path(), Some(cache))?;
+    let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await?;
     let registry = functions.registry();
     let _watch = functions.watch()?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(sse_wasm::serve(listener, engine, registry, 64 << 20, std::future::pending()));
+    tokio::spawn(sse_wasm::serve(listener, engine, registry, Default::default(), std::future::pending()));
     let mut client = connect(addr).await?;
 
     // Each round writes the other version; `fresh` tags the bytes so the cache never has them.

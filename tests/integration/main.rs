@@ -6,5 +6,6 @@ mod errors;
 mod examples;
 mod loading;
 mod reload;
+mod sandbox;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;

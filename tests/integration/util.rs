@@ -6,11 +6,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 use sse_wasm::cache::CompileCache;
-use sse_wasm::config::Limits;
+use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::function_id;
 use sse_wasm::reloader::{Functions, ReloadStatus, WatchGuard};
-use sse_wasm::{Engine, SharedRegistry, serve};
+use sse_wasm::server::{CallSlots, Server};
+use sse_wasm::{Engine, SharedRegistry};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -33,6 +34,8 @@ pub struct TestServer {
     pub registry: SharedRegistry,
     /// Reload progress of the folder watcher.
     pub status: watch::Receiver<ReloadStatus>,
+    /// The server's call slots, to see how many calls run.
+    pub slots: CallSlots,
     _watch: WatchGuard,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -46,28 +49,47 @@ impl TestServer {
 
     /// Serves the named guests under `limits`.
     pub async fn start_with(guests: &[&str], limits: Limits) -> Self {
+        Self::start_full(guests, limits, ServeOptions::default()).await
+    }
+
+    /// Serves the named guests under `limits` and `options`.
+    pub async fn start_full(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
         }
-        Self::start_in(dir, limits).await
+        Self::start_in_with(dir, limits, options).await
     }
 
     /// Serves whatever `dir` holds.
     pub async fn start_in(dir: tempfile::TempDir, limits: Limits) -> Self {
+        Self::start_in_with(dir, limits, ServeOptions::default()).await
+    }
+
+    /// Serves whatever `dir` holds, under `limits` and `options`.
+    pub async fn start_in_with(dir: tempfile::TempDir, limits: Limits, options: ServeOptions) -> Self {
         let engine = Engine::new(limits).expect("engine");
         let cache = CompileCache::new(&dir.path().join(".cache"), engine.wasmtime()).expect("cache");
-        let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).expect("load folder");
+        let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
         let registry = functions.registry();
         let status = functions.status();
         let watch = functions.watch().expect("watch");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, engine, registry.clone(), 64 << 20, async {
+        let server = Server::new(engine, registry.clone(), options);
+        let slots = server.slots();
+        let task = tokio::spawn(server.serve(listener, async {
             let _ = signal.await;
         }));
-        Self { addr, dir, registry, status, shutdown: Some(shutdown), task: Some(task), _watch: watch }
+        Self { addr, dir, registry, status, slots, shutdown: Some(shutdown), task: Some(task), _watch: watch }
+    }
+
+    /// Begins a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
     }
 
     /// A new client connection.
@@ -79,9 +101,7 @@ impl TestServer {
 
     /// Stops accepting, waits for calls in flight, and returns how serving ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.begin_shutdown();
         let task = self.task.take().expect("task");
         tokio::time::timeout(Duration::from_secs(30), task).await.expect("server stops within 30 s").expect("join")
     }

@@ -42,18 +42,24 @@ pub use function::{Aggregate, Function, Plugin, Registry};
 pub use values::{Arg, Args, Cell, Dual, Returns, RowFn};
 
 /// Exports the listed [`Function`]s as this component's functions. Use it once per crate.
+///
+/// `export_functions![f1, f2, ...]` lists them; `export_functions!(all: expr)` takes a
+/// `Vec<Function>` built by code.
 #[macro_export]
 macro_rules! export_functions {
-    ($($function:expr),* $(,)?) => {
+    (all: $functions:expr) => {
         struct __SseGuestPlugin;
 
         impl $crate::Plugin for __SseGuestPlugin {
             fn registry() -> &'static $crate::Registry {
                 static REGISTRY: ::std::sync::OnceLock<$crate::Registry> = ::std::sync::OnceLock::new();
-                REGISTRY.get_or_init(|| $crate::Registry::new(::std::vec![$($function),*]))
+                REGISTRY.get_or_init(|| $crate::Registry::new($functions))
             }
         }
 
         $crate::bindings::__export_plugin!(__SseGuestPlugin with_types_in $crate::bindings);
+    };
+    ($($function:expr),* $(,)?) => {
+        $crate::export_functions!(all: ::std::vec![$($function),*]);
     };
 }

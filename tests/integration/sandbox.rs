@@ -1,0 +1,151 @@
+//! Hostile guests: whatever a guest does, it fails only its own call, and the host keeps serving.
+
+use std::time::{Duration, Instant};
+
+use sse_wasm::config::Limits;
+use sse_wasm::pb;
+use tonic::Code;
+
+use crate::util::{TestServer, V, assert_status, bundles, call, guest_wasm, numbers, row};
+
+fn strict() -> Limits {
+    Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20 }
+}
+
+fn text(value: &'static str) -> Vec<pb::BundledRows> {
+    bundles(vec![row(&[V::S(value)])], 1)
+}
+
+fn no_params() -> Vec<pb::BundledRows> {
+    bundles(vec![pb::Row::default()], 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_ends_at_the_deadline() {
+    let server = TestServer::start_with(&["hostile_calls", "column_operations"], strict()).await;
+    let mut client = server.client().await;
+    let started = Instant::now();
+    assert_status(
+        call(&mut client, "Spin", bundles(numbers(&[1.0]), 1)).await,
+        Code::DeadlineExceeded,
+        &["Spin", "time limit of 1 s"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "interrupted promptly: {:?}", started.elapsed());
+    assert_eq!(
+        call(&mut client, "SumOfColumn", bundles(numbers(&[1.0]), 1)).await.expect("still serving").numbers(),
+        [1.0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_cap() {
+    let server = TestServer::start_with(&["hostile_calls"], strict()).await;
+    let mut client = server.client().await;
+    assert_status(
+        call(&mut client, "MemoryBomb", bundles(numbers(&[1.0]), 1)).await,
+        Code::ResourceExhausted,
+        &["MemoryBomb", "memory limit of 64 MiB"],
+    );
+    assert!(call(&mut client, "Clock", no_params()).await.expect("still serving").numbers()[0] > 1.7e9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_overflow_and_oversized_rows_fail_their_call() {
+    let server = TestServer::start_with(&["hostile_calls"], strict()).await;
+    let mut client = server.client().await;
+    assert_status(
+        call(&mut client, "StackOverflow", bundles(numbers(&[1.0]), 1)).await,
+        Code::Internal,
+        &["StackOverflow", "stack overflow"],
+    );
+    assert_status(
+        call(&mut client, "HugeOutput", bundles(numbers(&[1.0]), 1)).await,
+        Code::ResourceExhausted,
+        &["HugeOutput", "4 MiB"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_has_no_files_no_network_no_environment() {
+    let server = TestServer::start(&["hostile_calls"]).await;
+    let mut client = server.client().await;
+    // A real file the host can read.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    assert!(std::path::Path::new(manifest).is_file());
+    let path: &'static str = Box::leak(manifest.to_owned().into_boxed_str());
+    for target in [path, "/etc/passwd", "Cargo.toml", "../Cargo.toml"] {
+        let answer =
+            call(&mut client, "ReadFile", text(Box::leak(target.to_owned().into_boxed_str()))).await.expect("ReadFile");
+        assert!(answer.strings()[0].starts_with("denied"), "{target}: {}", answer.strings()[0]);
+    }
+    assert!(call(&mut client, "ListRoot", no_params()).await.expect("ListRoot").strings()[0].starts_with("denied"));
+
+    // A listener on loopback that the guest tries to reach.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address: &'static str = Box::leak(listener.local_addr().expect("addr").to_string().into_boxed_str());
+    let answer = call(&mut client, "Connect", text(address)).await.expect("Connect");
+    assert!(answer.strings()[0].starts_with("denied"), "{}", answer.strings()[0]);
+    assert!(listener.accept().is_err(), "no connection arrived");
+
+    let answer = call(&mut client, "Environment", no_params()).await.expect("Environment");
+    assert!(answer.strings()[0].starts_with("0 variables, 0 arguments"), "{}", answer.strings()[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatty_guests_are_bounded_and_clocks_work() {
+    let server = TestServer::start(&["hostile_calls"]).await;
+    let mut client = server.client().await;
+    assert_eq!(call(&mut client, "Chatty", bundles(numbers(&[7.0]), 1)).await.expect("Chatty").numbers(), [7.0]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let guest_now = call(&mut client, "Clock", no_params()).await.expect("Clock").numbers()[0];
+    assert!((guest_now - now).abs() < 60.0, "guest clock {guest_now} vs host {now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_does_not_touch_concurrent_calls_to_the_same_function() {
+    let server = TestServer::start(&["test_functions"]).await;
+    let calls = (0..16).map(|i| {
+        let addr = server.addr;
+        tokio::spawn(async move {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect");
+            let mut client = pb::connector_client::ConnectorClient::new(channel);
+            let value = if i % 2 == 0 { 13.0 } else { f64::from(100 + i) };
+            (i, call(&mut client, "PanicsOn13", bundles(numbers(&[value; 100]), 10)).await)
+        })
+    });
+    for task in calls {
+        let (i, result) = task.await.expect("join");
+        if i % 2 == 0 {
+            assert_status(result, Code::Internal, &["PanicsOn13", "13 is unlucky"]);
+        } else {
+            assert_eq!(result.expect("unaffected").numbers(), vec![f64::from(100 + i); 100]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_modules_are_refused_at_load_and_the_rest_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for guest in [
+        "hostile_describe_trap",
+        "hostile_describe_spin",
+        "hostile_many_functions",
+        "hostile_bad_names",
+        "column_operations",
+    ] {
+        std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy");
+    }
+    let started = Instant::now();
+    let server = TestServer::start_in(dir, strict()).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "a spinning describe is cut off");
+    assert_eq!(server.status.borrow().failures, 4);
+    let caps = server.client().await.get_capabilities(pb::Empty {}).await.expect("capabilities").into_inner();
+    let mut names: Vec<_> = caps.functions.iter().map(|f| f.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["MaxOfColumns_2", "SumOfColumn", "SumOfRows"]);
+}
