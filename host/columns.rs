@@ -276,6 +276,18 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// Collects the messages of `batch`, capped at `max_bytes`.
+    fn messages(batch: &Batch, max_bytes: usize) -> Vec<pb::BundledRows> {
+        let mut out = Vec::new();
+        batch
+            .to_messages(max_bytes, |m| {
+                out.push(m);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        out
+    }
+
     fn row(duals: &[(f64, &str)]) -> pb::Row {
         pb::Row { duals: duals.iter().map(|&(n, s)| pb::Dual { num_data: n, str_data: s.to_owned() }).collect() }
     }
@@ -290,8 +302,7 @@ mod tests {
             batch.columns[1],
             Column::Dual(vec![2.0, 4.0], Strings { data: b"xy".to_vec(), offsets: vec![0, 1, 2] })
         );
-        let mut out = Vec::new();
-        batch.to_messages(1 << 20, |m| Ok::<_, ()>(out.push(m))).unwrap();
+        let out = messages(&batch, 1 << 20);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].rows[1].duals[0].str_data, "bé");
         assert_eq!(out[0].rows[1].duals[1], pb::Dual { num_data: 4.0, str_data: "y".into() });
@@ -310,8 +321,7 @@ mod tests {
             strings.push(&format!("{i:0>100}")).unwrap();
         }
         let batch = Batch { rows: 1000, columns: vec![Column::Text(strings)] };
-        let mut out = Vec::new();
-        batch.to_messages(10_000, |m| Ok::<_, ()>(out.push(m))).unwrap();
+        let out = messages(&batch, 10_000);
         assert!(out.len() > 10);
         assert!(out.iter().all(|m| m.encoded_len() <= 10_000));
         let values: Vec<String> = out.iter().flat_map(|m| &m.rows).map(|r| r.duals[0].str_data.clone()).collect();
