@@ -165,8 +165,10 @@ impl Connector for ConnectorService {
                 }
                 Err(error) => {
                     tracing::warn!(function = %def.name, ms = format_args!("{millis:.1}"), app = %common.app_id, "call failed: {error}");
-                    // Nobody may be listening any more; then there is no one to tell.
-                    let _ = sender.blocking_send(Err(error.to_status()));
+                    // The status must follow the answers already queued, or the client would take
+                    // a partial answer for a whole one. A client that does not read for the stall
+                    // timeout (or is gone) is not told.
+                    let _ = runtime.block_on(sender.send_timeout(Err(error.to_status()), stall));
                 }
             }
         });

@@ -2,10 +2,12 @@
 //! from Qlik's proto, serving the example and test guests built by `make guests`.
 
 mod cache;
+mod clients;
 mod errors;
 mod examples;
 mod loading;
 mod reload;
 mod sandbox;
+mod tls;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;

@@ -1,0 +1,241 @@
+//! Hostile and careless clients: each gets a precise status or a clean cancellation, its resources
+//! are freed, and the server keeps serving everyone else.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut};
+use prost::Message;
+use sse_wasm::config::{Limits, ServeOptions};
+use sse_wasm::pb;
+use sse_wasm::registry::function_id;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::util::{TestServer, V, assert_status, bundles, call, eventually, numbers, row};
+
+/// Sends raw bytes as messages, decodes answers as `BundledRows`.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = pb::BundledRows;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::BundledRows>, Status> {
+        let message =
+            pb::BundledRows::decode(src.copy_to_bytes(src.remaining())).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Some(message))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::BundledRows;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+/// Calls `name` with raw message bodies.
+async fn call_raw(server: &TestServer, name: &str, messages: Vec<Vec<u8>>) -> Result<Vec<pb::BundledRows>, Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    let mut request = tonic::Request::new(futures::stream::iter(messages));
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let path = http::uri::PathAndQuery::from_static("/qlik.sse.Connector/ExecuteFunction");
+    let mut stream = grpc.streaming(request, path, RawCodec).await?.into_inner();
+    let mut answers = Vec::new();
+    while let Some(message) = stream.message().await? {
+        answers.push(message);
+    }
+    Ok(answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_and_oversized_messages_are_refused() {
+    let options = ServeOptions { max_message_bytes: 1 << 20, ..ServeOptions::default() };
+    let server = TestServer::start_full(&["column_operations"], Limits::default(), options).await;
+    let good = pb::BundledRows { rows: numbers(&[1.0]) }.encode_to_vec();
+    assert!(call_raw(&server, "SumOfColumn", vec![good.clone()]).await.is_ok());
+
+    let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01];
+    assert_status(
+        call_raw(&server, "SumOfColumn", vec![good.clone(), garbage]).await,
+        Code::InvalidArgument,
+        &["SumOfColumn", "request stream failed", "decode"],
+    );
+
+    let huge = pb::BundledRows { rows: (0..200_000).map(|i| row(&[V::N(f64::from(i))])).collect() }.encode_to_vec();
+    assert!(huge.len() > 1 << 20);
+    let result = call_raw(&server, "SumOfColumn", vec![huge]).await;
+    let status = result.expect_err("over the limit");
+    assert!(matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted), "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+
+    let mut client = server.client().await;
+    assert_eq!(
+        call(&mut client, "SumOfColumn", bundles(numbers(&[2.0]), 1)).await.expect("still serving").numbers(),
+        [2.0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_streams_all_complete() {
+    let server = TestServer::start(&["column_operations"]).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(server.client().await);
+    }
+    let calls: Vec<_> = (0..10_000)
+        .map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            tokio::spawn(async move {
+                let x = i as f64;
+                let answer = call(&mut client, "SumOfRows", bundles(vec![row(&[V::N(x), V::N(1.0)])], 1)).await;
+                (x, answer)
+            })
+        })
+        .collect();
+    for task in calls {
+        let (x, answer) = task.await.expect("join");
+        assert_eq!(answer.expect("call").numbers(), [x + 1.0]);
+    }
+    assert_eq!(server.slots.in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_limit_wait_their_turn() {
+    let options = ServeOptions { max_concurrent_calls: 2, ..ServeOptions::default() };
+    let server = TestServer::start_full(&["hostile_calls"], Limits::default(), options).await;
+    let client = server.client().await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { call(&mut client, "BusyMs", bundles(numbers(&[150.0]), 1)).await })
+        })
+        .collect();
+    let mut peak = 0;
+    while calls.iter().any(|c| !c.is_finished()) {
+        peak = peak.max(server.slots.in_flight());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for task in calls {
+        assert_eq!(task.await.expect("join").expect("waited, then ran").numbers(), [150.0]);
+    }
+    assert_eq!(peak, 2, "never more than the limit, and the limit was used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cancels_frees_its_call() {
+    let limits = Limits { call_timeout: Duration::from_secs(120), ..Limits::default() };
+    let server = TestServer::start_with(&["hostile_calls"], limits).await;
+    let mut client = server.client().await;
+    let header = pb::FunctionRequestHeader { function_id: function_id("Spin"), version: String::new() };
+    let mut request = tonic::Request::new(futures::stream::iter(bundles(numbers(&[1.0]), 1)));
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let response = client.execute_function(request).await.expect("call starts");
+    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    let started = Instant::now();
+    drop(response); // what Qlik does when a user changes a selection
+    eventually("the cancelled call is freed", || async { server.slots.in_flight() == 0 }).await;
+    assert!(started.elapsed() < Duration::from_secs(60), "freed long before its 120 s deadline");
+    let mut client = server.client().await;
+    assert_eq!(call(&mut client, "BusyMs", bundles(numbers(&[1.0]), 1)).await.expect("still serving").numbers(), [1.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_or_sending_are_dropped() {
+    let options = ServeOptions { stall_timeout: Duration::from_millis(500), ..ServeOptions::default() };
+    let server = TestServer::start_full(&["hello_world"], Limits::default(), options).await;
+    let mut client = server.client().await;
+    let header = pb::FunctionRequestHeader { function_id: function_id("HelloWorld"), version: String::new() };
+
+    // Sends 20 MB to echo and never reads the answer.
+    let text: &'static str = Box::leak("y".repeat(1000).into_boxed_str());
+    let mut request =
+        tonic::Request::new(futures::stream::iter(bundles((0..20_000).map(|_| row(&[V::S(text)])).collect(), 1000)));
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let unread = client.execute_function(request).await.expect("call starts");
+    eventually("the non-reading client's call is dropped", || async { server.slots.in_flight() == 0 }).await;
+
+    // Opens a call and never sends or ends it.
+    let mut request = tonic::Request::new(futures::stream::pending::<pb::BundledRows>());
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let silent = client.execute_function(request).await.expect("call starts");
+    eventually("the silent client's call is dropped", || async { server.slots.in_flight() == 0 }).await;
+    let status = silent.into_inner().message().await.expect_err("dropped");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    drop(unread);
+
+    let mut client = server.client().await;
+    assert_eq!(
+        call(&mut client, "HelloWorld", bundles(vec![row(&[V::S("ok")])], 1)).await.expect("serving").strings(),
+        ["ok"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_calls_finish_within_the_grace_period() {
+    let options = ServeOptions { shutdown_grace: Duration::from_secs(2), ..ServeOptions::default() };
+    let limits = Limits { call_timeout: Duration::from_secs(120), ..Limits::default() };
+    let mut server = TestServer::start_full(&["hostile_calls"], limits, options).await;
+    let mut client = server.client().await;
+    let running = tokio::spawn(async move { call(&mut client, "BusyMs", bundles(numbers(&[400.0]), 1)).await });
+    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    server.begin_shutdown();
+    assert_eq!(running.await.expect("join").expect("finished during shutdown").numbers(), [400.0]);
+
+    // A call that would outlive the grace period does not hold the exit up.
+    let mut server = TestServer::start_full(
+        &["hostile_calls"],
+        limits,
+        ServeOptions { shutdown_grace: Duration::from_millis(300), ..ServeOptions::default() },
+    )
+    .await;
+    let mut client = server.client().await;
+    let _spinning = tokio::spawn(async move { call(&mut client, "Spin", bundles(numbers(&[1.0]), 1)).await });
+    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    let started = Instant::now();
+    server.begin_shutdown();
+    server.stop().await.expect("clean exit");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_service_reports_serving() {
+    let server = TestServer::start(&["column_operations"]).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "qlik.sse.Connector"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .await
+            .expect("check")
+            .into_inner();
+        assert_eq!(answer.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
+    }
+}
