@@ -1,5 +1,8 @@
-//! Compiles `proto/ServerSideExtension.proto` with a vendored `protoc`, so a plain `cargo build` works
-//! on a machine that has none installed.
+//! Compiles `proto/ServerSideExtension.proto` with a vendored `protoc` (so a plain `cargo build`
+//! works on a machine that has none), and generates the host's own `qlik.sse.Connector` service,
+//! whose streaming methods carry raw protobuf bytes through `crate::codec` instead of `BundledRows`.
+
+use tonic_build::manual::{Builder, Method, Service};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
@@ -10,5 +13,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &["proto"],
     )?;
     println!("cargo:rerun-if-changed=proto/ServerSideExtension.proto");
+
+    let streaming = |name: &str, route: &str| {
+        Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type("crate::codec::WireRows")
+            .output_type("crate::codec::EncodedRows")
+            .codec_path("crate::codec::RowsCodec")
+            .client_streaming()
+            .server_streaming()
+            .build()
+    };
+    let connector = Service::builder()
+        .name("Connector")
+        .package("qlik.sse")
+        .method(
+            Method::builder()
+                .name("get_capabilities")
+                .route_name("GetCapabilities")
+                .input_type("crate::pb::Empty")
+                .output_type("crate::pb::Capabilities")
+                .codec_path("tonic_prost::ProstCodec")
+                .build(),
+        )
+        .method(streaming("execute_function", "ExecuteFunction"))
+        .method(streaming("evaluate_script", "EvaluateScript"))
+        .build();
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("wire");
+    std::fs::create_dir_all(&out)?;
+    Builder::new().build_client(false).out_dir(out).compile(&[connector]);
     Ok(())
 }

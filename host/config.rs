@@ -149,11 +149,28 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Linear-memory cap of one instance, in bytes.
     pub max_memory_bytes: usize,
+    /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
+    /// `--max-concurrent-calls`, loads by `LOAD_PARALLELISM`; this leaves room for both.
+    pub instances: u32,
+}
+
+/// Components loaded (compiled and described) at the same time.
+pub const LOAD_PARALLELISM: usize = 8;
+
+impl Limits {
+    /// The pool size for `max_concurrent_calls` calls plus loads.
+    pub fn instances_for(max_concurrent_calls: usize) -> u32 {
+        u32::try_from(max_concurrent_calls + 4 * LOAD_PARALLELISM).unwrap_or(u32::MAX)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { call_timeout: Duration::from_secs(30), max_memory_bytes: 512 << 20 }
+        Self {
+            call_timeout: Duration::from_secs(30),
+            max_memory_bytes: 512 << 20,
+            instances: Self::instances_for(ServeOptions::default().max_concurrent_calls),
+        }
     }
 }
 
@@ -172,6 +189,7 @@ impl Config {
             limits: Limits {
                 call_timeout: seconds("--call-timeout", flags.call_timeout)?,
                 max_memory_bytes: flags.max_memory.saturating_mul(1 << 20),
+                instances: Limits::instances_for(flags.max_concurrent_calls),
             },
             serve: ServeOptions {
                 max_message_bytes: flags.max_message.saturating_mul(1 << 20),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
@@ -15,6 +15,11 @@ use crate::guest_log::GuestOutput;
 
 /// How often the epoch advances; a runaway guest is noticed within one tick of its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How much of a recycled instance's memory is zeroed in place rather than handed back to the
+/// kernel (whose page-table changes stall every thread of the host). SDK guests use a 256 KiB
+/// stack, so a typical call touches less than this.
+const KEEP_RESIDENT: usize = 512 << 10;
 
 /// Set when nobody waits for a call's answer any more, so a running guest stops at the next tick.
 pub type CancelFlag = Arc<AtomicBool>;
@@ -82,6 +87,27 @@ impl Engine {
     pub fn new(limits: Limits) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).epoch_interruption(true).parallel_compilation(true);
+        // Every call instantiates afresh. Pooled slots make that cheap: no mmap/munmap per call
+        // (whose TLB shootdowns stall every thread of a busy host), memory kept warm between
+        // uses. Memory is capped by `MemoryCap`, not by the pool, so that hitting the cap is
+        // reported as such; the pool only bounds how many instances live at once.
+        let instances = limits.instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(16))
+            .total_memories(instances.saturating_mul(4))
+            .total_tables(instances.saturating_mul(4))
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(8)
+            .max_tables_per_component(8)
+            .max_memories_per_module(2)
+            .table_elements(100_000)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Copy data segments in rather than map them copy-on-write: for small guests the copy is
+        // cheaper than the write faults, and recycling a slot needs no TLB flush across threads.
+        config.memory_init_cow(false);
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -5,6 +5,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod codec;
 pub mod columns;
 pub mod config;
 pub mod engine;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod guest_log;
 pub mod invoke;
 pub mod module;
+pub mod native;
 pub mod pb;
 pub mod registry;
 pub mod reloader;

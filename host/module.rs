@@ -85,7 +85,7 @@ impl FunctionDef {
     }
 
     /// Checks the declaration against the rules of the WIT world.
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         check_identifier(&self.name).map_err(|e| format!("function name {:?} {e}", self.name))?;
         let name = &self.name;
         if self.description.len() > 4096 {

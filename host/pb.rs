@@ -3,6 +3,13 @@
 
 tonic::include_proto!("qlik.sse");
 
+/// The host's own server side of `qlik.sse.Connector`: the same service and routes, but the
+/// streaming methods carry raw protobuf bytes (`crate::codec`) instead of decoded `BundledRows`.
+/// The prost-typed `connector_server` above serves only as a reference for comparisons.
+pub mod wire {
+    include!(concat!(env!("OUT_DIR"), "/wire/qlik.sse.Connector.rs"));
+}
+
 /// Request metadata key carrying a serialized [`CommonRequestHeader`].
 pub const COMMON_HEADER: &str = "qlik-commonrequestheader-bin";
 /// Request metadata key carrying a serialized [`FunctionRequestHeader`].

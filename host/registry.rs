@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::module::{FunctionDef, Module};
+use crate::native::NativeFunction;
 use crate::pb;
 
 /// The stable id of the function called `name`: FNV-1a (32 bit) of its UTF-8 bytes, with the sign
@@ -19,21 +20,58 @@ pub fn function_id(name: &str) -> i32 {
     (hash & 0x7fff_ffff) as i32
 }
 
+/// What implements a function.
+#[derive(Clone)]
+pub enum Source {
+    /// Function number `index` of a component.
+    Wasm {
+        /// The component.
+        module: Arc<Module>,
+        /// The function's position in the component's `describe` list.
+        index: u32,
+    },
+    /// Rust code inside the host.
+    Native(Arc<dyn NativeFunction>),
+}
+
 /// One servable function.
-#[derive(Debug)]
 pub struct Entry {
     /// Its id on the wire.
     pub id: i32,
-    /// Its position in its module's `describe` list.
-    pub index: u32,
-    /// The module that implements it.
-    pub module: Arc<Module>,
+    /// What implements it.
+    pub source: Source,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("name", &self.def().name)
+            .field("origin", &self.origin())
+            .finish()
+    }
 }
 
 impl Entry {
     /// Its declaration.
     pub fn def(&self) -> &FunctionDef {
-        &self.module.functions[self.index as usize]
+        match &self.source {
+            Source::Wasm { module, index } => &module.functions[*index as usize],
+            Source::Native(function) => function.def(),
+        }
+    }
+
+    /// The component implementing it, unless it is native.
+    pub fn module(&self) -> Option<&Arc<Module>> {
+        match &self.source {
+            Source::Wasm { module, .. } => Some(module),
+            Source::Native(_) => None,
+        }
+    }
+
+    /// Where it comes from, for people: the component's path, or "native".
+    pub fn origin(&self) -> String {
+        self.module().map_or_else(|| "native".to_owned(), |m| m.path.display().to_string())
     }
 }
 
@@ -55,23 +93,37 @@ impl Registry {
     /// collision), the one in the earlier module wins and the other is refused with an error
     /// naming both files: a function is never silently shadowed.
     pub fn new(modules: Vec<Arc<Module>>) -> Self {
-        let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
-        for module in &modules {
-            for (index, def) in module.functions.iter().enumerate() {
-                let id = function_id(&def.name);
-                if let Some(kept) = by_id.get(&id) {
-                    tracing::error!(
-                        "function {} in {} is refused: its id {id} is taken by {} in {}",
-                        def.name,
-                        module.path.display(),
-                        kept.def().name,
-                        kept.module.path.display()
-                    );
-                    continue;
-                }
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                by_id.insert(id, Arc::new(Entry { id, index, module: module.clone() }));
+        Self::with_native(Vec::new(), modules)
+    }
+
+    /// Serves `natives` and the functions of `modules`; natives come first. A native function
+    /// whose declaration breaks the rules is refused with an error.
+    pub fn with_native(natives: Vec<Arc<dyn NativeFunction>>, modules: Vec<Arc<Module>>) -> Self {
+        let natives = natives.into_iter().filter(|f| match f.def().validate() {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::error!("native function refused: {reason}");
+                false
             }
+        });
+        let sources = natives.map(Source::Native).chain(modules.iter().flat_map(|module| {
+            (0..module.functions.len()).map(|index| Source::Wasm { module: module.clone(), index: index as u32 })
+        }));
+        let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
+        for source in sources {
+            let entry = Entry { id: 0, source };
+            let id = function_id(&entry.def().name);
+            if let Some(kept) = by_id.get(&id) {
+                tracing::error!(
+                    "function {} in {} is refused: its id {id} is taken by {} in {}",
+                    entry.def().name,
+                    entry.origin(),
+                    kept.def().name,
+                    kept.origin()
+                );
+                continue;
+            }
+            by_id.insert(id, Arc::new(Entry { id, ..entry }));
         }
         Self { by_id, modules, former: HashMap::new() }
     }

@@ -28,6 +28,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::cache::{CompileCache, content_hash};
+use crate::config::LOAD_PARALLELISM;
 use crate::engine::Engine;
 use crate::module::Module;
 use crate::registry::{Registry, SharedRegistry};
@@ -82,20 +83,26 @@ impl Functions {
     /// never runs on the async runtime's threads). A component that fails to load is logged with
     /// the reason and skipped; the others serve.
     pub async fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+        // A bounded number at once: each holds an instance (while describing) and a compiler.
+        let parallel = Arc::new(tokio::sync::Semaphore::new(LOAD_PARALLELISM));
         let loads: Vec<_> = component_files(dir)?
             .into_iter()
             .map(|path| {
-                let (engine, cache) = (engine.clone(), cache.clone());
-                tokio::task::spawn_blocking(move || {
-                    let loaded = Module::load(&engine, cache.as_ref(), &path);
-                    (path, loaded)
+                let (engine, cache, parallel) = (engine.clone(), cache.clone(), parallel.clone());
+                tokio::spawn(async move {
+                    let _turn = parallel.acquire_owned().await;
+                    let load = tokio::task::spawn_blocking(move || {
+                        let loaded = Module::load(&engine, cache.as_ref(), &path);
+                        (path, loaded)
+                    });
+                    load.await
                 })
             })
             .collect();
         let mut modules = Vec::new();
         let mut failures = 0;
         for load in loads {
-            let (path, loaded) = load.await.map_err(std::io::Error::other)?;
+            let (path, loaded) = load.await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
             match loaded {
                 Ok((module, compiled)) => {
                     tracing::info!(
@@ -138,11 +145,7 @@ impl Functions {
         Ok(WatchGuard { task })
     }
 
-    async fn run(
-        mut self,
-        _watcher: notify::RecommendedWatcher,
-        mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
-    ) {
+    async fn run(mut self, _watcher: notify::RecommendedWatcher, mut events: Events) {
         let mut pending: HashMap<PathBuf, Touch> = HashMap::new();
         loop {
             let next_due = pending.values().map(Touch::due).min();
@@ -158,7 +161,7 @@ impl Functions {
                         pending.iter().filter(|(_, t)| t.due() <= now).map(|(p, _)| p.clone()).collect();
                     pending.retain(|path, _| !due.contains(path));
                     self.status.send_modify(|s| s.idle = false);
-                    self.apply(due).await;
+                    self.apply(due, &mut events, &mut pending).await;
                 }
             }
             let idle = pending.is_empty();
@@ -167,7 +170,10 @@ impl Functions {
     }
 
     /// Brings the module list in line with `paths` and publishes the result once.
-    async fn apply(&mut self, paths: BTreeSet<PathBuf>) {
+    ///
+    /// A file written to again while it was being loaded is left to its pending reload: what was
+    /// read may be half of the new write, and judging it would report a failure that is not one.
+    async fn apply(&mut self, paths: BTreeSet<PathBuf>, events: &mut Events, pending: &mut HashMap<PathBuf, Touch>) {
         let before = self.registry.load_full();
         let mut changed = Vec::new();
         for path in paths {
@@ -207,6 +213,9 @@ impl Functions {
                     }
                     tracing::info!("{} loaded ({compiled})", path.display());
                     changed.push(path);
+                }
+                Ok(Err(error)) if superseded(&path, events, pending) => {
+                    tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
                 }
                 Ok(Err(error)) => {
                     let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
@@ -254,6 +263,19 @@ impl Touch {
     }
 }
 
+/// The watcher's events, as the reload task receives them.
+type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// Takes in the events that arrived meanwhile; true when `path` was touched again.
+fn superseded(path: &Path, events: &mut Events, pending: &mut HashMap<PathBuf, Touch>) -> bool {
+    while let Ok(event) = events.try_recv() {
+        if let Ok(event) = event {
+            note(pending, &event);
+        }
+    }
+    pending.contains_key(path)
+}
+
 /// Records what `event` says about the component files it names.
 fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
     let writing = match event.kind {
@@ -286,7 +308,7 @@ fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
     let replaced: Vec<_> = after
         .entries()
         .iter()
-        .filter(|e| files.contains(&e.module.path) && old.contains(&e.def().name))
+        .filter(|e| e.module().is_some_and(|m| files.contains(&m.path)) && old.contains(&e.def().name))
         .map(|e| e.def().name.clone())
         .collect();
     let files: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();

@@ -12,7 +12,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::config::ServeOptions;
 use crate::engine::Engine;
-use crate::pb::connector_server::ConnectorServer;
+use crate::pb::wire::connector_server::ConnectorServer;
 use crate::registry::SharedRegistry;
 use crate::service::ConnectorService;
 

@@ -5,17 +5,20 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
+use std::collections::VecDeque;
+
+use futures::{FutureExt, Stream};
 use prost::Message;
 use tokio::sync::mpsc;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::codec::{EncodedRows, WireRows};
 use crate::engine::{CancelFlag, Engine};
 use crate::error::CallError;
 use crate::invoke;
 use crate::pb;
-use crate::pb::connector_server::Connector;
+use crate::pb::wire::connector_server::Connector;
 use crate::registry::SharedRegistry;
 use crate::server::CallSlots;
 
@@ -23,7 +26,7 @@ use crate::server::CallSlots;
 const RESPONSE_QUEUE: usize = 4;
 
 /// A stream of answers, as tonic sends them.
-pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::BundledRows, Status>> + Send>>;
+pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<EncodedRows, Status>> + Send>>;
 
 /// The service Qlik talks to.
 #[derive(Clone)]
@@ -60,14 +63,60 @@ fn header<T: Message + Default>(metadata: &MetadataMap, key: &str) -> Result<Opt
     T::decode(bytes).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
 }
 
+/// Request messages taken in before a call starts; past this many it streams.
+const PREFETCH_MESSAGES: usize = 8;
+
+fn stalled(stall: Duration) -> CallError {
+    CallError::Stalled { seconds: stall.as_secs_f64() }
+}
+
+/// Cancels a call when the request handler is dropped (the client went away while it ran).
+struct CancelOnDrop(CancelFlag);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One log line per call.
+struct CallLog {
+    function: String,
+    app: String,
+    started: Instant,
+}
+
+impl CallLog {
+    /// Logs how the call ended; the status to send when it failed (none for a cancellation,
+    /// which nobody hears).
+    fn finish(&self, result: Result<invoke::CallStats, CallError>) -> Result<(), Status> {
+        let (function, app) = (&self.function, &self.app);
+        let ms = format_args!("{:.1}", self.started.elapsed().as_secs_f64() * 1e3);
+        match result {
+            Ok(stats) => {
+                tracing::info!(%function, rows_in = stats.rows_in, rows_out = stats.rows_out, %ms, %app, "call done");
+                Ok(())
+            }
+            Err(CallError::Cancelled) => {
+                tracing::info!(%function, %ms, %app, "call cancelled");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%function, %ms, %app, "call failed: {error}");
+                Err(error.to_status())
+            }
+        }
+    }
+}
+
 /// The answer stream handed to tonic; dropping it (the client went away) cancels the call.
 struct Answers {
-    receiver: mpsc::Receiver<Result<pb::BundledRows, Status>>,
+    receiver: mpsc::Receiver<Result<EncodedRows, Status>>,
     cancel: CancelFlag,
 }
 
 impl Stream for Answers {
-    type Item = Result<pb::BundledRows, Status>;
+    type Item = Result<EncodedRows, Status>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.receiver.poll_recv(cx)
     }
@@ -92,10 +141,7 @@ impl Connector for ConnectorService {
 
     type ExecuteFunctionStream = AnswerStream;
 
-    async fn execute_function(
-        &self,
-        request: Request<Streaming<pb::BundledRows>>,
-    ) -> Result<Response<AnswerStream>, Status> {
+    async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
         let (metadata, _, mut requests) = request.into_parts();
         let function: pb::FunctionRequestHeader = header(&metadata, pb::FUNCTION_HEADER)?
             .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
@@ -133,43 +179,82 @@ impl Connector for ConnectorService {
 
         // Waiting here is the back-pressure: the client sees no answer headers until a slot frees.
         let slot = self.slots.acquire().await;
-        let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
+        let stall = self.stall_timeout;
         let cancel = CancelFlag::default();
+
+        // Take in what has already arrived. A chart's small request is usually whole by now; it
+        // is then run with a single hop to a blocking thread and answered in one go, instead of
+        // waking threads back and forth for every message.
+        let mut arrived = VecDeque::new();
+        let mut complete = false;
+        // `message()` only polls the stream, so dropping it while pending loses nothing.
+        while arrived.len() < PREFETCH_MESSAGES {
+            let ready = if arrived.is_empty() {
+                tokio::time::timeout(stall, requests.message()).await.map_err(|_| Status::from(stalled(stall)))?
+            } else {
+                match requests.message().now_or_never() {
+                    Some(ready) => ready,
+                    None => break,
+                }
+            };
+            match ready.map_err(|status| stream_error(&entry.def().name, &status).to_status())? {
+                Some(message) => arrived.push_back(message.0),
+                None => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+
         let engine = self.engine.clone();
+        let call = CallLog { function: entry.def().name.clone(), app: common.app_id, started: Instant::now() };
+        if complete {
+            let _cancel_on_drop = CancelOnDrop(cancel.clone());
+            let answers = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                let mut answers = Vec::new();
+                let next = || Ok(arrived.pop_front());
+                let send = |message| {
+                    answers.push(Ok(message));
+                    Ok(())
+                };
+                if let Err(error) = call.finish(invoke::run(&engine, &entry, cancel, next, send)) {
+                    answers.push(Err(error));
+                }
+                answers
+            })
+            .await
+            .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
+            let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
+            *response.metadata_mut() = response_metadata;
+            return Ok(response);
+        }
+
+        let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let runtime = tokio::runtime::Handle::current();
         let call_cancel = cancel.clone();
-        let stall = self.stall_timeout;
-        let stalled = move || CallError::Stalled { seconds: stall.as_secs_f64() };
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let started = Instant::now();
             let def = entry.def();
-            let next = || match runtime.block_on(tokio::time::timeout(stall, requests.message())) {
-                Ok(message) => message.map_err(|status| stream_error(&def.name, &status)),
-                Err(_) => Err(stalled()),
+            let next = || {
+                if let Some(message) = arrived.pop_front() {
+                    return Ok(Some(message));
+                }
+                match runtime.block_on(tokio::time::timeout(stall, requests.message())) {
+                    Ok(message) => message.map(|m| m.map(|m| m.0)).map_err(|status| stream_error(&def.name, &status)),
+                    Err(_) => Err(stalled(stall)),
+                }
             };
             let send = |message| match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
                 Ok(()) => Ok(()),
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled()),
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
             };
-            let result = invoke::run(&engine, &entry, call_cancel, next, send);
-            let millis = started.elapsed().as_secs_f64() * 1e3;
-            match result {
-                Ok(stats) => tracing::info!(
-                    function = %def.name, rows_in = stats.rows_in, rows_out = stats.rows_out,
-                    ms = format_args!("{millis:.1}"), app = %common.app_id, "call done"
-                ),
-                Err(CallError::Cancelled) => {
-                    tracing::info!(function = %def.name, ms = format_args!("{millis:.1}"), app = %common.app_id, "call cancelled");
-                }
-                Err(error) => {
-                    tracing::warn!(function = %def.name, ms = format_args!("{millis:.1}"), app = %common.app_id, "call failed: {error}");
-                    // The status must follow the answers already queued, or the client would take
-                    // a partial answer for a whole one. A client that does not read for the stall
-                    // timeout (or is gone) is not told.
-                    let _ = runtime.block_on(sender.send_timeout(Err(error.to_status()), stall));
-                }
+            if let Err(status) = call.finish(invoke::run(&engine, &entry, call_cancel, next, send)) {
+                // The status must follow the answers already queued, or the client would take
+                // a partial answer for a whole one. A client that does not read for the stall
+                // timeout (or is gone) is not told.
+                let _ = runtime.block_on(sender.send_timeout(Err(status), stall));
             }
         });
 
@@ -180,7 +265,7 @@ impl Connector for ConnectorService {
 
     type EvaluateScriptStream = AnswerStream;
 
-    async fn evaluate_script(&self, _: Request<Streaming<pb::BundledRows>>) -> Result<Response<AnswerStream>, Status> {
+    async fn evaluate_script(&self, _: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
         Err(Status::unimplemented(
             "script evaluation is not enabled on this host (GetCapabilities says allowScript: false)",
         ))

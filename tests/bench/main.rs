@@ -1,10 +1,18 @@
 //! `make bench`: the host's figures, measured on this machine through the real gRPC interface.
 //!
-//! Sections: `reload` (hot-reload latency and start-up from a warm cache). Pass section names to
-//! run only those, and `--quick` for smaller sizes.
+//! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
+//! tonic server and with native functions) and `reload` (hot-reload latency and start-up from a
+//! warm cache). Pass section names to run only those, and `--quick` for smaller sizes.
+//!
+//! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
+//! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
 
+mod native;
+mod plain;
 mod reload;
+mod throughput;
 mod util;
+mod wire;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,11 +20,24 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
     }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if let [flag, mode, addr] = args.as_slice()
+        && flag == "--serve"
+    {
+        let addr: std::net::SocketAddr = addr.parse()?;
+        return match mode.as_str() {
+            "plain" => plain::serve(addr).await,
+            "native" => native::serve(addr).await,
+            other => anyhow::bail!("unknown server {other}"),
+        };
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let sections: Vec<&str> = args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let wanted = |name: &str| sections.is_empty() || sections.contains(&name);
 
     println!("sse-wasm benchmark on {} ({} cores)", util::machine(), std::thread::available_parallelism()?);
+    if wanted("throughput") {
+        throughput::run(quick).await?;
+    }
     if wanted("reload") {
         reload::run(quick).await?;
     }

@@ -82,7 +82,7 @@ async fn undecodable_and_oversized_messages_are_refused() {
     assert_status(
         call_raw(&server, "SumOfColumn", vec![good.clone(), garbage]).await,
         Code::InvalidArgument,
-        &["SumOfColumn", "request stream failed", "decode"],
+        &["SumOfColumn", "not a valid BundledRows"],
     );
 
     let huge = pb::BundledRows { rows: (0..200_000).map(|i| row(&[V::N(f64::from(i))])).collect() }.encode_to_vec();
@@ -145,20 +145,49 @@ async fn calls_beyond_the_limit_wait_their_turn() {
     assert_eq!(peak, 2, "never more than the limit, and the limit was used");
 }
 
+/// A `Spin` request: one bundle, then the end of the stream — at once, or when `until` fires
+/// (a request still streaming while the guest runs).
+fn spin_request(
+    until: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> tonic::Request<futures::stream::BoxStream<'static, pb::BundledRows>> {
+    use futures::StreamExt;
+    let first = futures::stream::iter(bundles(numbers(&[1.0]), 1));
+    let stream = match until {
+        None => first.boxed(),
+        Some(until) => first.chain(futures::stream::once(until).filter_map(|_| async { None })).boxed(),
+    };
+    let mut request = tonic::Request::new(stream);
+    let header = pb::FunctionRequestHeader { function_id: function_id("Spin"), version: String::new() };
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    request
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_cancels_frees_its_call() {
     let limits = Limits { call_timeout: Duration::from_secs(120), ..Limits::default() };
     let server = TestServer::start_with(&["hostile_calls"], limits).await;
-    let mut client = server.client().await;
-    let header = pb::FunctionRequestHeader { function_id: function_id("Spin"), version: String::new() };
-    let mut request = tonic::Request::new(futures::stream::iter(bundles(numbers(&[1.0]), 1)));
-    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
-    let response = client.execute_function(request).await.expect("call starts");
-    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    let client = server.client().await;
     let started = Instant::now();
-    drop(response); // what Qlik does when a user changes a selection
+
+    // A whole request is answered when the call ends: the client cancels by dropping the request.
+    let mut whole = client.clone();
+    tokio::select! {
+        result = whole.execute_function(spin_request(None)) => panic!("a spinning call answered: {:?}", result.map(drop)),
+        () = eventually("the call runs", || async { server.slots.in_flight() == 1 }) => {}
+    }
+    // Leaving the select dropped the request: what Qlik does when a user changes a selection.
+    eventually("the cancelled whole call is freed", || async { server.slots.in_flight() == 0 }).await;
+
+    // A request still streaming gets its answer stream at once: the client drops that.
+    let (end_request, until) = tokio::sync::oneshot::channel();
+    let response = client.clone().execute_function(spin_request(Some(until))).await.expect("call starts");
+    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    drop(response);
+    // With its request body over too, the client has nothing left of the call: it resets it.
+    let _ = end_request.send(());
     eventually("the cancelled call is freed", || async { server.slots.in_flight() == 0 }).await;
-    assert!(started.elapsed() < Duration::from_secs(60), "freed long before its 120 s deadline");
+
+    assert!(started.elapsed() < Duration::from_secs(60), "freed long before the 120 s deadline");
     let mut client = server.client().await;
     assert_eq!(call(&mut client, "BusyMs", bundles(numbers(&[1.0]), 1)).await.expect("still serving").numbers(), [1.0]);
 }
@@ -181,10 +210,13 @@ async fn clients_that_stop_reading_or_sending_are_dropped() {
     // Opens a call and never sends or ends it.
     let mut request = tonic::Request::new(futures::stream::pending::<pb::BundledRows>());
     request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
-    let silent = client.execute_function(request).await.expect("call starts");
-    eventually("the silent client's call is dropped", || async { server.slots.in_flight() == 0 }).await;
-    let status = silent.into_inner().message().await.expect_err("dropped");
+    let status = match client.execute_function(request).await {
+        Ok(silent) => silent.into_inner().message().await.expect_err("dropped"),
+        Err(status) => status,
+    };
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("neither sent nor read"), "{status:?}");
+    eventually("the silent client's call is freed", || async { server.slots.in_flight() == 0 }).await;
     drop(unread);
 
     let mut client = server.client().await;

@@ -33,7 +33,7 @@ async fn a_duplicate_function_is_refused_not_shadowed() {
     assert_eq!(function_names(&server).await, ["MaxOfColumns_2", "SumOfColumn", "SumOfRows"]);
     let registry = server.registry.load();
     let entry = registry.get(sse_wasm::registry::function_id("SumOfRows")).expect("served");
-    assert!(entry.module.path.ends_with("a.wasm"), "the first file by name keeps it");
+    assert!(entry.module().expect("wasm").path.ends_with("a.wasm"), "the first file by name keeps it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use tonic::Code;
 use crate::util::{TestServer, V, assert_status, bundles, call, guest_wasm, numbers, row};
 
 fn strict() -> Limits {
-    Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20 }
+    Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20, ..Limits::default() }
 }
 
 fn text(value: &'static str) -> Vec<pb::BundledRows> {

@@ -1,0 +1,113 @@
+//! The ceiling of sse-wasm's own gRPC path: the benchmark's functions in native Rust over typed
+//! columns, served by the same server, codec and call threads as Wasm functions.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sse_wasm::Engine;
+use sse_wasm::columns::{Batch, Column, DataType, Strings};
+use sse_wasm::config::{Limits, ServeOptions};
+use sse_wasm::module::{FunctionDef, Mode, TableDef};
+use sse_wasm::native::{NativeFunction, NativeInvocation};
+use sse_wasm::pb::FunctionType;
+use sse_wasm::registry::Registry;
+use sse_wasm::server::Server;
+
+fn def(name: &str, function_type: FunctionType, mode: Mode, params: &[DataType], returns: DataType) -> FunctionDef {
+    FunctionDef {
+        name: name.to_owned(),
+        description: String::new(),
+        function_type,
+        return_type: returns,
+        params: params.iter().enumerate().map(|(i, &t)| (format!("arg{i}"), t)).collect(),
+        mode,
+        table: None::<TableDef>,
+        cacheable: true,
+    }
+}
+
+fn numbers(batch: &Batch, index: usize) -> Result<&[f64], String> {
+    match batch.columns.get(index) {
+        Some(Column::Numeric(values)) => Ok(values),
+        _ => Err("expected a numeric column".into()),
+    }
+}
+
+struct SumOfRows(FunctionDef);
+
+impl NativeFunction for SumOfRows {
+    fn def(&self) -> &FunctionDef {
+        &self.0
+    }
+    fn call(&self, input: Batch) -> Result<Batch, String> {
+        let sums = numbers(&input, 0)?.iter().zip(numbers(&input, 1)?).map(|(a, b)| a + b).collect();
+        Ok(Batch { rows: input.rows, columns: vec![Column::Numeric(sums)] })
+    }
+}
+
+struct HelloWorld(FunctionDef);
+
+impl NativeFunction for HelloWorld {
+    fn def(&self) -> &FunctionDef {
+        &self.0
+    }
+    fn call(&self, input: Batch) -> Result<Batch, String> {
+        Ok(input)
+    }
+}
+
+struct DualTwice(FunctionDef);
+
+impl NativeFunction for DualTwice {
+    fn def(&self) -> &FunctionDef {
+        &self.0
+    }
+    fn call(&self, input: Batch) -> Result<Batch, String> {
+        let Some(Column::Dual(values, strings)) = input.columns.first() else { return Err("expected duals".into()) };
+        let mut doubled = Strings::with_capacity(input.rows);
+        for i in 0..input.rows {
+            let text = std::str::from_utf8(&strings.data[strings.offsets[i] as usize..strings.offsets[i + 1] as usize])
+                .map_err(|e| e.to_string())?;
+            doubled.push(&text.repeat(2))?;
+        }
+        Ok(Batch { rows: input.rows, columns: vec![Column::Dual(values.iter().map(|v| v * 2.0).collect(), doubled)] })
+    }
+}
+
+struct SumOfColumn(FunctionDef);
+
+struct Sum(f64);
+
+impl NativeInvocation for Sum {
+    fn update(&mut self, input: Batch) -> Result<Batch, String> {
+        self.0 += numbers(&input, 0)?.iter().sum::<f64>();
+        Ok(Batch::default())
+    }
+    fn finish(&mut self) -> Result<Batch, String> {
+        Ok(Batch { rows: 1, columns: vec![Column::Numeric(vec![self.0])] })
+    }
+}
+
+impl NativeFunction for SumOfColumn {
+    fn def(&self) -> &FunctionDef {
+        &self.0
+    }
+    fn invocation(&self) -> Box<dyn NativeInvocation> {
+        Box::new(Sum(0.0))
+    }
+}
+
+pub async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use DataType::{Dual, Numeric, Text};
+    use FunctionType::{Aggregation, Tensor};
+    let natives: Vec<Arc<dyn NativeFunction>> = vec![
+        Arc::new(SumOfRows(def("SumOfRows", Tensor, Mode::PerBatch, &[Numeric, Numeric], Numeric))),
+        Arc::new(SumOfColumn(def("SumOfColumn", Aggregation, Mode::PerCall, &[Numeric], Numeric))),
+        Arc::new(HelloWorld(def("HelloWorld", Tensor, Mode::PerBatch, &[Text], Text))),
+        Arc::new(DualTwice(def("DualTwice", Tensor, Mode::PerBatch, &[Dual], Dual))),
+    ];
+    let registry = Arc::new(ArcSwap::from_pointee(Registry::with_native(natives, Vec::new())));
+    let engine = Engine::new(Limits::default())?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Server::new(engine, registry, ServeOptions::default()).serve(listener, std::future::pending()).await
+}

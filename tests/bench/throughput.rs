@@ -1,0 +1,241 @@
+//! Throughput: rows/s end to end for four workloads, latency of one-row calls, calls/s under 64
+//! concurrent streams, and the host's peak memory during a 10 M-row aggregation — each against
+//! the servers being compared, every server in its own process, all driven by the same client.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+use crate::util::guest;
+use crate::wire::{self, Cell};
+
+/// Rows per request message, as the engine sends them.
+const BUNDLE: usize = 2000;
+
+/// A server under test, in its own process.
+pub struct Server {
+    pub name: &'static str,
+    process: tokio::process::Child,
+    pub channel: Channel,
+}
+
+impl Server {
+    /// Starts `program args... --port PORT` and waits until it answers.
+    async fn start(name: &'static str, program: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+        let process = tokio::process::Command::new(program)
+            .args(args)
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let started = Instant::now();
+        let channel = loop {
+            let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?.tcp_nodelay(true);
+            if let Ok(channel) = endpoint.connect().await {
+                break channel;
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{name} never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        Ok(Self { name, process, channel })
+    }
+
+    /// The sse-wasm binary serving the example and test guests.
+    pub async fn wasm(functions: &Path) -> anyhow::Result<Self> {
+        let program = Path::new(env!("CARGO_BIN_EXE_sse-wasm"));
+        let dir = functions.to_str().expect("utf-8 path");
+        Self::start("sse-wasm (Wasm)", program, &["--functions-dir", dir, "--no-watch", "--listen"]).await
+    }
+
+    /// This benchmark binary, serving in-process `mode`.
+    pub async fn this(name: &'static str, mode: &str) -> anyhow::Result<Self> {
+        Self::start(name, &std::env::current_exe()?, &["--serve", mode]).await
+    }
+
+    fn status(&self, field: &str) -> u64 {
+        let pid = self.process.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Resident memory now and at peak, in MiB.
+    pub fn rss_mib(&self) -> (f64, f64) {
+        (self.status("VmRSS:") as f64 / 1024.0, self.status("VmHWM:") as f64 / 1024.0)
+    }
+}
+
+struct Workload {
+    function: &'static str,
+    label: &'static str,
+    row: fn(usize) -> Vec<Cell>,
+    aggregation: bool,
+    check: fn(&wire::Answer, usize) -> bool,
+}
+
+const TEXT: &str = "twenty-byte-string!!";
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            function: "SumOfRows",
+            label: "SumOfRows (2 numeric → 1)",
+            row: |i| vec![Cell::Number(i as f64), Cell::Number(1.0)],
+            aggregation: false,
+            check: |a, _| a.first.as_ref().is_some_and(|r| r.duals[0].num_data == 1.0),
+        },
+        Workload {
+            function: "SumOfColumn",
+            label: "SumOfColumn (aggregation)",
+            row: |i| vec![Cell::Number(i as f64)],
+            aggregation: true,
+            check: |a, n| a.first.as_ref().is_some_and(|r| r.duals[0].num_data == (n as f64) * (n as f64 - 1.0) / 2.0),
+        },
+        Workload {
+            function: "HelloWorld",
+            label: "HelloWorld (20-byte strings)",
+            row: |_| vec![Cell::Text(TEXT)],
+            aggregation: false,
+            check: |a, _| a.first.as_ref().is_some_and(|r| r.duals[0].str_data == TEXT),
+        },
+        Workload {
+            function: "DualTwice",
+            label: "DualTwice (dual → dual)",
+            row: |i| vec![Cell::Dual(i as f64, "dual")],
+            aggregation: false,
+            check: |a, _| {
+                a.first.as_ref().is_some_and(|r| r.duals[0].num_data == 0.0 && r.duals[0].str_data == "dualdual")
+            },
+        },
+    ]
+}
+
+/// Rows per second for one call of `rows` rows (the best of `repeat` calls).
+async fn rows_per_second(
+    server: &Server,
+    workload: &Workload,
+    messages: &[bytes::Bytes],
+    rows: usize,
+    repeat: usize,
+) -> anyhow::Result<f64> {
+    let mut best = Duration::MAX;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let answer = wire::call(&server.channel, workload.function, messages.to_vec()).await?;
+        let took = started.elapsed();
+        let expected = if workload.aggregation { 1 } else { rows };
+        anyhow::ensure!(
+            answer.rows == expected,
+            "{}: {} answered {} rows, not {expected}",
+            server.name,
+            workload.function,
+            answer.rows
+        );
+        anyhow::ensure!((workload.check)(&answer, rows), "{}: {} answered wrongly", server.name, workload.function);
+        best = best.min(took);
+    }
+    Ok(rows as f64 / best.as_secs_f64())
+}
+
+fn millions(rate: f64) -> String {
+    format!("{:.2} M", rate / 1e6)
+}
+
+pub async fn run(quick: bool) -> anyhow::Result<()> {
+    let functions = tempfile::tempdir()?;
+    for name in ["hello_world", "column_operations", "test_functions"] {
+        std::fs::copy(guest(name), functions.path().join(format!("{name}.wasm")))?;
+    }
+    let servers = vec![
+        Server::this("plain tonic + prost", "plain").await?,
+        Server::this("sse-wasm, native functions", "native").await?,
+        Server::wasm(functions.path()).await?,
+    ];
+    let sizes: &[usize] = if quick { &[200_000, 1_000_000] } else { &[1_000_000, 10_000_000] };
+
+    println!();
+    println!("## Throughput (rows/s end to end, {BUNDLE} rows per request message)");
+    print!("| workload | rows |");
+    servers.iter().for_each(|s| print!(" {} |", s.name));
+    println!(" Wasm / native | Wasm / plain |");
+    println!("|---|---|{}---|---|", "---|".repeat(servers.len()));
+    for workload in workloads() {
+        for &rows in sizes {
+            let messages = wire::encode(rows, BUNDLE, workload.row);
+            let repeat = if rows >= 5_000_000 { 1 } else { 3 };
+            let mut rates = Vec::new();
+            for server in &servers {
+                rates.push(rows_per_second(server, &workload, &messages, rows, repeat).await?);
+            }
+            print!("| {} | {} |", workload.label, rows);
+            rates.iter().for_each(|r| print!(" {} |", millions(*r)));
+            println!(" {:.0}% | {:.1}× |", 100.0 * rates[2] / rates[1], rates[2] / rates[0]);
+        }
+    }
+
+    println!();
+    println!("## Small calls (one row, SumOfRows)");
+    println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
+    println!("|---|---|---|---|");
+    let one_row = wire::encode(1, 1, |_| vec![Cell::Number(1.0), Cell::Number(2.0)]);
+    for server in &servers {
+        let mut latencies = Vec::new();
+        for _ in 0..if quick { 500 } else { 2000 } {
+            let started = Instant::now();
+            wire::call(&server.channel, "SumOfRows", one_row.clone()).await?;
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+        let window = Duration::from_secs(if quick { 1 } else { 3 });
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (channel, messages) = (server.channel.clone(), one_row.clone());
+                tokio::spawn(async move {
+                    let mut calls = 0u64;
+                    while started.elapsed() < window {
+                        wire::call(&channel, "SumOfRows", messages.clone()).await?;
+                        calls += 1;
+                    }
+                    Ok::<_, tonic::Status>(calls)
+                })
+            })
+            .collect();
+        let mut calls = 0;
+        for task in tasks {
+            calls += task.await??;
+        }
+        println!(
+            "| {} | {:.0} µs | {:.0} µs | {:.0} |",
+            server.name,
+            percentile(0.5).as_secs_f64() * 1e6,
+            percentile(0.99).as_secs_f64() * 1e6,
+            calls as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+
+    println!();
+    let rows = if quick { 1_000_000 } else { 10_000_000 };
+    println!("## Host memory during a {} M-row aggregation (SumOfColumn)", rows / 1_000_000);
+    println!("| server | RSS before | peak RSS |");
+    println!("|---|---|---|");
+    let workload = &workloads()[1];
+    let messages = wire::encode(rows, BUNDLE, workload.row);
+    for server in [Server::this("plain tonic + prost", "plain").await?, Server::wasm(functions.path()).await?] {
+        rows_per_second(&server, workload, &messages[..1], BUNDLE, 1).await?;
+        let (before, _) = server.rss_mib();
+        rows_per_second(&server, workload, &messages, rows, 1).await?;
+        let (_, peak) = server.rss_mib();
+        println!("| {} | {before:.0} MiB | {peak:.0} MiB |", server.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The benchmark's client side: requests encoded before the clock starts, answers checked by
+//! counting rows and decoding a sample, so the client is never the bottleneck.
+
+use bytes::{Buf, BufMut, Bytes};
+use prost::Message;
+use sse_wasm::pb;
+use sse_wasm::registry::function_id;
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// Sends pre-encoded messages; reads answers as raw bytes.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+/// The value of one request cell.
+#[derive(Clone, Copy)]
+pub enum Cell {
+    Number(f64),
+    Text(&'static str),
+    Dual(f64, &'static str),
+}
+
+/// `rows` rows made by `row`, encoded as BundledRows of `bundle` rows each.
+pub fn encode(rows: usize, bundle: usize, row: impl Fn(usize) -> Vec<Cell>) -> Vec<Bytes> {
+    let mut messages = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + bundle).min(rows);
+        let message = pb::BundledRows {
+            rows: (start..end)
+                .map(|i| pb::Row {
+                    duals: row(i)
+                        .into_iter()
+                        .map(|cell| match cell {
+                            Cell::Number(n) => pb::Dual { num_data: n, str_data: String::new() },
+                            Cell::Text(s) => pb::Dual { num_data: 0.0, str_data: s.to_owned() },
+                            Cell::Dual(n, s) => pb::Dual { num_data: n, str_data: s.to_owned() },
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        messages.push(Bytes::from(message.encode_to_vec()));
+        start = end;
+    }
+    messages
+}
+
+/// The number of rows in an encoded BundledRows: one length-delimited field 1 per row.
+pub fn count_rows(mut message: &[u8]) -> usize {
+    let mut rows = 0;
+    while message.has_remaining() {
+        let Ok(key) = prost::encoding::decode_varint(&mut message) else { return rows };
+        if key & 7 != 2 {
+            return rows;
+        }
+        let Ok(len) = prost::encoding::decode_varint(&mut message) else { return rows };
+        message.advance(len as usize);
+        rows += usize::from(key >> 3 == 1);
+    }
+    rows
+}
+
+/// What one call answered: its row count, and the first row of the first message.
+pub struct Answer {
+    pub rows: usize,
+    pub first: Option<pb::Row>,
+}
+
+/// Calls `name` on `channel` with pre-encoded `messages`.
+pub async fn call(channel: &Channel, name: &str, messages: Vec<Bytes>) -> Result<Answer, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    let mut request = tonic::Request::new(futures::stream::iter(messages));
+    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    let path = http::uri::PathAndQuery::from_static("/qlik.sse.Connector/ExecuteFunction");
+    let mut stream = grpc.streaming(request, path, RawCodec).await?.into_inner();
+    let mut answer = Answer { rows: 0, first: None };
+    while let Some(message) = stream.message().await? {
+        answer.rows += count_rows(&message);
+        if answer.first.is_none() {
+            answer.first = pb::BundledRows::decode(message).ok().and_then(|m| m.rows.into_iter().next());
+        }
+    }
+    Ok(answer)
+}
