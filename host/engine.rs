@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
 use crate::error::CallError;
-use crate::guest_log::GuestOutput;
+use crate::guest_log::{GuestOutput, LogRate};
 
 /// How often the epoch advances; a runaway guest is noticed within one tick of its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -79,6 +79,8 @@ pub struct Engine {
     engine: wasmtime::Engine,
     linker: Arc<Linker<CallState>>,
     limits: Limits,
+    /// The rate limit all guests' output shares.
+    log_rate: Arc<LogRate>,
 }
 
 impl Engine {
@@ -120,7 +122,7 @@ impl Engine {
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
-        Ok(Self { engine, linker: Arc::new(linker), limits })
+        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate: Arc::default() })
     }
 
     /// The wasmtime engine.
@@ -147,9 +149,9 @@ impl Engine {
     /// no arguments; the memory cap and the call's CPU budget set. `cancel`, when set by the
     /// server, stops the guest within one epoch tick.
     pub fn store(&self, module: &Arc<str>, cancel: Option<CancelFlag>) -> Store<CallState> {
-        let stderr = GuestOutput::new(module.clone(), "stderr");
+        let stderr = GuestOutput::new(module.clone(), "stderr", self.log_rate.clone());
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(module.clone(), "stdout"))
+            .stdout(GuestOutput::new(module.clone(), "stdout", self.log_rate.clone()))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)

@@ -1,10 +1,11 @@
 //! A guest's stdout and stderr, turned into host log lines: prefixed with the module, cut into
-//! lines, bounded per call. The last stderr lines are kept so a crash can be reported with the
+//! lines, bounded per call and, across all calls, in rate. The last stderr lines are kept so a crash can be reported with the
 //! guest's own last words (a Rust panic prints its message there just before trapping).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -16,6 +17,55 @@ const CALL_LOG_BUDGET: usize = 64 << 10;
 const MAX_LINE: usize = 2048;
 /// How much of the stderr tail is kept for error messages.
 const LAST_WORDS: usize = 512;
+
+/// Guest output the whole host logs per second, in bytes, after a burst of `LOG_BURST`.
+const LOG_RATE: f64 = 256.0 * 1024.0;
+/// The burst allowance of the host-wide log rate.
+const LOG_BURST: f64 = 1024.0 * 1024.0;
+
+/// A token bucket shared by every guest stream of a host, so that no guest, however often it
+/// is called, can flood the log. What it refuses is counted and reported at most once a second.
+#[derive(Debug)]
+pub struct LogRate {
+    state: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+    reported: Instant,
+}
+
+impl Default for LogRate {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self { state: Mutex::new(Bucket { tokens: LOG_BURST, refilled: now, dropped: 0, reported: now }) }
+    }
+}
+
+impl LogRate {
+    /// Takes `bytes` from the bucket; false when the rate is exceeded.
+    fn admit(&self, bytes: usize) -> bool {
+        let mut bucket = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.refilled).as_secs_f64() * LOG_RATE;
+        bucket.tokens = (bucket.tokens + refill).min(LOG_BURST);
+        bucket.refilled = now;
+        if bucket.tokens >= bytes as f64 {
+            bucket.tokens -= bytes as f64;
+            return true;
+        }
+        bucket.dropped += 1;
+        if now.duration_since(bucket.reported) >= Duration::from_secs(1) {
+            tracing::warn!("guest output over {} KiB/s: {} line(s) dropped", LOG_RATE as u64 / 1024, bucket.dropped);
+            bucket.dropped = 0;
+            bucket.reported = now;
+        }
+        false
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -31,12 +81,14 @@ pub struct GuestOutput {
     module: Arc<str>,
     stream: &'static str,
     state: Arc<Mutex<State>>,
+    rate: Arc<LogRate>,
 }
 
 impl GuestOutput {
-    /// A stream named `stream` ("stdout" or "stderr") for a call into `module`.
-    pub fn new(module: Arc<str>, stream: &'static str) -> Self {
-        Self { module, stream, state: Arc::default() }
+    /// A stream named `stream` ("stdout" or "stderr") for a call into `module`, sharing the
+    /// host-wide `rate`.
+    pub fn new(module: Arc<str>, stream: &'static str, rate: Arc<LogRate>) -> Self {
+        Self { module, stream, state: Arc::default(), rate }
     }
 
     /// The last line(s) the guest wrote, e.g. its panic message; empty when it wrote nothing.
@@ -79,6 +131,9 @@ impl GuestOutput {
             return;
         }
         state.budget_used += line.len();
+        if !self.rate.admit(line.len()) {
+            return;
+        }
         tracing::info!(module = %self.module, stream = self.stream, "{line}");
     }
 }
@@ -131,5 +186,20 @@ impl tokio::io::AsyncWrite for GuestOutput {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_rate_admits_a_burst_then_refuses() {
+        let rate = LogRate::default();
+        let line = 1024;
+        let admitted = (0..2048).take_while(|_| rate.admit(line)).count();
+        // The burst (1 MiB) plus what trickled in meanwhile, and no more.
+        assert!((1024..1100).contains(&admitted), "{admitted} lines admitted");
+        assert!(!rate.admit(line));
     }
 }
