@@ -1,48 +1,14 @@
 //! The benchmark's client side: requests encoded before the clock starts, answers checked by
 //! counting rows and decoding a sample, so the client is never the bottleneck.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes};
 use prost::Message;
+use sse_wasm::codec::{EncodedRows, RowsCodec};
 use sse_wasm::pb;
 use sse_wasm::registry::function_id;
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-
-/// Sends pre-encoded messages; reads answers as raw bytes.
-#[derive(Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
 
 /// The value of one request cell.
 #[derive(Clone, Copy)]
@@ -106,12 +72,15 @@ pub async fn call(channel: &Channel, name: &str, messages: Vec<Bytes>) -> Result
         .max_encoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
     let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
-    let mut request = tonic::Request::new(futures::stream::iter(messages));
+    // The host's own codec works from this side too: requests go out as already-encoded bytes,
+    // answers come back undecoded.
+    let mut request = tonic::Request::new(futures::stream::iter(messages.into_iter().map(EncodedRows)));
     request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
     let path = http::uri::PathAndQuery::from_static("/qlik.sse.Connector/ExecuteFunction");
-    let mut stream = grpc.streaming(request, path, RawCodec).await?.into_inner();
+    let mut stream = grpc.streaming(request, path, RowsCodec).await?.into_inner();
     let mut answer = Answer { rows: 0, first: None };
     while let Some(message) = stream.message().await? {
+        let message = message.0;
         answer.rows += count_rows(&message);
         if answer.first.is_none() {
             answer.first = pb::BundledRows::decode(message).ok().and_then(|m| m.rows.into_iter().next());
