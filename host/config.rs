@@ -154,6 +154,9 @@ pub struct Limits {
     pub instances: u32,
 }
 
+/// The most calls that may run at once (each reserves address space in the instance pool).
+pub const MAX_CONCURRENT_CALLS: usize = 4096;
+
 /// Components loaded (compiled and described) at the same time.
 pub const LOAD_PARALLELISM: usize = 8;
 
@@ -177,7 +180,13 @@ impl Default for Limits {
 impl Config {
     /// Checks the flags and turns them into a configuration.
     pub fn from_flags(flags: Flags) -> anyhow::Result<Self> {
-        anyhow::ensure!(flags.max_concurrent_calls >= 1, "--max-concurrent-calls must be at least 1");
+        // Each call slot reserves address space for its instance's memories (~17 GiB of the
+        // 128 TiB a process has), never memory itself; 4096 slots stay well inside.
+        anyhow::ensure!(
+            (1..=MAX_CONCURRENT_CALLS).contains(&flags.max_concurrent_calls),
+            "--max-concurrent-calls must be from 1 to {MAX_CONCURRENT_CALLS}, not {}",
+            flags.max_concurrent_calls
+        );
         anyhow::ensure!(flags.max_memory >= 1, "--max-memory must be at least 1 MiB");
         anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
         Ok(Self {
@@ -199,5 +208,32 @@ impl Config {
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        Config::from_flags(Flags::try_parse_from(std::iter::once("sse-wasm").chain(args.iter().copied()))?)
+    }
+
+    #[test]
+    fn flags_are_validated_with_messages_naming_them() {
+        let defaults = config(&[]).expect("defaults are valid");
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(defaults.cache_dir.as_deref(), Some(std::path::Path::new("functions/.cache")));
+        assert!(defaults.serve.tls.is_none() && defaults.watch);
+        for (args, flag) in [
+            (&["--max-concurrent-calls", "5000"][..], "--max-concurrent-calls"),
+            (&["--call-timeout", "0"][..], "--call-timeout"),
+            (&["--stall-timeout=-1"][..], "--stall-timeout"),
+            (&["--max-message", "1"][..], "--max-message"),
+        ] {
+            let error = config(args).expect_err("refused").to_string();
+            assert!(error.contains(flag), "{error}");
+        }
+        assert!(config(&["--no-compile-cache"]).expect("valid").cache_dir.is_none());
     }
 }
