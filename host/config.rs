@@ -10,6 +10,10 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "sse-wasm", version, about = "Serves WebAssembly functions to Qlik as a Server Side Extension")]
 pub struct Flags {
+    /// A guest author's tool instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Qlik's settings.ini names it as `SSEPlugin=<Name>,<host>:<port>`.
     #[arg(long, env = "SSE_WASM_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -59,6 +63,30 @@ pub struct Flags {
     /// TLS, requiring a client certificate signed by `root_cert.pem`. Without it: plaintext.
     #[arg(long, env = "SSE_WASM_CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
+}
+
+/// The guest author's tools: try a module without Qlik, under the server's own limits.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Lists the functions a module declares (ids, types, parameters) and checks it against the
+    /// WIT world; exits non-zero, with the reason, when it does not fit.
+    Inspect {
+        /// The component file.
+        module: PathBuf,
+    },
+    /// Runs one function of a module and prints its answer as tab-separated rows.
+    Call {
+        /// The component file.
+        module: PathBuf,
+        /// The function's name.
+        function: String,
+        /// One value per parameter, in order, for a one-row call.
+        #[arg(long = "arg", value_name = "VALUE")]
+        args: Vec<String>,
+        /// Read rows from standard input instead: comma-separated values, one row per line.
+        #[arg(long, conflicts_with = "args")]
+        csv: bool,
+    },
 }
 
 /// Validated configuration.

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod reloader;
 pub mod server;
 pub mod service;
+pub mod toolkit;
 
 pub use config::Config;
 pub use engine::Engine;

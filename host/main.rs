@@ -1,22 +1,53 @@
-//! The `sse-wasm` command: serves the components of a folder to Qlik.
+//! The `sse-wasm` command: serves the components of a folder to Qlik, or, with a subcommand,
+//! inspects or calls one module for its author.
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use sse_wasm::Engine;
 use sse_wasm::cache::CompileCache;
-use sse_wasm::config::{Config, Flags};
+use sse_wasm::config::{Command, Config, Flags};
 use sse_wasm::reloader::Functions;
 use sse_wasm::server::Server;
+use sse_wasm::toolkit;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    let config = Config::from_flags(Flags::parse())?;
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+fn run() -> anyhow::Result<()> {
+    let mut flags = Flags::parse();
+    let command = flags.command.take();
+    let default_level = if command.is_some() { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .init();
+    let config = Config::from_flags(flags)?;
+    // The tools run guest code on this thread, outside any async runtime, as the server's call
+    // threads do.
+    let mut out = std::io::stdout().lock();
+    match command {
+        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, &mut out),
+        Some(Command::Call { module, function, args, csv }) => {
+            let rows = if csv { toolkit::csv_rows(&std::io::read_to_string(std::io::stdin())?) } else { vec![args] };
+            toolkit::call(&module, &function, &rows, config.limits, &mut out)
+        }
+        None => tokio::runtime::Runtime::new()?.block_on(serve_folder(config)),
+    }
+}
+
+/// Serves the functions folder until Ctrl-C or SIGTERM.
+async fn serve_folder(config: Config) -> anyhow::Result<()> {
     let engine = Engine::new(config.limits).context("cannot start the WebAssembly engine")?;
     let cache = config.cache_dir.as_deref().and_then(|dir| match CompileCache::new(dir, engine.wasmtime()) {
         Ok(cache) => Some(cache),

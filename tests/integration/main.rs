@@ -9,5 +9,6 @@ mod loading;
 mod reload;
 mod sandbox;
 mod tls;
+mod toolkit;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;

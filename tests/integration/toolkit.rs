@@ -1,0 +1,82 @@
+//! The guest author's toolkit, through the real binary: `sse-wasm inspect` and `sse-wasm call`.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use sse_wasm::registry::function_id;
+
+use crate::util::guest_wasm;
+
+fn sse_wasm(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sse-wasm");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn inspect_lists_functions_with_ids_and_refuses_what_does_not_fit() {
+    let module = guest_wasm("column_operations");
+    let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("3 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("SumOfRows(col1: NUMERIC, col2: NUMERIC) -> NUMERIC"), "{stdout}");
+    assert!(stdout.contains(&format!("id {}, TENSOR, per-batch", function_id("SumOfRows"))), "{stdout}");
+    assert!(stdout.contains("-> table MaxOfColumns(Max1: NUMERIC, Max2: NUMERIC)"), "{stdout}");
+
+    let broken = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(broken.path(), b"not wasm").expect("write");
+    let output = sse_wasm(&["inspect", broken.path().to_str().unwrap()], "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("is not a loadable WebAssembly component"), "{}", text(&output.stderr));
+
+    let bad_names = guest_wasm("hostile_bad_names");
+    let output = sse_wasm(&["inspect", bad_names.to_str().unwrap()], "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("letters, digits and underscore"), "{}", text(&output.stderr));
+}
+
+#[test]
+fn call_runs_one_function_from_arguments_or_csv() {
+    let module = guest_wasm("column_operations");
+    let path = module.to_str().unwrap();
+    let output = sse_wasm(&["call", path, "SumOfRows", "--arg", "1", "--arg", "2.5"], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "SumOfRows\n3.5\n");
+
+    let output = sse_wasm(&["call", path, "MaxOfColumns_2", "--csv"], "1,-2\n7,-9\n3,0\n");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "Max1\tMax2\n7\t0\n");
+
+    let output = sse_wasm(&["call", path, "SumOfRows", "--arg", "1"], "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("takes 2 parameter(s)"), "{}", text(&output.stderr));
+    let output = sse_wasm(&["call", path, "Nope", "--arg", "1"], "");
+    assert!(
+        text(&output.stderr).contains("has no function Nope; it has: MaxOfColumns_2, SumOfColumn, SumOfRows"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn call_runs_under_the_servers_limits() {
+    let module = guest_wasm("hostile_calls");
+    let output = sse_wasm(&["--call-timeout", "0.5", "call", module.to_str().unwrap(), "Spin", "--arg", "1"], "");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("DeadlineExceeded") && stderr.contains("Spin"), "{stderr}");
+    let output = sse_wasm(&["call", module.to_str().unwrap(), "ReadFile", "--arg", "/etc/passwd"], "");
+    assert!(text(&output.stdout).starts_with("ReadFile\ndenied"), "{}", text(&output.stdout));
+}
