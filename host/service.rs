@@ -1,11 +1,10 @@
 //! The `qlik.sse.Connector` gRPC service: headers in, a call thread per stream, answers out.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use std::collections::VecDeque;
 
 use futures::{FutureExt, Stream};
 use prost::Message;
