@@ -183,17 +183,18 @@ impl Module {
     /// Reads, compiles (or takes from `cache`) and describes the component at `path`.
     pub fn load(engine: &Engine, cache: Option<&CompileCache>, path: &Path) -> Result<(Self, Compiled), LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-        Self::from_bytes(engine, cache, path, &bytes)
+        Self::from_bytes(engine, cache, path, &bytes, content_hash(&bytes))
     }
 
-    /// Compiles (or takes from `cache`) and describes the component `bytes`, read from `path`.
+    /// Compiles (or takes from `cache`) and describes the component `bytes`, read from `path`,
+    /// whose SHA-256 is `hash` (the caller has it already, to tell a change from a touch).
     pub fn from_bytes(
         engine: &Engine,
         cache: Option<&CompileCache>,
         path: &Path,
         bytes: &[u8],
+        hash: ContentHash,
     ) -> Result<(Self, Compiled), LoadError> {
-        let hash = content_hash(bytes);
         let started = Instant::now();
         let (component, compiled) = match cache.and_then(|c| c.load(engine.wasmtime(), &hash)) {
             Some(component) => (component, Compiled::FromCache(started.elapsed())),

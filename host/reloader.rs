@@ -197,13 +197,15 @@ impl Functions {
                     continue;
                 }
             };
-            if position.is_some_and(|p| self.modules[p].hash == content_hash(&bytes)) {
+            let hash = content_hash(&bytes);
+            if position.is_some_and(|p| self.modules[p].hash == hash) {
                 tracing::debug!("{} touched but unchanged", path.display());
                 continue;
             }
             let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.clone());
             let loaded =
-                tokio::task::spawn_blocking(move || Module::from_bytes(&engine, cache.as_ref(), &file, &bytes)).await;
+                tokio::task::spawn_blocking(move || Module::from_bytes(&engine, cache.as_ref(), &file, &bytes, hash))
+                    .await;
             match loaded {
                 Ok(Ok((module, compiled))) => {
                     let module = Arc::new(module);
