@@ -69,7 +69,8 @@ fn stalled(stall: Duration) -> CallError {
     CallError::Stalled { seconds: stall.as_secs_f64() }
 }
 
-/// Cancels a call when the request handler is dropped (the client went away while it ran).
+/// Cancels a call when dropped: held by whatever the client's going away drops (the request
+/// handler while a whole request runs, the answer stream while a call streams).
 struct CancelOnDrop(CancelFlag);
 
 impl Drop for CancelOnDrop {
@@ -111,19 +112,13 @@ impl CallLog {
 /// The answer stream handed to tonic; dropping it (the client went away) cancels the call.
 struct Answers {
     receiver: mpsc::Receiver<Result<EncodedRows, Status>>,
-    cancel: CancelFlag,
+    _cancel_on_drop: CancelOnDrop,
 }
 
 impl Stream for Answers {
     type Item = Result<EncodedRows, Status>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.receiver.poll_recv(cx)
-    }
-}
-
-impl Drop for Answers {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
     }
 }
 
@@ -257,7 +252,8 @@ impl Connector for ConnectorService {
             }
         });
 
-        let mut response = Response::new(Box::pin(Answers { receiver, cancel }) as AnswerStream);
+        let mut response =
+            Response::new(Box::pin(Answers { receiver, _cancel_on_drop: CancelOnDrop(cancel) }) as AnswerStream);
         *response.metadata_mut() = response_metadata;
         Ok(response)
     }
