@@ -10,7 +10,41 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
+/// The `script-engine` world, sharing the types of `plugin`.
+pub mod script_engine {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "script-engine",
+        with: { "qlik:sse/types": super::qlik::sse::types },
+    });
+}
+
 use qlik::sse::types as wit;
+
+/// The name a component exports the `functions` interface under.
+pub const FUNCTIONS_EXPORT: &str = "qlik:sse/functions@0.1.0";
+/// The name a component exports the `scripts` interface under.
+pub const SCRIPTS_EXPORT: &str = "qlik:sse/scripts@0.1.0";
+
+impl From<DataType> for wit::DataType {
+    fn from(t: DataType) -> Self {
+        match t {
+            DataType::Text => Self::Text,
+            DataType::Numeric => Self::Numeric,
+            DataType::Dual => Self::Dual,
+        }
+    }
+}
+
+impl From<crate::pb::FunctionType> for wit::FunctionType {
+    fn from(t: crate::pb::FunctionType) -> Self {
+        match t {
+            crate::pb::FunctionType::Scalar => Self::Scalar,
+            crate::pb::FunctionType::Aggregation => Self::Aggregation,
+            crate::pb::FunctionType::Tensor => Self::Tensor,
+        }
+    }
+}
 
 impl From<wit::DataType> for DataType {
     fn from(t: wit::DataType) -> Self {

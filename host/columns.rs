@@ -23,6 +23,15 @@ impl DataType {
         }
     }
 
+    /// The host's type for Qlik's.
+    pub fn from_pb(t: pb::DataType) -> Self {
+        match t {
+            pb::DataType::String => Self::Text,
+            pb::DataType::Numeric => Self::Numeric,
+            pb::DataType::Dual => Self::Dual,
+        }
+    }
+
     /// The name Qlik uses for this type.
     pub fn name(self) -> &'static str {
         match self {

@@ -63,6 +63,16 @@ pub struct Flags {
     /// TLS, requiring a client certificate signed by `root_cert.pem`. Without it: plaintext.
     #[arg(long, env = "SSE_WASM_CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
+
+    /// Turn Qlik's script functions (ScriptEval, ScriptAggr, ...) off even when a script engine
+    /// is loaded: GetCapabilities then says allowScript: false.
+    #[arg(long, env = "SSE_WASM_NO_SCRIPTS")]
+    pub no_scripts: bool,
+
+    /// The language of scripts without a `#!<language>` first line, e.g. `python`. Default: the
+    /// language of the first script engine, by file name.
+    #[arg(long, env = "SSE_WASM_SCRIPT_LANGUAGE")]
+    pub script_language: Option<String>,
 }
 
 /// The guest author's tools: try a module without Qlik, under the server's own limits.
@@ -119,6 +129,10 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Mutual TLS material; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
+    /// Whether script functions are served when a script engine is loaded.
+    pub scripts: bool,
+    /// The language of scripts that do not name one.
+    pub script_language: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -129,6 +143,8 @@ impl Default for ServeOptions {
             stall_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             tls: None,
+            scripts: true,
+            script_language: None,
         }
     }
 }
@@ -234,6 +250,8 @@ impl Config {
                 stall_timeout: seconds("--stall-timeout", flags.stall_timeout)?,
                 shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace)?,
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
+                scripts: !flags.no_scripts,
+                script_language: flags.script_language.map(|l| l.trim().to_ascii_lowercase()),
             },
         })
     }

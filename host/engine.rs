@@ -182,6 +182,18 @@ impl Engine {
         });
         store
     }
+
+    /// Makes a store that served a call ready for the next one: the full CPU budget again, the
+    /// new call's cancel flag, no memory failure remembered.
+    pub fn rearm(&self, store: &mut Store<CallState>, cancel: CancelFlag) {
+        let state = store.data_mut();
+        state.budget = self.limits.call_timeout;
+        state.timeout = self.limits.call_timeout;
+        state.deadline = Instant::now() + self.limits.call_timeout;
+        state.cancel = Some(cancel);
+        state.memory.hit = false;
+        store.set_epoch_deadline(1);
+    }
 }
 
 /// Runs `f` (one entry into the guest) against the call's remaining CPU budget, and turns a

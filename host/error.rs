@@ -26,9 +26,9 @@ pub enum LoadError {
         /// What wasmtime said.
         reason: wasmtime::Error,
     },
-    /// The component does not fit the `qlik:sse/plugin` world (a missing export, a wrong signature,
+    /// The component does not fit the `qlik:sse` worlds (a missing export, a wrong signature,
     /// an import the host does not provide).
-    #[error("{path} does not fit the qlik:sse/plugin world: {reason:#}")]
+    #[error("{path} does not fit the qlik:sse worlds (plugin, script-engine): {reason:#}")]
     World {
         /// The file.
         path: PathBuf,
@@ -142,6 +142,12 @@ pub enum CallError {
         /// The stall timeout.
         seconds: f64,
     },
+    /// No loaded script engine runs the script's language.
+    #[error("{0}")]
+    NoScriptEngine(String),
+    /// Scripts are turned off on this host.
+    #[error("script evaluation is turned off on this host (GetCapabilities says allowScript: false)")]
+    ScriptsDisabled,
     /// The client went away; nobody is waiting for an answer.
     #[error("the call was cancelled")]
     Cancelled,
@@ -163,6 +169,8 @@ impl CallError {
             Self::Stalled { .. } => Code::DeadlineExceeded,
             Self::Cancelled => Code::Cancelled,
             Self::Internal(_) => Code::Internal,
+            Self::NoScriptEngine(_) => Code::FailedPrecondition,
+            Self::ScriptsDisabled => Code::Unimplemented,
         };
         Status::new(code, self.to_string())
     }

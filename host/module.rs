@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::Component;
 
-use crate::bindings::{Plugin, PluginPre};
+use crate::bindings::{FUNCTIONS_EXPORT, Plugin, PluginPre, SCRIPTS_EXPORT};
 use crate::cache::{CompileCache, ContentHash, content_hash};
 use crate::columns::DataType;
 use crate::engine::{CallState, Engine, guarded};
 use crate::error::{CallError, LoadError};
 use crate::pb;
+use crate::script::ScriptEngine;
 
 /// The most functions one component may declare.
 pub const MAX_FUNCTIONS: usize = 1000;
@@ -170,7 +171,10 @@ pub struct Module {
     pub functions: Vec<FunctionDef>,
     /// The SHA-256 of the file's bytes, to tell a real change from a touch.
     pub hash: ContentHash,
-    pre: PluginPre<CallState>,
+    /// Present when the component exports `functions`.
+    pre: Option<PluginPre<CallState>>,
+    /// Present when the component exports `scripts`: it is a script engine.
+    pub scripts: Option<ScriptEngine>,
 }
 
 impl std::fmt::Debug for Module {
@@ -220,8 +224,25 @@ impl Module {
         hash: ContentHash,
     ) -> Result<Self, LoadError> {
         let world = |reason| LoadError::World { path: path.to_owned(), reason };
-        let pre = PluginPre::new(engine.linker().instantiate_pre(component).map_err(world)?).map_err(world)?;
+        let exports = |name| component.get_export_index(None, name).is_some();
+        let (offers_functions, offers_scripts) = (exports(FUNCTIONS_EXPORT), exports(SCRIPTS_EXPORT));
+        if !offers_functions && !offers_scripts {
+            return Err(world(wasmtime::format_err!("it exports neither {FUNCTIONS_EXPORT} nor {SCRIPTS_EXPORT}")));
+        }
+        let instance_pre = engine.linker().instantiate_pre(component).map_err(world)?;
         let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+        let scripts = offers_scripts
+            .then(|| {
+                ScriptEngine::new(engine, &name, instance_pre.clone(), |reason| LoadError::Declaration {
+                    path: path.to_owned(),
+                    reason: format!("script engine: {reason}"),
+                })
+            })
+            .transpose()?;
+        if !offers_functions {
+            return Ok(Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts });
+        }
+        let pre = PluginPre::new(instance_pre).map_err(world)?;
 
         let mut store = engine.store(&name, None);
         let describe = format!("{name} (describe)");
@@ -241,12 +262,13 @@ impl Module {
                 return Err(declaration(format!("declares {} twice", function.name)));
             }
         }
-        Ok(Self { path: path.to_owned(), name, functions, hash, pre })
+        Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts })
     }
 
     /// A fresh instance in `store`.
     pub fn instantiate(&self, store: &mut Store<CallState>, function: &str) -> Result<Plugin, CallError> {
-        guarded(store, function, |store| self.pre.instantiate(store))
+        let pre = self.pre.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
+        guarded(store, function, |store| pre.instantiate(store))
     }
 }
 

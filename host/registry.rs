@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::error::CallError;
 use crate::module::{FunctionDef, Module};
 use crate::native::NativeFunction;
 use crate::pb;
@@ -150,6 +151,38 @@ impl Registry {
     /// The modules served, in precedence order.
     pub fn modules(&self) -> &[Arc<Module>] {
         &self.modules
+    }
+
+    /// The modules that are script engines, in precedence order.
+    pub fn script_engines(&self) -> impl Iterator<Item = &Arc<Module>> {
+        self.modules.iter().filter(|m| m.scripts.is_some())
+    }
+
+    /// The engine that runs a script asking for `marker` (its first line's `#!language`), else
+    /// the engine of language `default`, else the first engine. The error says what is loaded.
+    pub fn script_engine(&self, marker: Option<&str>, default: Option<&str>) -> Result<&Arc<Module>, CallError> {
+        fn language(m: &Arc<Module>) -> Option<&str> {
+            m.scripts.as_ref().map(|s| s.language.as_str())
+        }
+        let wanted = marker.or(default);
+        let found = match wanted {
+            Some(wanted) => self.script_engines().find(|m| language(m) == Some(wanted)),
+            None => self.script_engines().next(),
+        };
+        found.ok_or_else(|| {
+            let loaded: Vec<&str> = self.script_engines().filter_map(|m| language(m)).collect();
+            let loaded = if loaded.is_empty() { "none".to_owned() } else { loaded.join(", ") };
+            match (marker, wanted) {
+                (Some(marker), _) => CallError::NoScriptEngine(format!(
+                    "the script asks for #!{marker}, but no {marker} script engine is loaded (loaded: {loaded})"
+                )),
+                (None, Some(default)) => CallError::NoScriptEngine(format!(
+                    "the default script language {default} has no engine loaded (loaded: {loaded}); \
+                     start the script with #!<language> to choose another"
+                )),
+                (None, None) => CallError::NoScriptEngine("no script engine is loaded".to_owned()),
+            }
+        })
     }
 
     /// Every function served, ordered by name.

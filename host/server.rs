@@ -69,7 +69,7 @@ impl Server {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConnectorServer<ConnectorService>>().await;
 
-        let service = ConnectorService::new(self.engine, self.registry, self.slots.clone(), self.options.stall_timeout);
+        let service = ConnectorService::new(self.engine, self.registry, self.slots.clone(), &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)
             .max_encoding_message_size(usize::MAX);

@@ -12,13 +12,17 @@ use tokio::sync::mpsc;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
+use bytes::Bytes;
+
 use crate::codec::{EncodedRows, WireRows};
+use crate::config::ServeOptions;
 use crate::engine::{CancelFlag, Engine};
 use crate::error::CallError;
-use crate::invoke;
+use crate::invoke::{self, CallStats};
 use crate::pb;
 use crate::pb::wire::connector_server::Connector;
 use crate::registry::SharedRegistry;
+use crate::script::{self, Script};
 use crate::server::CallSlots;
 
 /// How many answer messages may wait for a slow client before the call thread waits too.
@@ -34,13 +38,27 @@ pub struct ConnectorService {
     registry: SharedRegistry,
     slots: CallSlots,
     stall_timeout: Duration,
+    scripts: bool,
+    script_language: Option<String>,
 }
 
+/// Where a call reads its request messages from.
+type Next<'a> = &'a mut dyn FnMut() -> Result<Option<Bytes>, CallError>;
+/// Where a call sends its answer messages to.
+type Sink<'a> = &'a mut dyn FnMut(EncodedRows) -> Result<(), CallError>;
+
 impl ConnectorService {
-    /// Serves the functions of `registry`, run by `engine`, at most as many at once as `slots`
-    /// allows, dropping calls whose client neither sends nor reads for `stall_timeout`.
-    pub fn new(engine: Engine, registry: SharedRegistry, slots: CallSlots, stall_timeout: Duration) -> Self {
-        Self { engine, registry, slots, stall_timeout }
+    /// Serves the functions and script engines of `registry`, run by `engine`, at most as many
+    /// at once as `slots` allows, as `options` say (stall timeout, scripts on or off).
+    pub fn new(engine: Engine, registry: SharedRegistry, slots: CallSlots, options: &ServeOptions) -> Self {
+        Self {
+            engine,
+            registry,
+            slots,
+            stall_timeout: options.stall_timeout,
+            scripts: options.scripts,
+            script_language: options.script_language.clone(),
+        }
     }
 }
 
@@ -122,11 +140,112 @@ impl Stream for Answers {
     }
 }
 
+impl ConnectorService {
+    /// Runs `job` on a blocking thread over the messages of `requests`, once a call slot is
+    /// free, and answers with its messages after `response_metadata`. `label` names the call
+    /// in logs and errors.
+    async fn respond<J>(
+        &self,
+        label: String,
+        app: String,
+        mut requests: Streaming<WireRows>,
+        response_metadata: MetadataMap,
+        job: J,
+    ) -> Result<Response<AnswerStream>, Status>
+    where
+        J: FnOnce(CancelFlag, Next<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
+    {
+        // Waiting here is the back-pressure: the client sees no answer headers until a slot frees.
+        let slot = self.slots.acquire().await;
+        let stall = self.stall_timeout;
+        let cancel = CancelFlag::default();
+
+        // Take in what has already arrived. A chart's small request is usually whole by now; it
+        // is then run with a single hop to a blocking thread and answered in one go, instead of
+        // waking threads back and forth for every message.
+        let mut arrived = VecDeque::new();
+        let mut complete = false;
+        // `message()` only polls the stream, so dropping it while pending loses nothing.
+        while arrived.len() < PREFETCH_MESSAGES {
+            let ready = if arrived.is_empty() {
+                tokio::time::timeout(stall, requests.message()).await.map_err(|_| Status::from(stalled(stall)))?
+            } else {
+                match requests.message().now_or_never() {
+                    Some(ready) => ready,
+                    None => break,
+                }
+            };
+            match ready.map_err(|status| stream_error(&label, &status).to_status())? {
+                Some(message) => arrived.push_back(message.0),
+                None => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+
+        let call = CallLog { function: label.clone(), app, started: Instant::now() };
+        if complete {
+            let _cancel_on_drop = CancelOnDrop(cancel.clone());
+            let answers = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                let mut answers = Vec::new();
+                let mut next = || Ok(arrived.pop_front());
+                let mut send = |message| {
+                    answers.push(Ok(message));
+                    Ok(())
+                };
+                if let Err(error) = call.finish(job(cancel, &mut next, &mut send)) {
+                    answers.push(Err(error));
+                }
+                answers
+            })
+            .await
+            .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
+            let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
+            *response.metadata_mut() = response_metadata;
+            return Ok(response);
+        }
+
+        let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
+        let runtime = tokio::runtime::Handle::current();
+        let call_cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let mut next = || {
+                if let Some(message) = arrived.pop_front() {
+                    return Ok(Some(message));
+                }
+                match runtime.block_on(tokio::time::timeout(stall, requests.message())) {
+                    Ok(message) => message.map(|m| m.map(|m| m.0)).map_err(|status| stream_error(&label, &status)),
+                    Err(_) => Err(stalled(stall)),
+                }
+            };
+            let mut send = |message| match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
+            };
+            if let Err(status) = call.finish(job(call_cancel, &mut next, &mut send)) {
+                // The status must follow the answers already queued, or the client would take
+                // a partial answer for a whole one. A client that does not read for the stall
+                // timeout (or is gone) is not told.
+                let _ = runtime.block_on(sender.send_timeout(Err(status), stall));
+            }
+        });
+
+        let mut response =
+            Response::new(Box::pin(Answers { receiver, _cancel_on_drop: CancelOnDrop(cancel) }) as AnswerStream);
+        *response.metadata_mut() = response_metadata;
+        Ok(response)
+    }
+}
+
 #[tonic::async_trait]
 impl Connector for ConnectorService {
     async fn get_capabilities(&self, _: Request<pb::Empty>) -> Result<Response<pb::Capabilities>, Status> {
         Ok(Response::new(pb::Capabilities {
-            allow_script: false,
+            allow_script: self.scripts && self.registry.load().script_engines().next().is_some(),
             functions: self.registry.load().function_definitions(),
             plugin_identifier: "sse-wasm".to_owned(),
             plugin_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -136,7 +255,7 @@ impl Connector for ConnectorService {
     type ExecuteFunctionStream = AnswerStream;
 
     async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
-        let (metadata, _, mut requests) = request.into_parts();
+        let (metadata, _, requests) = request.into_parts();
         let function: pb::FunctionRequestHeader = header(&metadata, pb::FUNCTION_HEADER)?
             .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
         let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
@@ -171,98 +290,32 @@ impl Connector for ConnectorService {
                 .insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description.encode_to_vec()));
         }
 
-        // Waiting here is the back-pressure: the client sees no answer headers until a slot frees.
-        let slot = self.slots.acquire().await;
-        let stall = self.stall_timeout;
-        let cancel = CancelFlag::default();
-
-        // Take in what has already arrived. A chart's small request is usually whole by now; it
-        // is then run with a single hop to a blocking thread and answered in one go, instead of
-        // waking threads back and forth for every message.
-        let mut arrived = VecDeque::new();
-        let mut complete = false;
-        // `message()` only polls the stream, so dropping it while pending loses nothing.
-        while arrived.len() < PREFETCH_MESSAGES {
-            let ready = if arrived.is_empty() {
-                tokio::time::timeout(stall, requests.message()).await.map_err(|_| Status::from(stalled(stall)))?
-            } else {
-                match requests.message().now_or_never() {
-                    Some(ready) => ready,
-                    None => break,
-                }
-            };
-            match ready.map_err(|status| stream_error(&entry.def().name, &status).to_status())? {
-                Some(message) => arrived.push_back(message.0),
-                None => {
-                    complete = true;
-                    break;
-                }
-            }
-        }
-
         let engine = self.engine.clone();
-        let call = CallLog { function: entry.def().name.clone(), app: common.app_id, started: Instant::now() };
-        if complete {
-            let _cancel_on_drop = CancelOnDrop(cancel.clone());
-            let answers = tokio::task::spawn_blocking(move || {
-                let _slot = slot;
-                let mut answers = Vec::new();
-                let next = || Ok(arrived.pop_front());
-                let send = |message| {
-                    answers.push(Ok(message));
-                    Ok(())
-                };
-                if let Err(error) = call.finish(invoke::run(&engine, &entry, cancel, next, send)) {
-                    answers.push(Err(error));
-                }
-                answers
-            })
-            .await
-            .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
-            let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
-            *response.metadata_mut() = response_metadata;
-            return Ok(response);
-        }
-
-        let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let runtime = tokio::runtime::Handle::current();
-        let call_cancel = cancel.clone();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let def = entry.def();
-            let next = || {
-                if let Some(message) = arrived.pop_front() {
-                    return Ok(Some(message));
-                }
-                match runtime.block_on(tokio::time::timeout(stall, requests.message())) {
-                    Ok(message) => message.map(|m| m.map(|m| m.0)).map_err(|status| stream_error(&def.name, &status)),
-                    Err(_) => Err(stalled(stall)),
-                }
-            };
-            let send = |message| match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
-            };
-            if let Err(status) = call.finish(invoke::run(&engine, &entry, call_cancel, next, send)) {
-                // The status must follow the answers already queued, or the client would take
-                // a partial answer for a whole one. A client that does not read for the stall
-                // timeout (or is gone) is not told.
-                let _ = runtime.block_on(sender.send_timeout(Err(status), stall));
-            }
-        });
-
-        let mut response =
-            Response::new(Box::pin(Answers { receiver, _cancel_on_drop: CancelOnDrop(cancel) }) as AnswerStream);
-        *response.metadata_mut() = response_metadata;
-        Ok(response)
+        let label = def.name.clone();
+        let job =
+            move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| invoke::run(&engine, &entry, cancel, next, send);
+        self.respond(label, common.app_id, requests, response_metadata, job).await
     }
 
     type EvaluateScriptStream = AnswerStream;
 
-    async fn evaluate_script(&self, _: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
-        Err(Status::unimplemented(
-            "script evaluation is not enabled on this host (GetCapabilities says allowScript: false)",
-        ))
+    async fn evaluate_script(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
+        if !self.scripts {
+            return Err(CallError::ScriptsDisabled.to_status());
+        }
+        let (metadata, _, requests) = request.into_parts();
+        let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER)?
+            .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::SCRIPT_HEADER)))?;
+        let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
+        let script = Script::from_header(script)?;
+        let registry = self.registry.load_full();
+        let module = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();
+        let engine = self.engine.clone();
+        let label = format!("script ({})", module.name);
+        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
+            let scripts = module.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
+            script::run(&engine, &module.name, scripts, &script, cancel, next, send)
+        };
+        self.respond(label, common.app_id, requests, MetadataMap::new(), job).await
     }
 }

@@ -27,7 +27,21 @@ fn type_name(function_type: pb::FunctionType) -> &'static str {
 pub fn inspect(path: &Path, limits: Limits, out: &mut impl Write) -> anyhow::Result<()> {
     let engine = Engine::new(limits)?;
     let (module, _) = Module::load(&engine, None, path)?;
-    writeln!(out, "{}: {} function(s); fits qlik:sse/plugin@0.1.0", path.display(), module.functions.len())?;
+    match &module.scripts {
+        Some(scripts) => writeln!(
+            out,
+            "{}: a script engine for {} (scripts starting with #!{}); fits qlik:sse/script-engine@0.1.0",
+            path.display(),
+            scripts.language,
+            scripts.language
+        )?,
+        None => {
+            writeln!(out, "{}: {} function(s); fits qlik:sse/plugin@0.1.0", path.display(), module.functions.len())?
+        }
+    }
+    if module.scripts.is_some() && !module.functions.is_empty() {
+        writeln!(out, "and {} function(s); fits qlik:sse/plugin@0.1.0", module.functions.len())?;
+    }
     for def in &module.functions {
         let params: Vec<String> = def.params.iter().map(|(name, t)| format!("{name}: {}", t.name())).collect();
         let returns = match &def.table {

@@ -5,9 +5,11 @@ mod cache;
 mod clients;
 mod errors;
 mod examples;
+mod languages;
 mod loading;
 mod reload;
 mod sandbox;
+mod scripts;
 mod tls;
 mod toolkit;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.

@@ -80,3 +80,12 @@ fn call_runs_under_the_servers_limits() {
     let output = sse_wasm(&["call", module.to_str().unwrap(), "ReadFile", "--arg", "/etc/passwd"], "");
     assert!(text(&output.stdout).starts_with("ReadFile\ndenied"), "{}", text(&output.stdout));
 }
+
+#[test]
+fn inspect_names_a_script_engines_language() {
+    let module = guest_wasm("python_scripts");
+    let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("a script engine for python (scripts starting with #!python)"), "{stdout}");
+}

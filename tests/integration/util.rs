@@ -66,10 +66,27 @@ impl TestServer {
         Self::start_in_with(dir, limits, ServeOptions::default()).await
     }
 
+    /// Serves the named guests with a compile cache shared by every test of this process: for
+    /// the large guests (Python, JavaScript) that take seconds to compile.
+    pub async fn start_shared(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
+        static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let cache = SHARED.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().to_owned();
+        let dir = tempfile::tempdir().expect("temp dir");
+        for guest in guests {
+            std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
+        }
+        Self::start_cached(dir, &cache, limits, options).await
+    }
+
     /// Serves whatever `dir` holds, under `limits` and `options`.
     pub async fn start_in_with(dir: tempfile::TempDir, limits: Limits, options: ServeOptions) -> Self {
+        let cache = dir.path().join(".cache");
+        Self::start_cached(dir, &cache, limits, options).await
+    }
+
+    async fn start_cached(dir: tempfile::TempDir, cache: &Path, limits: Limits, options: ServeOptions) -> Self {
         let engine = Engine::new(limits).expect("engine");
-        let cache = CompileCache::new(&dir.path().join(".cache"), engine.wasmtime()).expect("cache");
+        let cache = CompileCache::new(cache, engine.wasmtime()).expect("cache");
         let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
         let registry = functions.registry();
         let status = functions.status();
@@ -182,6 +199,49 @@ pub async fn call(
 ) -> Result<Answer, Status> {
     let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
     call_with_header(client, Some(header.encode_to_vec()), messages).await
+}
+
+/// Evaluates `script` (Qlik's EvaluateScript) with `params` (name, type) over `messages`.
+pub async fn evaluate(
+    client: &mut ConnectorClient<Channel>,
+    script: &str,
+    function_type: pb::FunctionType,
+    return_type: pb::DataType,
+    params: &[(&str, pb::DataType)],
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, Status> {
+    let header = pb::ScriptRequestHeader {
+        script: script.to_owned(),
+        function_type: function_type as i32,
+        return_type: return_type as i32,
+        params: params
+            .iter()
+            .map(|(name, t)| pb::Parameter { data_type: *t as i32, name: (*name).to_owned() })
+            .collect(),
+    };
+    evaluate_with_header(client, Some(header.encode_to_vec()), messages).await
+}
+
+/// Evaluates with a raw script header value (`None`: no header at all).
+pub async fn evaluate_with_header(
+    client: &mut ConnectorClient<Channel>,
+    header: Option<Vec<u8>>,
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, Status> {
+    let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
+    let mut request = Request::new(futures::stream::iter(messages));
+    if let Some(header) = header {
+        request.metadata_mut().insert_bin(pb::SCRIPT_HEADER, MetadataValue::from_bytes(&header));
+    }
+    common_header(request.metadata_mut(), rows as i64);
+    let response = client.evaluate_script(request).await?;
+    let metadata = response.metadata().clone();
+    let mut stream = response.into_inner();
+    let mut messages = Vec::new();
+    while let Some(message) = stream.next().await {
+        messages.push(message?);
+    }
+    Ok(Answer { metadata, messages })
 }
 
 /// Calls with a raw function header value (`None`: no header at all).

@@ -1,0 +1,133 @@
+"""One evaluation of a Qlik script in Python: collects the columns, evaluates, answers."""
+
+import builtins
+import math
+import statistics
+from collections import OrderedDict
+from typing import Any, List
+
+from componentize_py_types import Err
+from wit_world.exports.scripts import Script
+from wit_world.imports import types as t
+
+__all__ = ["Evaluation"]
+
+# Compiled scripts by text: a chart sends the same script for every dimension value.
+_compiled: "OrderedDict[str, Any]" = OrderedDict()
+_MAX_COMPILED = 256
+
+
+def _compile(text: str):
+    code = _compiled.get(text)
+    if code is not None:
+        _compiled.move_to_end(text)
+        return code
+    try:
+        code = (compile(text, "<script>", "eval"), True)
+    except SyntaxError:
+        # Not one expression: statements that assign `result`. A real syntax error is reported
+        # as the statements' one, which names the line.
+        code = (compile(text, "<script>", "exec"), False)
+    _compiled[text] = code
+    if len(_compiled) > _MAX_COMPILED:
+        _compiled.popitem(last=False)
+    return code
+
+
+def _texts(s: t.Strings) -> List[str]:
+    data, offsets = s.data, s.offsets
+    return [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
+
+
+def _strings(values: List[str]) -> t.Strings:
+    encoded = [v.encode("utf-8") for v in values]
+    offsets, end = [0], 0
+    for e in encoded:
+        end += len(e)
+        offsets.append(end)
+    return t.Strings(b"".join(encoded), offsets)
+
+
+def _message(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _number(v: Any) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"the script returned the text {v!r} where a number is expected (use ScriptEvalStr)")
+    return float(v)
+
+
+def _text(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+class Evaluation:
+    """The `evaluation` resource: `update` collects columns, `finish` evaluates the script."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.columns: List[Any] = []
+        for p in script.params:
+            self.columns.append([[], []] if p.data_type == t.DataType.DUAL else [])
+        self.error = None
+        try:
+            self.code, self.expression = _compile(script.text)
+        except SyntaxError as e:
+            self.error = _message(e)
+
+    def update(self, input: t.Batch) -> None:
+        if self.error:
+            raise Err(self.error)
+        for collected, column in zip(self.columns, input.columns):
+            if isinstance(column, t.Column_Numeric):
+                collected.extend(column.value)
+            elif isinstance(column, t.Column_Text):
+                collected.extend(_texts(column.value))
+            else:
+                collected[0].extend(column.value.numbers)
+                collected[1].extend(_texts(column.value.strings))
+
+    def finish(self) -> t.Batch:
+        if self.error:
+            raise Err(self.error)
+        scope = {"args": self.columns, "math": math, "statistics": statistics, "__builtins__": builtins}
+        try:
+            if self.expression:
+                result = eval(self.code, scope)
+            else:
+                exec(self.code, scope)
+                if "result" not in scope:
+                    raise NameError("the script is not one expression and assigns no `result`")
+                result = scope["result"]
+            return self._answer(result)
+        except Err:
+            raise
+        except Exception as e:  # the script's own failure is the call's answer
+            raise Err(_message(e))
+
+    def _answer(self, result: Any) -> t.Batch:
+        rows = [result] if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__") else list(result)
+        rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in rows]
+        width = len(rows[0]) if rows else 1
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise ValueError(f"row {i + 1} of the answer has {len(row)} columns, row 1 has {width}")
+        if width == 0:
+            raise ValueError("the answer has rows without columns")
+        kind = self.script.return_type
+        columns = []
+        for c in range(width):
+            values = [row[c] for row in rows]
+            if kind == t.DataType.NUMERIC:
+                columns.append(t.Column_Numeric([_number(v) for v in values]))
+            elif kind == t.DataType.TEXT:
+                columns.append(t.Column_Text(_strings([_text(v) for v in values])))
+            else:
+                pairs = [v if isinstance(v, (list, tuple)) and len(v) == 2 else (v, _text(v)) for v in values]
+                columns.append(
+                    t.Column_Dual(t.Duals([_number(n) for n, _ in pairs], _strings([_text(s) for _, s in pairs])))
+                )
+        return t.Batch(len(rows), columns)

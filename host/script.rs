@@ -1,0 +1,281 @@
+//! Qlik's script functions (`EvaluateScript`): the script a request carries, the script engines
+//! that run it, and one evaluation from request messages to answer messages.
+//!
+//! A script engine is a component exporting `qlik:sse/scripts`. Unlike functions, whose instances
+//! are fresh for every call, an engine's instances are kept warm between calls (an interpreter
+//! takes milliseconds to start, and engines keep compiled scripts by their text): an instance
+//! goes back to its engine's pool after a call that did not trap, and is dropped otherwise.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use crate::bindings::qlik::sse::types as wit;
+use crate::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
+use crate::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
+use crate::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
+use crate::columns::{Batch, DataType};
+use crate::engine::{CallState, CancelFlag, Engine, guarded};
+use crate::error::{CallError, LoadError};
+use crate::invoke::CallStats;
+use crate::pb;
+
+/// The name scripts go by in logs and messages (Qlik does not say which script function it was).
+const LABEL: &str = "script";
+
+/// Warm instances kept per engine; more calls at once instantiate afresh.
+const MAX_WARM: usize = 16;
+
+/// Evaluations one instance serves before it is replaced, bounding what a long-lived
+/// interpreter may accumulate (caches, fragmentation, state a script left behind).
+const MAX_USES: u32 = 1000;
+
+/// The script of one `EvaluateScript` call, from its `ScriptRequestHeader`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    /// The text as written in the expression.
+    pub text: String,
+    /// Parameter names and types, in order.
+    pub params: Vec<(String, DataType)>,
+    /// Scalar, aggregation or tensor.
+    pub function_type: pb::FunctionType,
+    /// The type of every answer column.
+    pub return_type: DataType,
+}
+
+impl Script {
+    /// Checks Qlik's header: known enum values only.
+    pub fn from_header(header: pb::ScriptRequestHeader) -> Result<Self, CallError> {
+        let data_type = |value: i32, what: &str| {
+            pb::DataType::try_from(value)
+                .map(DataType::from_pb)
+                .map_err(|_| CallError::BadHeader(format!("{what} has the unknown data type {value}")))
+        };
+        let function_type = pb::FunctionType::try_from(header.function_type).map_err(|_| {
+            CallError::BadHeader(format!("the script has the unknown function type {}", header.function_type))
+        })?;
+        let params = header
+            .params
+            .into_iter()
+            .map(|p| Ok((p.name.clone(), data_type(p.data_type, &format!("parameter {:?}", p.name))?)))
+            .collect::<Result<_, CallError>>()?;
+        Ok(Self {
+            text: header.script,
+            params,
+            function_type,
+            return_type: data_type(header.return_type, "the script")?,
+        })
+    }
+
+    /// The language its first line asks for (`#!python` asks for `python`), if any.
+    pub fn marker(&self) -> Option<String> {
+        let first = self.text.trim_start().lines().next()?;
+        let language = first.strip_prefix("#!")?.trim();
+        (!language.is_empty()).then(|| language.to_ascii_lowercase())
+    }
+
+    /// How many rows the whole answer must have for `rows_in` input rows; `None` for a script
+    /// without parameters, which answers whatever it evaluates to.
+    fn expected_rows(&self, rows_in: usize) -> Option<usize> {
+        match self.function_type {
+            pb::FunctionType::Aggregation => Some(1),
+            _ if self.params.is_empty() => None,
+            _ => Some(rows_in),
+        }
+    }
+}
+
+/// An instance kept between calls.
+struct Warm {
+    store: Store<CallState>,
+    bindings: Bindings,
+    uses: u32,
+}
+
+/// A loaded script engine: its language, and warm instances of it.
+pub struct ScriptEngine {
+    /// The language it runs, lower case.
+    pub language: String,
+    pre: ScriptEnginePre<CallState>,
+    warm: Mutex<Vec<Warm>>,
+}
+
+impl ScriptEngine {
+    /// Links the engine exported by a component and asks it for its language. The instance that
+    /// answered is the first warm one.
+    pub(crate) fn new(
+        engine: &Engine,
+        module: &Arc<str>,
+        pre: InstancePre<CallState>,
+        load_error: impl Fn(String) -> LoadError,
+    ) -> Result<Self, LoadError> {
+        let pre = ScriptEnginePre::new(pre).map_err(|e| load_error(format!("{e:#}")))?;
+        let mut store = engine.store(module, None);
+        let what = format!("{module} (language)");
+        let bindings = guarded(&mut store, &what, |s| pre.instantiate(s)).map_err(|e| load_error(e.to_string()))?;
+        let language = guarded(&mut store, &what, |s| bindings.qlik_sse_scripts().call_language(s))
+            .map_err(|e| load_error(e.to_string()))?;
+        if language.is_empty()
+            || language.len() > 32
+            || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(load_error(format!(
+                "the script language {language:?} is not a short lower-case name such as \"python\""
+            )));
+        }
+        Ok(Self { language, pre, warm: Mutex::new(vec![Warm { store, bindings, uses: 0 }]) })
+    }
+
+    /// A warm instance rearmed for a new call, or a fresh one.
+    fn take(&self, engine: &Engine, module: &Arc<str>, cancel: CancelFlag) -> Result<Warm, CallError> {
+        let warm = self.warm.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        match warm {
+            Some(mut warm) => {
+                engine.rearm(&mut warm.store, cancel);
+                Ok(warm)
+            }
+            None => {
+                let mut store = engine.store(module, Some(cancel));
+                let bindings = guarded(&mut store, LABEL, |s| self.pre.instantiate(s))?;
+                Ok(Warm { store, bindings, uses: 0 })
+            }
+        }
+    }
+
+    /// Keeps an instance that ended its evaluation cleanly for the next call.
+    fn give_back(&self, mut warm: Warm) {
+        warm.uses += 1;
+        let mut pool = self.warm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if warm.uses < MAX_USES && pool.len() < MAX_WARM {
+            pool.push(warm);
+        }
+    }
+}
+
+/// Runs `script` on `scripts` (the engine of component `module`): feeds it every request message
+/// from `next`, then hands its answer, split into messages, to `send`.
+pub fn run<N, S>(
+    engine: &Engine,
+    module: &Arc<str>,
+    scripts: &ScriptEngine,
+    script: &Script,
+    cancel: CancelFlag,
+    mut next: N,
+    mut send: S,
+) -> Result<CallStats, CallError>
+where
+    N: FnMut() -> Result<Option<Bytes>, CallError>,
+    S: FnMut(EncodedRows) -> Result<(), CallError>,
+{
+    let mut warm = scripts.take(engine, module, cancel)?;
+    let header = ScriptHeader {
+        text: script.text.clone(),
+        params: script
+            .params
+            .iter()
+            .map(|(name, t)| wit::Param { name: name.clone(), data_type: (*t).into() })
+            .collect(),
+        function_type: script.function_type.into(),
+        return_type: script.return_type.into(),
+    };
+    let params: Vec<DataType> = script.params.iter().map(|(_, t)| *t).collect();
+    let Warm { store, bindings, .. } = &mut warm;
+    let evaluation = bindings.qlik_sse_scripts().evaluation();
+    let handle = guarded(store, LABEL, |s| evaluation.call_constructor(s, &header))?;
+
+    let mut stats = CallStats::default();
+    let outcome = (|| {
+        while let Some(message) = next()? {
+            let batch = codec::decode(&message, &params)
+                .map_err(|error| CallError::BadInput { function: LABEL.to_owned(), reason: error.to_string() })?;
+            stats.rows_in += batch.rows;
+            let input = wit::Batch::try_from(batch)
+                .map_err(|reason| CallError::BadInput { function: LABEL.to_owned(), reason })?;
+            guarded(store, LABEL, |s| evaluation.call_update(s, handle, &input))?.map_err(script_error)?;
+        }
+        guarded(store, LABEL, |s| evaluation.call_finish(s, handle))?.map_err(script_error)
+    })();
+    // The evaluation is dropped whatever happened, so the warm instance starts the next call clean.
+    let dropped = guarded(store, LABEL, |s| handle.resource_drop(s));
+    let answer = match (outcome, dropped) {
+        (Ok(answer), Ok(())) => answer,
+        (Err(error), Ok(())) => {
+            // A script's own error leaves the instance sound; a trap or deadline does not.
+            if matches!(error, CallError::Guest { .. }) {
+                scripts.give_back(warm);
+            }
+            return Err(error);
+        }
+        (Err(error), Err(_)) | (Ok(_), Err(error)) => return Err(error),
+    };
+    scripts.give_back(warm);
+
+    let answer = Batch::from(answer);
+    check(script, &answer, stats.rows_in)?;
+    stats.rows_out = answer.rows;
+    codec::encode(&answer, MAX_RESPONSE_BYTES, &mut send).map_err(|error| match error {
+        EncodeError::Emit(error) => error,
+        EncodeError::OversizedRow(bytes) => CallError::OversizedRow { function: LABEL.to_owned(), bytes },
+    })?;
+    Ok(stats)
+}
+
+fn script_error(message: String) -> CallError {
+    CallError::Guest { function: LABEL.to_owned(), message }
+}
+
+/// A script's answer must have the rows its function type promises, in columns of its return type.
+fn check(script: &Script, answer: &Batch, rows_in: usize) -> Result<(), CallError> {
+    let wrong = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
+    if answer.columns.is_empty() {
+        return Err(wrong("the script answered no columns".to_owned()));
+    }
+    let types = vec![script.return_type; answer.columns.len()];
+    answer.check(&types).map_err(|reason| wrong(format!("the answer does not fit the return type: {reason}")))?;
+    if let Some(expected) = script.expected_rows(rows_in)
+        && answer.rows != expected
+    {
+        let function = match script.function_type {
+            pb::FunctionType::Aggregation => "an aggregation (ScriptAggr)",
+            _ => "a row-wise script (ScriptEval)",
+        };
+        return Err(wrong(format!(
+            "the script answered {} rows for {rows_in} input rows; {function} answers {expected}",
+            answer.rows
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(text: &str) -> Script {
+        Script {
+            text: text.to_owned(),
+            params: Vec::new(),
+            function_type: pb::FunctionType::Scalar,
+            return_type: DataType::Numeric,
+        }
+    }
+
+    #[test]
+    fn the_first_line_names_the_language() {
+        assert_eq!(script("#!python\nsum(args[0])").marker().as_deref(), Some("python"));
+        assert_eq!(script("  #! JavaScript \n1").marker().as_deref(), Some("javascript"));
+        assert_eq!(script("sum(args[0])").marker(), None);
+        assert_eq!(script("#!\n1").marker(), None);
+        assert_eq!(script("").marker(), None);
+    }
+
+    #[test]
+    fn unknown_enum_values_in_the_header_are_refused() {
+        let header = pb::ScriptRequestHeader { script: "1".into(), function_type: 7, ..Default::default() };
+        assert!(Script::from_header(header).unwrap_err().to_string().contains("function type 7"));
+        let header = pb::ScriptRequestHeader { script: "1".into(), return_type: 9, ..Default::default() };
+        assert!(Script::from_header(header).unwrap_err().to_string().contains("data type 9"));
+    }
+}
