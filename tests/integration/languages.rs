@@ -39,3 +39,59 @@ async fn python_functions() {
     let answer = call(&mut client, "GeometricMean", bundles(numbers(&[-1.0]), 1)).await.expect("no positives");
     assert!(answer.numbers()[0].is_nan(), "no positive values answer NaN (Qlik's null)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_functions() {
+    let server = server("js_example").await;
+    assert_eq!(names(&server).await, ["Clamp", "Reverse", "Spread"]);
+    let mut client = server.client().await;
+
+    let rows = vec![
+        row(&[V::N(15.0), V::N(0.0), V::N(10.0)]),
+        row(&[V::N(-3.0), V::N(-1.0), V::N(1.0)]),
+        row(&[V::N(0.5), V::N(0.0), V::N(1.0)]),
+    ];
+    let answer = call(&mut client, "Clamp", bundles(rows, 2)).await.expect("Clamp");
+    assert_eq!(answer.numbers(), [10.0, -1.0, 0.5]);
+
+    // A thrown error fails the call with its message.
+    let result = call(&mut client, "Clamp", bundles(vec![row(&[V::N(1.0), V::N(5.0), V::N(2.0)])], 1)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Clamp failed", "RangeError", "Low (5) is above High (2)"]);
+
+    let answer = call(&mut client, "Spread", bundles(numbers(&[3.0, f64::NAN, -2.0, 7.5]), 3)).await.expect("Spread");
+    assert_eq!(answer.numbers(), [9.5]);
+
+    let texts = vec![row(&[V::S("Qlik ✓")]), row(&[V::S("")])];
+    let answer = call(&mut client, "Reverse", bundles(texts, 1)).await.expect("Reverse");
+    assert_eq!(answer.strings(), ["✓ kilQ", ""]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_functions() {
+    let server = server("c_example").await;
+    assert_eq!(names(&server).await, ["Hypotenuse", "SumOfSquares", "Trim"]);
+    let mut client = server.client().await;
+
+    let rows = vec![row(&[V::N(3.0), V::N(4.0)]), row(&[V::N(5.0), V::N(12.0)])];
+    let answer = call(&mut client, "Hypotenuse", bundles(rows, 1)).await.expect("Hypotenuse");
+    assert_eq!(answer.numbers(), [5.0, 13.0]);
+
+    let values: Vec<f64> = (1..=100).map(f64::from).chain([f64::NAN]).collect();
+    let answer = call(&mut client, "SumOfSquares", bundles(numbers(&values), 7)).await.expect("SumOfSquares");
+    assert_eq!(answer.numbers(), [338_350.0]);
+
+    let texts = vec![row(&[V::S("  héllo wörld \t")]), row(&[V::S("   ")]), row(&[V::S("x")])];
+    let answer = call(&mut client, "Trim", bundles(texts, 2)).await.expect("Trim");
+    assert_eq!(answer.strings(), ["héllo wörld", "", "x"]);
+}
+
+/// The committed C bindings were generated from the WIT as it is now (`make c-bindings`).
+#[test]
+fn the_c_bindings_match_the_wit() {
+    use sha2::Digest;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let wit = std::fs::read(root.join("wit/sse.wit")).expect("wit");
+    let recorded = std::fs::read_to_string(root.join("guests/c/gen/WIT_SHA256")).expect("recorded hash");
+    let actual: String = sha2::Sha256::digest(&wit).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(recorded.trim(), actual, "wit/sse.wit changed since guests/c/gen was generated: run `make c-bindings`");
+}

@@ -89,3 +89,93 @@ fn inspect_names_a_script_engines_language() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("a script engine for python (scripts starting with #!python)"), "{stdout}");
 }
+
+/// Runs `program` in `dir`, panicking with its output when it fails.
+fn run_in(dir: &std::path::Path, program: &str, args: &[&str], env: &[(&str, std::ffi::OsString)]) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(output.status.success(), "{program} {args:?} failed:\n{}\n{}", text(&output.stdout), text(&output.stderr));
+}
+
+/// `sse-wasm new` for `lang`, built by the command it printed (with the toolchains `make guests`
+/// installed), then inspected: the three starter functions are there.
+fn scaffold_builds_and_inspects(lang: &str, build: impl FnOnce(&std::path::Path), built: &str, function: &str) {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("my-guest");
+    let output = sse_wasm(&["new", "--lang", lang, dir.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("build it with"), "{}", text(&output.stdout));
+    assert!(dir.join("wit/sse.wit").is_file() && dir.join("README.md").is_file());
+    build(&dir);
+    let module = dir.join(built);
+    let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("3 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains(function), "{stdout}");
+
+    let again = sse_wasm(&["new", "--lang", lang, dir.to_str().unwrap()], "");
+    assert!(!again.status.success() && text(&again.stderr).contains("exists already"), "{}", text(&again.stderr));
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn new_rust_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "rust",
+        |dir| {
+            // Shares the guests' build folder, so the SDK and wit-bindgen are not built again.
+            run_in(dir, "cargo", &["build", "--release"], &[("CARGO_TARGET_DIR", repo("guests/target").into())]);
+            let built = repo("guests/target/wasm32-wasip2/release/my_guest.wasm");
+            std::fs::create_dir_all(dir.join("target/wasm32-wasip2/release")).expect("mkdir");
+            std::fs::rename(built, dir.join("target/wasm32-wasip2/release/my_guest.wasm")).expect("move");
+        },
+        "target/wasm32-wasip2/release/my_guest.wasm",
+        "GeometricMean(values: NUMERIC) -> NUMERIC",
+    );
+}
+
+#[test]
+fn new_python_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "python",
+        |dir| {
+            let componentize = repo("guests/.tools/venv/bin/componentize-py");
+            let args = ["-d", "wit", "-w", "plugin", "componentize", "app", "-o", "my_guest.wasm"];
+            run_in(dir, componentize.to_str().unwrap(), &args, &[]);
+        },
+        "my_guest.wasm",
+        "TitleCase(text: STRING) -> STRING",
+    );
+}
+
+#[test]
+fn new_javascript_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "js",
+        |dir| {
+            // The packages `make guests` installed, instead of downloading them again.
+            std::os::unix::fs::symlink(repo("guests/js/node_modules"), dir.join("node_modules")).expect("link");
+            run_in(dir, "npm", &["run", "--silent", "build"], &[]);
+        },
+        "my_guest.wasm",
+        "Clamp(Value: NUMERIC, Low: NUMERIC, High: NUMERIC) -> NUMERIC",
+    );
+}
+
+#[test]
+fn new_c_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "c",
+        |dir| run_in(dir, "make", &[], &[("WASM_TOOLS", repo("guests/.tools/venv/bin/wasm-tools").into())]),
+        "my_guest.wasm",
+        "Trim(Text: STRING) -> STRING",
+    );
+}

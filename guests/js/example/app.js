@@ -1,0 +1,22 @@
+// Example sse-wasm functions in JavaScript: a scalar, an aggregation and a string function.
+import { aggregation, functions, scalar } from "../sdk/sse-guest.js";
+
+scalar("Clamp", { Value: "numeric", Low: "numeric", High: "numeric" }, "numeric",
+  (value, low, high) => {
+    if (low > high) throw new RangeError(`Low (${low}) is above High (${high})`);
+    return Math.min(Math.max(value, low), high);
+  },
+  { description: "Limits a value to the range from Low to High." });
+
+aggregation("Spread", { Values: "numeric" }, "numeric",
+  (values) => {
+    const present = values.filter((v) => !Number.isNaN(v));
+    return present.length ? Math.max(...present) - Math.min(...present) : NaN;
+  },
+  { description: "The largest value minus the smallest; NaN when there are none." });
+
+scalar("Reverse", { Text: "text" }, "text",
+  (text) => Array.from(text).reverse().join(""),
+  { description: "The text backwards, by characters." });
+
+export { functions };
