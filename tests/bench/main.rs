@@ -1,8 +1,8 @@
 //! `make bench`: the host's figures, measured on this machine through the real gRPC interface.
 //!
 //! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
-//! tonic server and with native functions) and `reload` (hot-reload latency and start-up from a
-//! warm cache). Pass section names to run only those, and `--quick` for smaller sizes.
+//! tonic server and with native functions), `reload` (hot-reload latency and start-up from a
+//! warm cache) and `scripts` (the Python script engine's latency, calls/s and rows/s). Pass section names to run only those, and `--quick` for smaller sizes.
 //!
 //! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
 //! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
@@ -10,6 +10,7 @@
 mod native;
 mod plain;
 mod reload;
+mod scripts;
 mod throughput;
 mod util;
 mod wire;
@@ -40,6 +41,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("reload") {
         reload::run(quick).await?;
+    }
+    if wanted("scripts") {
+        scripts::run(quick).await?;
     }
     Ok(())
 }

@@ -67,16 +67,36 @@ pub struct Answer {
 
 /// Calls `name` on `channel` with pre-encoded `messages`.
 pub async fn call(channel: &Channel, name: &str, messages: Vec<Bytes>) -> Result<Answer, Status> {
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    exchange(channel, "/qlik.sse.Connector/ExecuteFunction", pb::FUNCTION_HEADER, header.encode_to_vec(), messages)
+        .await
+}
+
+/// Evaluates the script of `header` (EvaluateScript) over pre-encoded `messages`.
+pub async fn evaluate(
+    channel: &Channel,
+    header: &pb::ScriptRequestHeader,
+    messages: Vec<Bytes>,
+) -> Result<Answer, Status> {
+    exchange(channel, "/qlik.sse.Connector/EvaluateScript", pb::SCRIPT_HEADER, header.encode_to_vec(), messages).await
+}
+
+async fn exchange(
+    channel: &Channel,
+    path: &'static str,
+    key: &'static str,
+    header: Vec<u8>,
+    messages: Vec<Bytes>,
+) -> Result<Answer, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
     // The host's own codec works from this side too: requests go out as already-encoded bytes,
     // answers come back undecoded.
     let mut request = tonic::Request::new(futures::stream::iter(messages.into_iter().map(EncodedRows)));
-    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
-    let path = http::uri::PathAndQuery::from_static("/qlik.sse.Connector/ExecuteFunction");
+    request.metadata_mut().insert_bin(key, MetadataValue::from_bytes(&header));
+    let path = http::uri::PathAndQuery::from_static(path);
     let mut stream = grpc.streaming(request, path, RowsCodec).await?.into_inner();
     let mut answer = Answer { rows: 0, first: None };
     while let Some(message) = stream.message().await? {

@@ -109,25 +109,30 @@ class Evaluation:
             raise Err(_message(e))
 
     def _answer(self, result: Any) -> t.Batch:
-        rows = [result] if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__") else list(result)
+        scalar = isinstance(result, (str, bytes)) or not hasattr(result, "__iter__")
+        rows = [result] if scalar else result if isinstance(result, list) else list(result)
+        kind = self.script.return_type
+        if not any(isinstance(r, (list, tuple)) for r in rows):
+            return t.Batch(len(rows), [self._column(rows, kind)])
         rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in rows]
-        width = len(rows[0]) if rows else 1
+        width = len(rows[0])
         for i, row in enumerate(rows):
             if len(row) != width:
                 raise ValueError(f"row {i + 1} of the answer has {len(row)} columns, row 1 has {width}")
         if width == 0:
             raise ValueError("the answer has rows without columns")
-        kind = self.script.return_type
-        columns = []
-        for c in range(width):
-            values = [row[c] for row in rows]
-            if kind == t.DataType.NUMERIC:
-                columns.append(t.Column_Numeric([_number(v) for v in values]))
-            elif kind == t.DataType.TEXT:
-                columns.append(t.Column_Text(_strings([_text(v) for v in values])))
-            else:
-                pairs = [v if isinstance(v, (list, tuple)) and len(v) == 2 else (v, _text(v)) for v in values]
-                columns.append(
-                    t.Column_Dual(t.Duals([_number(n) for n, _ in pairs], _strings([_text(s) for _, s in pairs])))
-                )
-        return t.Batch(len(rows), columns)
+        return t.Batch(len(rows), [self._column([row[c] for row in rows], kind) for c in range(width)])
+
+    @staticmethod
+    def _column(values: List[Any], kind: t.DataType) -> t.Column:
+        if kind == t.DataType.NUMERIC:
+            if not any(isinstance(v, str) for v in values):
+                try:
+                    return t.Column_Numeric(list(map(float, values)))
+                except TypeError:
+                    pass  # None among the values, or something float() refuses: the careful way
+            return t.Column_Numeric([_number(v) for v in values])
+        if kind == t.DataType.TEXT:
+            return t.Column_Text(_strings([_text(v) for v in values]))
+        pairs = [v if isinstance(v, (list, tuple)) and len(v) == 2 else (v, _text(v)) for v in values]
+        return t.Column_Dual(t.Duals([_number(n) for n, _ in pairs], _strings([_text(s) for _, s in pairs])))

@@ -1,0 +1,90 @@
+//! Script functions: the Python engine's one-row ScriptAggr (a chart asking once per dimension
+//! value) as latency and calls/s, and ScriptEval over many rows as rows/s.
+
+use std::time::{Duration, Instant};
+
+use sse_wasm::pb;
+
+use crate::throughput::Server;
+use crate::util::guest;
+use crate::wire::{self, Cell};
+
+fn script(text: &str, function_type: pb::FunctionType, params: usize) -> pb::ScriptRequestHeader {
+    pb::ScriptRequestHeader {
+        script: text.to_owned(),
+        function_type: function_type as i32,
+        return_type: pb::DataType::Numeric as i32,
+        params: (0..params)
+            .map(|i| pb::Parameter { data_type: pb::DataType::Numeric as i32, name: format!("p{i}") })
+            .collect(),
+    }
+}
+
+pub async fn run(quick: bool) -> anyhow::Result<()> {
+    let functions = tempfile::tempdir()?;
+    std::fs::copy(guest("python_scripts"), functions.path().join("python_scripts.wasm"))?;
+    let started = Instant::now();
+    let server = Server::wasm(functions.path()).await?;
+    let ready = started.elapsed();
+
+    println!();
+    println!("## Script functions (Python engine; start-up with a cold compile cache: {:.1} s)", ready.as_secs_f64());
+    println!("| workload | figure |");
+    println!("|---|---|");
+
+    let aggr = script("sum(args[0])", pb::FunctionType::Aggregation, 1);
+    let one_row = wire::encode(1, 1, |_| vec![Cell::Number(2.5)]);
+    let answer = wire::evaluate(&server.channel, &aggr, one_row.clone()).await?;
+    anyhow::ensure!(answer.first.map(|r| r.duals[0].num_data) == Some(2.5), "ScriptAggr answered wrongly");
+    let mut latencies = Vec::new();
+    for _ in 0..if quick { 200 } else { 1000 } {
+        let started = Instant::now();
+        wire::evaluate(&server.channel, &aggr, one_row.clone()).await?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+    println!(
+        "| one-row ScriptAggr `sum(args[0])`, p50 / p99 latency | {:.0} µs / {:.0} µs |",
+        percentile(0.5),
+        percentile(0.99)
+    );
+
+    let window = Duration::from_secs(if quick { 1 } else { 3 });
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (channel, messages, aggr) = (server.channel.clone(), one_row.clone(), aggr.clone());
+            tokio::spawn(async move {
+                let mut calls = 0u64;
+                while started.elapsed() < window {
+                    wire::evaluate(&channel, &aggr, messages.clone()).await?;
+                    calls += 1;
+                }
+                Ok::<_, tonic::Status>(calls)
+            })
+        })
+        .collect();
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await??;
+    }
+    println!(
+        "| one-row ScriptAggr, 16 concurrent streams | {:.0} calls/s |",
+        calls as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let rows = if quick { 200_000 } else { 1_000_000 };
+    let eval = script("[a + b for a, b in zip(args[0], args[1])]", pb::FunctionType::Tensor, 2);
+    let messages = wire::encode(rows, 2000, |i| vec![Cell::Number(i as f64), Cell::Number(0.5)]);
+    let started = Instant::now();
+    let answer = wire::evaluate(&server.channel, &eval, messages).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(answer.rows == rows, "ScriptEval answered {} rows for {rows}", answer.rows);
+    anyhow::ensure!(answer.first.map(|r| r.duals[0].num_data) == Some(0.5), "ScriptEval answered wrongly");
+    println!(
+        "| ScriptEval `[a + b for a, b in zip(args[0], args[1])]`, {rows} rows | {:.2} M rows/s |",
+        rows as f64 / took.as_secs_f64() / 1e6
+    );
+    Ok(())
+}
