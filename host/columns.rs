@@ -67,6 +67,15 @@ impl Strings {
         Ok(())
     }
 
+    /// Appends bytes not yet known to be UTF-8; the decoder checks the whole column at once with
+    /// [`Strings::check`], which is several times faster than checking value by value.
+    pub(crate) fn push_bytes(&mut self, value: &[u8]) -> Result<(), String> {
+        self.data.extend_from_slice(value);
+        let end = u32::try_from(self.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
+        self.offsets.push(end);
+        Ok(())
+    }
+
     /// The number of values.
     pub fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
@@ -79,7 +88,7 @@ impl Strings {
 
     /// Checks that a column made by a guest is well-formed: `rows + 1` ascending offsets starting
     /// at 0 and ending at the data's end, each on a UTF-8 character boundary.
-    fn check(&self, rows: usize) -> Result<(), String> {
+    pub(crate) fn check(&self, rows: usize) -> Result<(), String> {
         if self.offsets.len() != rows + 1 {
             return Err(format!("a string column has {} offsets for {rows} rows (needs rows + 1)", self.offsets.len()));
         }

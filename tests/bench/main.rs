@@ -31,6 +31,17 @@ async fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown server {other}"),
         };
     }
+    if let [flag, function, rows] = args.as_slice()
+        && flag == "--codec"
+    {
+        // The bare codec loop alone, for profilers: `--codec SumOfRows 1000000`.
+        let rows: usize = rows.parse()?;
+        let workload = throughput::workload(function)?;
+        let messages = wire::encode(rows, throughput::BUNDLE, workload);
+        let rate = native::bare_rows_per_second(function, &messages, rows)?;
+        println!("{function}: bare decode+encode loop {:.2} M rows/s", rate / 1e6);
+        return Ok(());
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let sections: Vec<&str> = args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let wanted = |name: &str| sections.is_empty() || sections.contains(&name);

@@ -97,16 +97,56 @@ impl NativeFunction for SumOfColumn {
     }
 }
 
-pub async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+/// The benchmark's functions in native Rust.
+pub fn functions() -> Vec<Arc<dyn NativeFunction>> {
     use DataType::{Dual, Numeric, Text};
     use FunctionType::{Aggregation, Tensor};
-    let natives: Vec<Arc<dyn NativeFunction>> = vec![
+    vec![
         Arc::new(SumOfRows(def("SumOfRows", Tensor, Mode::PerBatch, &[Numeric, Numeric], Numeric))),
         Arc::new(SumOfColumn(def("SumOfColumn", Aggregation, Mode::PerCall, &[Numeric], Numeric))),
         Arc::new(HelloWorld(def("HelloWorld", Tensor, Mode::PerBatch, &[Text], Text))),
         Arc::new(DualTwice(def("DualTwice", Tensor, Mode::PerBatch, &[Dual], Dual))),
-    ];
-    let registry = Arc::new(ArcSwap::from_pointee(Registry::with_native(natives, Vec::new())));
+    ]
+}
+
+/// Rows/s of the bare codec loop over `messages`: decode each into columns, run `name` natively,
+/// encode the answer — what a call costs without gRPC, HTTP/2, threads or Wasm.
+pub fn bare_rows_per_second(name: &str, messages: &[bytes::Bytes], rows: usize) -> anyhow::Result<f64> {
+    use sse_wasm::codec::{self, MAX_RESPONSE_BYTES};
+    let functions = functions();
+    let function = functions.iter().find(|f| f.def().name == name).ok_or_else(|| anyhow::anyhow!("no {name}"))?;
+    let params = function.def().param_types();
+    let mut answered = 0usize;
+    let mut encode = |batch: &Batch| {
+        codec::encode(batch, MAX_RESPONSE_BYTES, |m| {
+            answered += m.0.len();
+            Ok::<_, ()>(())
+        })
+        .map_err(|_| anyhow::anyhow!("encode failed"))
+    };
+    let started = std::time::Instant::now();
+    match function.def().mode {
+        Mode::PerBatch => {
+            for message in messages {
+                let answer = function.call(codec::decode(message, &params)?).map_err(anyhow::Error::msg)?;
+                encode(&answer)?;
+            }
+        }
+        Mode::PerCall => {
+            let mut invocation = function.invocation();
+            for message in messages {
+                invocation.update(codec::decode(message, &params)?).map_err(anyhow::Error::msg)?;
+            }
+            encode(&invocation.finish().map_err(anyhow::Error::msg)?)?;
+        }
+    }
+    let took = started.elapsed();
+    anyhow::ensure!(answered > 0, "nothing encoded");
+    Ok(rows as f64 / took.as_secs_f64())
+}
+
+pub async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let registry = Arc::new(ArcSwap::from_pointee(Registry::with_native(functions(), Vec::new())));
     let engine = Engine::new(Limits::default())?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Server::new(engine, registry, ServeOptions::default()).serve(listener, std::future::pending()).await

@@ -13,7 +13,7 @@ use crate::util::guest;
 use crate::wire::{self, Cell};
 
 /// Rows per request message, as the engine sends them.
-const BUNDLE: usize = 2000;
+pub const BUNDLE: usize = 2000;
 
 /// A server under test, in its own process.
 pub struct Server {
@@ -118,6 +118,15 @@ fn workloads() -> Vec<Workload> {
     ]
 }
 
+/// The request rows of the workload calling `function`.
+pub fn workload(function: &str) -> anyhow::Result<fn(usize) -> Vec<Cell>> {
+    workloads()
+        .into_iter()
+        .find(|w| w.function == function)
+        .map(|w| w.row)
+        .ok_or_else(|| anyhow::anyhow!("no {function}"))
+}
+
 /// Rows per second for one call of `rows` rows (the best of `repeat` calls).
 async fn rows_per_second(
     server: &Server,
@@ -165,8 +174,8 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     println!("## Throughput (rows/s end to end, {BUNDLE} rows per request message)");
     print!("| workload | rows |");
     servers.iter().for_each(|s| print!(" {} |", s.name));
-    println!(" Wasm / native | Wasm / plain |");
-    println!("|---|---|{}---|---|", "---|".repeat(servers.len()));
+    println!(" Wasm / native | Wasm / plain | bare decode+encode loop | Wasm / bare |");
+    println!("|---|---|{}---|---|---|---|", "---|".repeat(servers.len()));
     for workload in workloads() {
         for &rows in sizes {
             let messages = wire::encode(rows, BUNDLE, workload.row);
@@ -175,9 +184,16 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
             for server in &servers {
                 rates.push(rows_per_second(server, &workload, &messages, rows, repeat).await?);
             }
+            let bare = crate::native::bare_rows_per_second(workload.function, &messages, rows)?;
             print!("| {} | {} |", workload.label, rows);
             rates.iter().for_each(|r| print!(" {} |", millions(*r)));
-            println!(" {:.0}% | {:.1}× |", 100.0 * rates[2] / rates[1], rates[2] / rates[0]);
+            println!(
+                " {:.0}% | {:.1}× | {} | {:.0}% |",
+                100.0 * rates[2] / rates[1],
+                rates[2] / rates[0],
+                millions(bare),
+                100.0 * rates[2] / bare
+            );
         }
     }
 
