@@ -200,7 +200,16 @@ pub enum DecodeError {
 /// Decodes a `BundledRows` into columns of the declared parameter types. Every row must carry
 /// exactly one dual per parameter.
 pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError> {
-    let mut columns: Vec<Column> = params.iter().map(|&t| Column::with_capacity(t, 0)).collect();
+    // Sized once: growing columns row by row would copy them over and over.
+    let rows = count_rows(message);
+    let mut columns: Vec<Column> = params.iter().map(|&t| Column::with_capacity(t, rows)).collect();
+    let texts = params.iter().filter(|&&t| t != DataType::Numeric).count();
+    for column in &mut columns {
+        if let Column::Text(strings) | Column::Dual(_, strings) = column {
+            // The message's size bounds all its text together.
+            strings.data.reserve(message.len() / texts);
+        }
+    }
     let rows = decode_into(message, &mut columns)?;
     for column in &columns {
         if let Column::Text(strings) | Column::Dual(_, strings) = column {
@@ -208,6 +217,20 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
         }
     }
     Ok(Batch { rows, columns })
+}
+
+/// How many rows `message` holds, by skipping over them (a guess when it is malformed, which
+/// decoding then reports).
+fn count_rows(mut message: &[u8]) -> usize {
+    let mut rows = 0;
+    while let [KEY_ITEM, ..] = message {
+        message = &message[1..];
+        match delimited(&mut message) {
+            Ok(_) => rows += 1,
+            Err(_) => break,
+        }
+    }
+    rows
 }
 
 /// Appends the rows of `message` to `columns`; the row count, or why not.

@@ -42,6 +42,21 @@ async fn main() -> anyhow::Result<()> {
         println!("{function}: bare decode+encode loop {:.2} M rows/s", rate / 1e6);
         return Ok(());
     }
+    if let [flag, addr, function, rows, repeat] = args.as_slice()
+        && flag == "--drive"
+    {
+        // Load for a profiler attached to a server: `--drive ADDR SumOfRows 1000000 20`.
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let rows: usize = rows.parse()?;
+        let messages = wire::encode(rows, throughput::BUNDLE, throughput::workload(function)?);
+        let started = std::time::Instant::now();
+        for _ in 0..repeat.parse::<usize>()? {
+            wire::call(&channel, function, messages.clone()).await?;
+        }
+        let rate = (rows * repeat.parse::<usize>()?) as f64 / started.elapsed().as_secs_f64();
+        println!("{function}: {:.2} M rows/s", rate / 1e6);
+        return Ok(());
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let sections: Vec<&str> = args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let wanted = |name: &str| sections.is_empty() || sections.contains(&name);

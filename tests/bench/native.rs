@@ -64,11 +64,14 @@ impl NativeFunction for DualTwice {
     }
     fn call(&self, input: Batch) -> Result<Batch, String> {
         let Some(Column::Dual(values, strings)) = input.columns.first() else { return Err("expected duals".into()) };
-        let mut doubled = Strings::with_capacity(input.rows);
-        for i in 0..input.rows {
-            let text = std::str::from_utf8(&strings.data[strings.offsets[i] as usize..strings.offsets[i + 1] as usize])
-                .map_err(|e| e.to_string())?;
-            doubled.push(&text.repeat(2))?;
+        // Column-wise, as the Wasm guest does it: both halves doubled, no `String` per value.
+        let mut doubled = Strings { data: Vec::with_capacity(strings.data.len() * 2), offsets: vec![0] };
+        doubled.offsets.reserve(input.rows);
+        for pair in strings.offsets.windows(2) {
+            let text = &strings.data[pair[0] as usize..pair[1] as usize];
+            doubled.data.extend_from_slice(text);
+            doubled.data.extend_from_slice(text);
+            doubled.offsets.push(u32::try_from(doubled.data.len()).map_err(|e| e.to_string())?);
         }
         Ok(Batch { rows: input.rows, columns: vec![Column::Dual(values.iter().map(|v| v * 2.0).collect(), doubled)] })
     }

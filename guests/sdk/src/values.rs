@@ -1,7 +1,7 @@
 //! The mapping between Rust types and Qlik's data types, and plain functions applied row by row.
 
 use crate::columns::{ColumnBuilder, column_len, text_at};
-use crate::{Batch, Column, DataType};
+use crate::{Batch, Column, DataType, Strings};
 
 /// A Qlik DUAL value: a number with its display text (a date and its format, a code and its label).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,36 +16,58 @@ pub struct Dual {
 pub trait Arg: Sized {
     /// The Qlik type this parameter is declared with.
     const TYPE: DataType;
-    /// Reads the value at `row`. The host sends columns of the declared type; anything else reads
-    /// as Qlik's "no value" (NaN or "").
-    fn read(column: &Column, row: usize) -> Self;
+    /// What reading a column needs, worked out once per batch rather than once per value.
+    type View<'a>: Copy;
+    /// The view of `column`.
+    fn view(column: &Column) -> Self::View<'_>;
+    /// The value at `row` of a viewed column. The host sends columns of the declared type;
+    /// anything else reads as Qlik's "no value" (NaN or "").
+    fn at(view: Self::View<'_>, row: usize) -> Self;
+    /// Reads the value at `row`.
+    fn read(column: &Column, row: usize) -> Self {
+        Self::at(Self::view(column), row)
+    }
 }
 
 impl Arg for f64 {
     const TYPE: DataType = DataType::Numeric;
-    fn read(column: &Column, row: usize) -> Self {
+    type View<'a> = &'a [f64];
+    fn view(column: &Column) -> &[f64] {
         match column {
-            Column::Numeric(numbers) => numbers.get(row).copied().unwrap_or(f64::NAN),
-            Column::Dual(duals) => duals.numbers.get(row).copied().unwrap_or(f64::NAN),
-            Column::Text(_) => f64::NAN,
+            Column::Numeric(numbers) => numbers,
+            Column::Dual(duals) => &duals.numbers,
+            Column::Text(_) => &[],
         }
+    }
+    #[inline]
+    fn at(view: &[f64], row: usize) -> Self {
+        view.get(row).copied().unwrap_or(f64::NAN)
     }
 }
 
 impl Arg for String {
     const TYPE: DataType = DataType::Text;
-    fn read(column: &Column, row: usize) -> Self {
+    type View<'a> = Option<&'a Strings>;
+    fn view(column: &Column) -> Option<&Strings> {
         match column {
-            Column::Text(strings) => text_at(strings, row).to_owned(),
-            Column::Dual(duals) => text_at(&duals.strings, row).to_owned(),
-            Column::Numeric(_) => String::new(),
+            Column::Text(strings) => Some(strings),
+            Column::Dual(duals) => Some(&duals.strings),
+            Column::Numeric(_) => None,
         }
+    }
+    #[inline]
+    fn at(view: Option<&Strings>, row: usize) -> Self {
+        view.map(|strings| text_at(strings, row).to_owned()).unwrap_or_default()
     }
 }
 
 impl Arg for Dual {
     const TYPE: DataType = DataType::Dual;
-    fn read(column: &Column, row: usize) -> Self {
+    type View<'a> = &'a Column;
+    fn view(column: &Column) -> &Column {
+        column
+    }
+    fn at(column: &Column, row: usize) -> Self {
         match column {
             Column::Dual(duals) => Dual {
                 number: duals.numbers.get(row).copied().unwrap_or(f64::NAN),
@@ -80,12 +102,24 @@ pub trait Cell {
     const TYPE: DataType;
     /// Appends this value to `column`.
     fn push(self, column: &mut ColumnBuilder);
+    /// A column of `rows` values.
+    fn collect_column(rows: usize, values: impl Iterator<Item = Self>) -> ColumnBuilder
+    where
+        Self: Sized,
+    {
+        let mut column = ColumnBuilder::new(Self::TYPE, rows);
+        values.for_each(|value| value.push(&mut column));
+        column
+    }
 }
 
 impl Cell for f64 {
     const TYPE: DataType = DataType::Numeric;
     fn push(self, column: &mut ColumnBuilder) {
         column.push_number(self);
+    }
+    fn collect_column(_rows: usize, values: impl Iterator<Item = Self>) -> ColumnBuilder {
+        ColumnBuilder::Numeric(values.collect())
     }
 }
 
@@ -117,11 +151,25 @@ pub trait Returns {
     fn types() -> Vec<DataType>;
     /// Appends this row to `columns` (one builder per entry of [`Returns::types`]).
     fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String>;
+    /// The result columns of `rows` rows.
+    fn collect(rows: usize, values: impl Iterator<Item = Self>) -> Result<Vec<ColumnBuilder>, String>
+    where
+        Self: Sized,
+    {
+        let mut columns = builders::<Self>(rows);
+        for value in values {
+            value.push(&mut columns)?;
+        }
+        Ok(columns)
+    }
 }
 
 impl<T: Cell> Returns for T {
     fn types() -> Vec<DataType> {
         vec![T::TYPE]
+    }
+    fn collect(rows: usize, values: impl Iterator<Item = Self>) -> Result<Vec<ColumnBuilder>, String> {
+        Ok(vec![T::collect_column(rows, values)])
     }
     fn push(self, columns: &mut [ColumnBuilder]) -> Result<(), String> {
         if let Some(column) = columns.first_mut() {
@@ -200,10 +248,8 @@ macro_rules! arity {
                 if let Some(short) = batch.columns.iter().find(|c| column_len(c) < rows) {
                     return Err(format!("a parameter column has {} values for {rows} rows", column_len(short)));
                 }
-                let mut out = builders::<R>(rows);
-                for row in 0..rows {
-                    self($($arg::read(column(batch, $index), row)),*).push(&mut out)?;
-                }
+                let views = ($($arg::view(column(batch, $index)),)*);
+                let out = R::collect(rows, (0..rows).map(|row| self($($arg::at(views.$index, row)),*)))?;
                 Ok(finish(rows, out))
             }
         }
@@ -238,10 +284,8 @@ where
         if column_len(input) < rows {
             return Err(format!("the parameter column has {} values for {rows} rows", column_len(input)));
         }
-        let mut out = builders::<R>(rows);
-        for row in 0..rows {
-            self(A::read(input, row)).push(&mut out)?;
-        }
+        let view = A::view(input);
+        let out = R::collect(rows, (0..rows).map(|row| self(A::at(view, row))))?;
         Ok(finish(rows, out))
     }
 }
