@@ -33,15 +33,16 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .init();
+    let tool_cache = if flags.no_compile_cache { None } else { toolkit::cache_dir(flags.cache_dir.clone()) };
     let config = Config::from_flags(flags)?;
     // The tools run guest code on this thread, outside any async runtime, as the server's call
     // threads do.
     let mut out = std::io::stdout().lock();
     match command {
-        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, &mut out),
+        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, tool_cache.as_deref(), &mut out),
         Some(Command::Call { module, function, args, csv }) => {
             let rows = if csv { toolkit::csv_rows(&std::io::read_to_string(std::io::stdin())?) } else { vec![args] };
-            toolkit::call(&module, &function, &rows, config.limits, &mut out)
+            toolkit::call(&module, &function, &rows, config.limits, tool_cache.as_deref(), &mut out)
         }
         Some(Command::New { lang, dir, sdk }) => {
             let build = scaffold::create(lang, &dir, &sdk.unwrap_or_else(scaffold::default_sdk))?;

@@ -300,3 +300,19 @@ async fn an_endless_script_ends_at_the_deadline_and_state_does_not_leak() {
         .expect("checks");
     assert_eq!(answer.numbers(), [0.0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_line_or_the_default_language_chooses_the_engine() {
+    let options = ServeOptions { script_language: Some("r".to_owned()), ..ServeOptions::default() };
+    let server = TestServer::start_shared(&[ENGINE], Limits::default(), options).await;
+    let mut client = server.client().await;
+    let x = [("X", T::Numeric)];
+    let result =
+        evaluate(&mut client, "sum(args[0])", F::Aggregation, T::Numeric, &x, bundles(n(&[1.0, 2.0]), 1)).await;
+    assert_status(result, tonic::Code::FailedPrecondition, &["default script language r", "loaded: python", "#!"]);
+    let answer =
+        evaluate(&mut client, "#!python\nsum(args[0])", F::Aggregation, T::Numeric, &x, bundles(n(&[1.0, 2.0]), 1))
+            .await
+            .expect("the marker wins over the default");
+    assert_eq!(answer.numbers(), [3.0]);
+}

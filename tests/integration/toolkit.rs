@@ -7,10 +7,18 @@ use sse_wasm::registry::function_id;
 
 use crate::util::guest_wasm;
 
+/// The tools' compile cache for this test process (`XDG_CACHE_HOME/sse-wasm`).
+fn cache_home() -> &'static std::path::Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+}
+
 fn sse_wasm(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("SSE_WASM_CACHE_DIR")
+        .env("XDG_CACHE_HOME", cache_home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,6 +96,9 @@ fn inspect_names_a_script_engines_language() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("a script engine for python (scripts starting with #!python)"), "{stdout}");
+    // The compiled module was kept, so trying it again skips the compile.
+    let cached = std::fs::read_dir(cache_home().join("sse-wasm")).expect("the tools' cache").count();
+    assert!(cached >= 1, "nothing in the tools' compile cache");
 }
 
 /// Runs `program` in `dir`, panicking with its output when it fails.

@@ -187,9 +187,7 @@ struct Aggregation<A>(Option<A>);
 impl<A: Aggregate> Invocation for Aggregation<A> {
     fn update(&mut self, input: Batch) -> Result<Batch, String> {
         let state = self.0.as_mut().ok_or("update after finish")?;
-        for row in 0..input.rows as usize {
-            state.update(A::Args::read_row(&input, row));
-        }
+        A::Args::for_each_row(&input, |args| state.update(args));
         Ok(Batch { rows: 0, columns: Vec::new() })
     }
 

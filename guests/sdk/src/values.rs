@@ -85,6 +85,8 @@ pub trait Args: Sized {
     fn types() -> Vec<DataType>;
     /// Reads row `row` of `batch`.
     fn read_row(batch: &Batch, row: usize) -> Self;
+    /// Hands every row of `batch` to `f`, in order.
+    fn for_each_row(batch: &Batch, f: impl FnMut(Self));
 }
 
 impl<T: Arg> Args for T {
@@ -92,7 +94,11 @@ impl<T: Arg> Args for T {
         vec![T::TYPE]
     }
     fn read_row(batch: &Batch, row: usize) -> Self {
-        batch.columns.first().map_or_else(|| T::read(&Column::Numeric(Vec::new()), row), |c| T::read(c, row))
+        T::read(column(batch, 0), row)
+    }
+    fn for_each_row(batch: &Batch, f: impl FnMut(Self)) {
+        let view = T::view(column(batch, 0));
+        (0..batch.rows as usize).map(|row| T::at(view, row)).for_each(f);
     }
 }
 
@@ -226,6 +232,11 @@ macro_rules! arity {
             #[allow(unused_variables, clippy::unused_unit)]
             fn read_row(batch: &Batch, row: usize) -> Self {
                 ($($arg::read(column(batch, $index), row),)*)
+            }
+            #[allow(unused_variables, clippy::unused_unit)]
+            fn for_each_row(batch: &Batch, f: impl FnMut(Self)) {
+                let views = ($($arg::view(column(batch, $index)),)*);
+                (0..batch.rows as usize).map(|row| ($($arg::at(views.$index, row),)*)).for_each(f);
             }
         }
 
