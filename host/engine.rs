@@ -67,6 +67,16 @@ pub struct CallState {
     stderr: GuestOutput,
 }
 
+impl CallState {
+    /// The memory cap's error, if the guest was refused memory during this call (a guest that
+    /// handles the refusal itself, as Python does with `MemoryError`, still hit the cap).
+    pub fn memory_exhausted(&self, function: &str) -> Option<CallError> {
+        self.memory
+            .hit
+            .then(|| CallError::Memory { function: function.to_owned(), limit_mib: self.memory.max_bytes >> 20 })
+    }
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

@@ -202,6 +202,11 @@ where
     let answer = match (outcome, dropped) {
         (Ok(answer), Ok(())) => answer,
         (Err(error), Ok(())) => {
+            // A script that ran into the memory cap failed for that, whatever it said; its
+            // instance holds all that memory and is not kept.
+            if let Some(exhausted) = warm.store.data().memory_exhausted(LABEL) {
+                return Err(exhausted);
+            }
             // A script's own error leaves the instance sound; a trap or deadline does not.
             if matches!(error, CallError::Guest { .. }) {
                 scripts.give_back(warm);
@@ -210,7 +215,9 @@ where
         }
         (Err(error), Err(_)) | (Ok(_), Err(error)) => return Err(error),
     };
-    scripts.give_back(warm);
+    if warm.store.data().memory_exhausted(LABEL).is_none() {
+        scripts.give_back(warm);
+    }
 
     let answer = Batch::from(answer);
     check(script, &answer, stats.rows_in)?;

@@ -316,3 +316,15 @@ async fn the_first_line_or_the_default_language_chooses_the_engine() {
             .expect("the marker wins over the default");
     assert_eq!(answer.numbers(), [3.0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_past_the_memory_cap_is_resource_exhausted() {
+    let limits = Limits { max_memory_bytes: 128 << 20, ..Limits::default() };
+    let server = TestServer::start_shared(&[ENGINE], limits, ServeOptions::default()).await;
+    let mut client = server.client().await;
+    let result = evaluate(&mut client, "len('x' * (1 << 30))", F::Scalar, T::Numeric, &[], Vec::new()).await;
+    assert_status(result, tonic::Code::ResourceExhausted, &["memory limit of 128 MiB"]);
+    let answer =
+        evaluate(&mut client, "len('x' * 1000)", F::Scalar, T::Numeric, &[], Vec::new()).await.expect("serves on");
+    assert_eq!(answer.numbers(), [1000.0]);
+}
