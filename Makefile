@@ -46,9 +46,9 @@ $(GUEST_OUT)/python_example.wasm: $(wildcard guests/python/example/*.py guests/p
 	mkdir -p $(GUEST_OUT)
 	cd guests/python/example && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w plugin componentize app -p . -p ../sdk -o $(abspath $@)
 
-$(GUEST_OUT)/python_scripts.wasm: $(wildcard guests/python/script-engine/*.py) $(WIT) | $(COMPONENTIZE_PY)
+$(GUEST_OUT)/python_scripts.wasm: $(wildcard guests/python/script-engine/*.py guests/python/sdk/*.py) $(WIT) | $(COMPONENTIZE_PY)
 	mkdir -p $(GUEST_OUT)
-	cd guests/python/script-engine && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w script-engine componentize app -p . -o $(abspath $@)
+	cd guests/python/script-engine && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w script-engine componentize app -p . -p ../sdk -o $(abspath $@)
 
 # JavaScript guests (componentize-js, pinned by guests/js/package-lock.json).
 js-guests: $(GUEST_OUT)/js_example.wasm

@@ -51,28 +51,13 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     );
 
     let window = Duration::from_secs(if quick { 1 } else { 3 });
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let (channel, messages, aggr) = (server.channel.clone(), one_row.clone(), aggr.clone());
-            tokio::spawn(async move {
-                let mut calls = 0u64;
-                while started.elapsed() < window {
-                    wire::evaluate(&channel, &aggr, messages.clone()).await?;
-                    calls += 1;
-                }
-                Ok::<_, tonic::Status>(calls)
-            })
-        })
-        .collect();
-    let mut calls = 0;
-    for task in tasks {
-        calls += task.await??;
-    }
-    println!(
-        "| one-row ScriptAggr, 16 concurrent streams | {:.0} calls/s |",
-        calls as f64 / started.elapsed().as_secs_f64()
-    );
+    let (channel, messages, header) = (server.channel.clone(), one_row.clone(), aggr.clone());
+    let rate = crate::util::calls_per_second(16, window, move || {
+        let (channel, messages, header) = (channel.clone(), messages.clone(), header.clone());
+        async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
+    })
+    .await?;
+    println!("| one-row ScriptAggr, 16 concurrent streams | {rate:.0} calls/s |");
 
     let rows = if quick { 200_000 } else { 1_000_000 };
     let eval = script("[a + b for a, b in zip(args[0], args[1])]", pb::FunctionType::Tensor, 2);

@@ -216,30 +216,18 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
         latencies.sort();
         let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
         let window = Duration::from_secs(if quick { 1 } else { 3 });
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..64)
-            .map(|_| {
-                let (channel, messages) = (server.channel.clone(), one_row.clone());
-                tokio::spawn(async move {
-                    let mut calls = 0u64;
-                    while started.elapsed() < window {
-                        wire::call(&channel, "SumOfRows", messages.clone()).await?;
-                        calls += 1;
-                    }
-                    Ok::<_, tonic::Status>(calls)
-                })
-            })
-            .collect();
-        let mut calls = 0;
-        for task in tasks {
-            calls += task.await??;
-        }
+        let (channel, messages) = (server.channel.clone(), one_row.clone());
+        let rate = crate::util::calls_per_second(64, window, move || {
+            let (channel, messages) = (channel.clone(), messages.clone());
+            async move { wire::call(&channel, "SumOfRows", messages).await.map(drop) }
+        })
+        .await?;
         println!(
             "| {} | {:.0} µs | {:.0} µs | {:.0} |",
             server.name,
             percentile(0.5).as_secs_f64() * 1e6,
             percentile(0.99).as_secs_f64() * 1e6,
-            calls as f64 / started.elapsed().as_secs_f64()
+            rate
         );
     }
 

@@ -78,3 +78,31 @@ pub fn median_max(samples: &mut [Duration]) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
+
+/// Calls per second of `streams` concurrent loops, each awaiting `call` again and again for
+/// `window`.
+pub async fn calls_per_second<F, Fut>(streams: usize, window: Duration, call: F) -> anyhow::Result<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut calls = 0u64;
+                while started.elapsed() < window {
+                    call().await?;
+                    calls += 1;
+                }
+                Ok::<_, tonic::Status>(calls)
+            })
+        })
+        .collect();
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await??;
+    }
+    Ok(calls as f64 / started.elapsed().as_secs_f64())
+}

@@ -228,20 +228,8 @@ pub async fn evaluate_with_header(
     header: Option<Vec<u8>>,
     messages: Vec<pb::BundledRows>,
 ) -> Result<Answer, Status> {
-    let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
-    let mut request = Request::new(futures::stream::iter(messages));
-    if let Some(header) = header {
-        request.metadata_mut().insert_bin(pb::SCRIPT_HEADER, MetadataValue::from_bytes(&header));
-    }
-    common_header(request.metadata_mut(), rows as i64);
-    let response = client.evaluate_script(request).await?;
-    let metadata = response.metadata().clone();
-    let mut stream = response.into_inner();
-    let mut messages = Vec::new();
-    while let Some(message) = stream.next().await {
-        messages.push(message?);
-    }
-    Ok(Answer { metadata, messages })
+    let request = request(pb::SCRIPT_HEADER, header, messages);
+    answer(client.evaluate_script(request).await?).await
 }
 
 /// Calls with a raw function header value (`None`: no header at all).
@@ -250,13 +238,27 @@ pub async fn call_with_header(
     header: Option<Vec<u8>>,
     messages: Vec<pb::BundledRows>,
 ) -> Result<Answer, Status> {
+    let request = request(pb::FUNCTION_HEADER, header, messages);
+    answer(client.execute_function(request).await?).await
+}
+
+/// A request streaming `messages`, with `header` under `key` and Qlik's common header.
+fn request(
+    key: &'static str,
+    header: Option<Vec<u8>>,
+    messages: Vec<pb::BundledRows>,
+) -> Request<impl futures::Stream<Item = pb::BundledRows>> {
     let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
     let mut request = Request::new(futures::stream::iter(messages));
     if let Some(header) = header {
-        request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header));
+        request.metadata_mut().insert_bin(key, MetadataValue::from_bytes(&header));
     }
     common_header(request.metadata_mut(), rows as i64);
-    let response = client.execute_function(request).await?;
+    request
+}
+
+/// Reads a whole answer stream.
+async fn answer(response: tonic::Response<tonic::Streaming<pb::BundledRows>>) -> Result<Answer, Status> {
     let metadata = response.metadata().clone();
     let mut stream = response.into_inner();
     let mut messages = Vec::new();

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import Any, List
 
 from componentize_py_types import Err
+from sse_guest import strings, texts
 from wit_world.exports.scripts import Script
 from wit_world.imports import types as t
 
@@ -32,20 +33,6 @@ def _compile(text: str):
     if len(_compiled) > _MAX_COMPILED:
         _compiled.popitem(last=False)
     return code
-
-
-def _texts(s: t.Strings) -> List[str]:
-    data, offsets = s.data, s.offsets
-    return [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
-
-
-def _strings(values: List[str]) -> t.Strings:
-    encoded = [v.encode("utf-8") for v in values]
-    offsets, end = [0], 0
-    for e in encoded:
-        end += len(e)
-        offsets.append(end)
-    return t.Strings(b"".join(encoded), offsets)
 
 
 def _message(e: BaseException) -> str:
@@ -85,10 +72,10 @@ class Evaluation:
             if isinstance(column, t.Column_Numeric):
                 collected.extend(column.value)
             elif isinstance(column, t.Column_Text):
-                collected.extend(_texts(column.value))
+                collected.extend(texts(column.value))
             else:
                 collected[0].extend(column.value.numbers)
-                collected[1].extend(_texts(column.value.strings))
+                collected[1].extend(texts(column.value.strings))
 
     def finish(self) -> t.Batch:
         if self.error:
@@ -133,6 +120,6 @@ class Evaluation:
                     pass  # None among the values, or something float() refuses: the careful way
             return t.Column_Numeric([_number(v) for v in values])
         if kind == t.DataType.TEXT:
-            return t.Column_Text(_strings([_text(v) for v in values]))
+            return t.Column_Text(strings([_text(v) for v in values]))
         pairs = [v if isinstance(v, (list, tuple)) and len(v) == 2 else (v, _text(v)) for v in values]
-        return t.Column_Dual(t.Duals([_number(n) for n, _ in pairs], _strings([_text(s) for _, s in pairs])))
+        return t.Column_Dual(t.Duals([_number(n) for n, _ in pairs], strings([_text(s) for _, s in pairs])))

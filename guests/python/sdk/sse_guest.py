@@ -23,7 +23,7 @@ from typing import Any, Callable, List, NamedTuple
 from componentize_py_types import Err
 from wit_world.imports import types as t
 
-__all__ = ["Dual", "Functions", "Invocation", "aggregation", "scalar", "tensor", "NAN"]
+__all__ = ["Dual", "Functions", "Invocation", "aggregation", "scalar", "strings", "tensor", "texts", "NAN"]
 
 NAN = math.nan
 
@@ -99,12 +99,14 @@ def aggregation(f=None, *, cacheable: bool = True):
     return register(f) if f else register
 
 
-def _texts(s: t.Strings) -> List[str]:
+def texts(s: t.Strings) -> List[str]:
+    """The values of a string column."""
     data, offsets = s.data, s.offsets
     return [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
 
 
-def _strings(values: List[str]) -> t.Strings:
+def strings(values: List[str]) -> t.Strings:
+    """A string column of `values`."""
     encoded = [v.encode("utf-8") for v in values]
     offsets, end = [0], 0
     for e in encoded:
@@ -117,17 +119,17 @@ def _values(column: t.Column) -> list:
     if isinstance(column, t.Column_Numeric):
         return list(column.value)
     if isinstance(column, t.Column_Text):
-        return _texts(column.value)
-    return [Dual(n, s) for n, s in zip(column.value.numbers, _texts(column.value.strings))]
+        return texts(column.value)
+    return [Dual(n, s) for n, s in zip(column.value.numbers, texts(column.value.strings))]
 
 
 def _column(values: list, kind: t.DataType) -> t.Column:
     if kind == t.DataType.NUMERIC:
         return t.Column_Numeric([float(v) for v in values])
     if kind == t.DataType.TEXT:
-        return t.Column_Text(_strings([str(v) for v in values]))
+        return t.Column_Text(strings([str(v) for v in values]))
     duals = [v if isinstance(v, Dual) else Dual(float(v), str(v)) for v in values]
-    return t.Column_Dual(t.Duals([float(d.number) for d in duals], _strings([d.text for d in duals])))
+    return t.Column_Dual(t.Duals([float(d.number) for d in duals], strings([d.text for d in duals])))
 
 
 def _failing(f: Callable[..., Any]) -> Callable[..., Any]:
