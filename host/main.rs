@@ -80,8 +80,15 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let served = registry.load().entries().len();
+    let languages: Vec<String> =
+        registry.load().script_engines().filter_map(|m| m.scripts.as_ref().map(|s| s.language.clone())).collect();
+    let scripts = match (config.serve.scripts, languages.is_empty()) {
+        (true, false) => format!(" and scripts in {}", languages.join(", ")),
+        (false, false) => " (scripts turned off)".to_owned(),
+        (_, true) => String::new(),
+    };
     tracing::info!(
-        "serving {served} function(s) from {} on {} ({}{})",
+        "serving {served} function(s){scripts} from {} on {} ({}{})",
         config.functions_dir.display(),
         listener.local_addr()?,
         if config.serve.tls.is_some() {

@@ -265,6 +265,16 @@ impl Module {
         Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts })
     }
 
+    /// What it offers, for the log: its function names, and the language it runs scripts in.
+    pub fn offers(&self) -> String {
+        let functions = self.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+        match (&self.scripts, functions.is_empty()) {
+            (Some(scripts), true) => format!("a script engine for {}", scripts.language),
+            (Some(scripts), false) => format!("{functions}, and a script engine for {}", scripts.language),
+            (None, _) => functions,
+        }
+    }
+
     /// A fresh instance in `store`.
     pub fn instantiate(&self, store: &mut Store<CallState>, function: &str) -> Result<Plugin, CallError> {
         let pre = self.pre.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;

@@ -105,11 +105,7 @@ impl Functions {
             let (path, loaded) = load.await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
             match loaded {
                 Ok((module, compiled)) => {
-                    tracing::info!(
-                        "loaded {} ({compiled}): {}",
-                        path.display(),
-                        module.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
-                    );
+                    tracing::info!("loaded {} ({compiled}): {}", path.display(), module.offers());
                     modules.push(Arc::new(module));
                 }
                 Err(error) => {
@@ -315,11 +311,16 @@ fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
         .collect();
     let files: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
     tracing::info!(
-        "reloaded {}: added [{}], replaced [{}], removed [{}]; serving {} function(s)",
+        "reloaded {}: added [{}], replaced [{}], removed [{}]; serving {} function(s), script engines [{}]",
         files.join(", "),
         added.join(", "),
         replaced.join(", "),
         removed.join(", "),
-        new.len()
+        new.len(),
+        after
+            .script_engines()
+            .filter_map(|m| m.scripts.as_ref().map(|s| s.language.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }
