@@ -2,7 +2,8 @@
 //!
 //! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
 //! tonic server and with native functions), `reload` (hot-reload latency and start-up from a
-//! warm cache) and `scripts` (the Python script engine's latency, calls/s and rows/s). Pass section names to run only those, and `--quick` for smaller sizes.
+//! warm cache), `concurrency` (large calls at once) and `scripts` (the Python script engine's
+//! latency, calls/s and rows/s). Pass section names to run only those, and `--quick` for smaller sizes.
 //!
 //! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
 //! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
@@ -83,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
     println!("sse-wasm benchmark on {} ({} cores)", util::machine(), std::thread::available_parallelism()?);
     if wanted("throughput") {
         throughput::run(quick).await?;
+    }
+    if wanted("concurrency") {
+        throughput::concurrency(quick).await?;
     }
     if wanted("reload") {
         reload::run(quick).await?;

@@ -202,6 +202,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     }
 
     println!();
+    println!();
     println!("## Small calls (one row, SumOfRows)");
     println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
     println!("|---|---|---|---|");
@@ -245,5 +246,38 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
         let (_, peak) = server.rss_mib();
         println!("| {} | {before:.0} MiB | {peak:.0} MiB |", server.name);
     }
+    Ok(())
+}
+
+/// Total rows/s of 1, 2, 4 and 8 large calls at once against the Wasm host: how throughput
+/// scales with the cores there are.
+pub async fn concurrency(quick: bool) -> anyhow::Result<()> {
+    let functions = tempfile::tempdir()?;
+    std::fs::copy(guest("column_operations"), functions.path().join("column_operations.wasm"))?;
+    let server = Server::wasm(functions.path()).await?;
+    println!();
+    let rows = if quick { 200_000 } else { 1_000_000 };
+    println!(
+        "## Concurrent large calls (SumOfRows, {rows} rows each, Wasm; {cores} cores shared with the client)",
+        cores = std::thread::available_parallelism()?
+    );
+    println!("| calls at once | rows/s in all |");
+    println!("|---|---|");
+    let messages = wire::encode(rows, BUNDLE, workloads()[0].row);
+    for streams in [1, 2, 4, 8] {
+        let started = Instant::now();
+        let calls: Vec<_> = (0..streams)
+            .map(|_| {
+                let (channel, messages) = (server.channel.clone(), messages.clone());
+                tokio::spawn(async move { wire::call(&channel, "SumOfRows", messages).await })
+            })
+            .collect();
+        for call in calls {
+            let answer = call.await??;
+            anyhow::ensure!(answer.rows == rows, "a concurrent call answered {} rows, not {rows}", answer.rows);
+        }
+        println!("| {streams} | {} |", millions((streams * rows) as f64 / started.elapsed().as_secs_f64()));
+    }
+
     Ok(())
 }
