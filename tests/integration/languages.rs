@@ -2,7 +2,6 @@
 //! Rust ones: a scalar or tensor function, an aggregation and a string function each.
 
 use sse_wasm::config::{Limits, ServeOptions};
-use sse_wasm::pb;
 
 use crate::util::*;
 
@@ -10,18 +9,10 @@ async fn server(guest: &str) -> TestServer {
     TestServer::start_shared(&[guest], Limits::default(), ServeOptions::default()).await
 }
 
-/// The names GetCapabilities lists.
-async fn names(server: &TestServer) -> Vec<String> {
-    let capabilities = server.client().await.get_capabilities(pb::Empty {}).await.expect("caps").into_inner();
-    let mut names: Vec<String> = capabilities.functions.into_iter().map(|f| f.name).collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_functions() {
     let server = server("python_example").await;
-    assert_eq!(names(&server).await, ["GeometricMean", "Multiply", "TitleCase"]);
+    assert_eq!(function_names(&server).await, ["GeometricMean", "Multiply", "TitleCase"]);
     let mut client = server.client().await;
 
     let rows = vec![row(&[V::N(2.0), V::N(3.5)]), row(&[V::N(-1.0), V::N(4.0)]), row(&[V::N(0.0), V::N(9.0)])];
@@ -43,7 +34,7 @@ async fn python_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_functions() {
     let server = server("js_example").await;
-    assert_eq!(names(&server).await, ["Clamp", "Reverse", "Spread"]);
+    assert_eq!(function_names(&server).await, ["Clamp", "Reverse", "Spread"]);
     let mut client = server.client().await;
 
     let rows = vec![
@@ -69,7 +60,7 @@ async fn javascript_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_functions() {
     let server = server("c_example").await;
-    assert_eq!(names(&server).await, ["Hypotenuse", "SumOfSquares", "Trim"]);
+    assert_eq!(function_names(&server).await, ["Hypotenuse", "SumOfSquares", "Trim"]);
     let mut client = server.client().await;
 
     let rows = vec![row(&[V::N(3.0), V::N(4.0)]), row(&[V::N(5.0), V::N(12.0)])];

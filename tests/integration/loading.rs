@@ -1,16 +1,8 @@
 //! What the host does with the folder: broken files are skipped, duplicate names refused.
 
 use sse_wasm::config::Limits;
-use sse_wasm::pb;
 
-use crate::util::{TestServer, bundles, call, guest_wasm, numbers};
-
-async fn function_names(server: &TestServer) -> Vec<String> {
-    let caps = server.client().await.get_capabilities(pb::Empty {}).await.expect("capabilities").into_inner();
-    let mut names: Vec<String> = caps.functions.into_iter().map(|f| f.name).collect();
-    names.sort();
-    names
-}
+use crate::util::{TestServer, bundles, call, function_names, guest_wasm, numbers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_file_is_skipped_and_the_others_serve() {

@@ -268,6 +268,14 @@ async fn answer(response: tonic::Response<tonic::Streaming<pb::BundledRows>>) ->
     Ok(Answer { metadata, messages })
 }
 
+/// The names GetCapabilities lists, sorted.
+pub async fn function_names(server: &TestServer) -> Vec<String> {
+    let caps = server.client().await.get_capabilities(pb::Empty {}).await.expect("capabilities").into_inner();
+    let mut names: Vec<String> = caps.functions.into_iter().map(|f| f.name).collect();
+    names.sort();
+    names
+}
+
 /// Asserts that `result` failed with `code` and a message containing every one of `parts`.
 #[track_caller]
 pub fn assert_status<T>(result: Result<T, Status>, code: tonic::Code, parts: &[&str]) {
