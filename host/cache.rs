@@ -1,19 +1,28 @@
 //! The on-disk compile cache: compiled components keyed by the source file's content hash and the
 //! engine's compatibility hash, so a restart or the reload of a file seen before skips Cranelift.
 //!
-//! An entry is `MAGIC`, the SHA-256 of the artifact, then the artifact. Loading an entry checks the
-//! digest before wasmtime sees a byte, and wasmtime checks its own header and engine settings; an
-//! entry failing either is deleted and the component recompiled. A different engine configuration
-//! (or wasmtime version) has a different compatibility hash, so it never even looks at old entries.
+//! A compiled artifact is native code that wasmtime runs without checking it, so an entry is
+//! trusted only if this host wrote it for exactly this source: every entry is `MAGIC`, then an
+//! HMAC-SHA-256 under the host's secret [`CacheKey`] over the source file's content hash, the
+//! engine's compatibility hash and the artifact, then the artifact. Whoever can write to the cache
+//! folder (or copy entries around in it) but cannot read the key cannot make an entry that passes:
+//! an entry moved to another source's name, or forged without the key, fails, is deleted with a
+//! warning naming it, and the component is recompiled. A different engine configuration (or
+//! wasmtime version) has a different compatibility hash, so it never even looks at old entries.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 /// The first bytes of every entry; bump the digit when the layout changes.
-const MAGIC: &[u8; 8] = b"SSEWASM1";
+const MAGIC: &[u8; 8] = b"SSEWASM2";
+
+/// Bytes of the MAC after `MAGIC`.
+const TAG_BYTES: usize = 32;
 
 /// The SHA-256 of a component file's bytes.
 pub type ContentHash = [u8; 32];
@@ -27,21 +36,170 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why the cache key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading, creating or writing the key file failed.
+    #[error("cannot use the compile cache key {path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file does not hold a key.
+    #[error("{path} is not a compile cache key (64 hexadecimal digits); delete it and a new one is made")]
+    Malformed {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// Others may read or change the key, so they could forge entries.
+    #[error(
+        "the compile cache key {path} is open to other users (mode {mode:o}); `chmod 600` it, or delete it and a new one is made"
+    )]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// The secret that authenticates compile cache entries: 32 random bytes the host makes on first
+/// use and keeps in a file only its user may read, outside the functions and cache folders.
+#[derive(Clone)]
+pub struct CacheKey([u8; 32]);
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(..)")
+    }
+}
+
+impl CacheKey {
+    /// A new random key, kept in memory only.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut key = [0; 32];
+        getrandom::getrandom(&mut key)?;
+        Ok(Self(key))
+    }
+
+    /// The key in `path`, made (random, readable by this user only) if the file does not exist.
+    /// Two hosts starting at once agree on one key: the file appears whole or not at all.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io { path: path.to_owned(), source };
+        match std::fs::read(path) {
+            Ok(bytes) => return Self::parse(path, &bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(error)),
+        }
+        let key = Self::random().map_err(|e| io(std::io::Error::other(e)))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(io)?;
+        // Written whole under a temporary name, then linked into place: a second host starting at
+        // the same moment either wins the link or reads the first one's key.
+        let temporary = dir.join(format!(".cache-key-{}-{}", std::process::id(), hex(&key.0[..4])));
+        let written = private_file(&temporary).and_then(|mut file| {
+            file.write_all(format!("{}\n", hex(&key.0)).as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => {
+                tracing::info!("made a new compile cache key in {}", path.display());
+                Ok(key)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::parse(path, &std::fs::read(path).map_err(io)?)
+            }
+            Err(error) => Err(io(error)),
+        }
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Self, KeyError> {
+        check_private(path)?;
+        let malformed = || KeyError::Malformed { path: path.to_owned() };
+        let text = std::str::from_utf8(bytes).map_err(|_| malformed())?.trim();
+        if text.len() != 64 {
+            return Err(malformed());
+        }
+        let mut key = [0; 32];
+        for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| malformed())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| malformed())?;
+        }
+        Ok(Self(key))
+    }
+
+    /// The MAC of an entry: over what it was compiled from, for which engine, and what it holds.
+    fn tag(&self, content: &ContentHash, compatibility: &str, artifact: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(b"sse-wasm compile cache entry\0");
+        mac.update(content);
+        mac.update(compatibility.as_bytes());
+        mac.update(&(artifact.len() as u64).to_le_bytes());
+        mac.update(artifact);
+        mac
+    }
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Refuses a key file that other users may read or write.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        std::fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_owned(), source })?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed { path: path.to_owned(), mode: mode & 0o777 });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
 /// A folder of compiled components.
 #[derive(Clone, Debug)]
 pub struct CompileCache {
     dir: PathBuf,
     compatibility: String,
+    key: CacheKey,
 }
 
 impl CompileCache {
-    /// A cache in `dir` (created if missing) for components compiled by `engine`.
-    pub fn new(dir: &Path, engine: &wasmtime::Engine) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    /// A cache in `dir` (created if missing) for components compiled by `engine`, its entries
+    /// authenticated with `key`.
+    pub fn new(dir: &Path, key: CacheKey, engine: &wasmtime::Engine) -> std::io::Result<Self> {
+        create_private_dir(dir)?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(Self { dir: dir.to_owned(), compatibility: format!("{:016x}", hasher.finish()) })
+        Ok(Self { dir: dir.to_owned(), compatibility: format!("{:016x}", hasher.finish()), key })
     }
 
     /// The folder.
@@ -49,18 +207,24 @@ impl CompileCache {
         &self.dir
     }
 
-    fn entry(&self, content: &ContentHash) -> PathBuf {
+    /// The entry file for the component whose bytes hash to `content`.
+    pub fn entry(&self, content: &ContentHash) -> PathBuf {
         self.dir.join(format!("{}-{}.cwasm", hex(content), self.compatibility))
     }
 
-    /// The cached compilation of the component whose bytes hash to `content`, if there is a sound one.
-    pub fn load(&self, engine: &wasmtime::Engine, content: &ContentHash) -> Option<Component> {
+    /// The cached compilation of `source`, whose bytes hash to `content`, if there is an
+    /// authentic one.
+    pub fn load(&self, engine: &wasmtime::Engine, source: &Path, content: &ContentHash) -> Option<Component> {
         let path = self.entry(content);
         let bytes = std::fs::read(&path).ok()?;
-        match Self::verified(engine, &bytes) {
+        match self.verified(engine, content, &bytes) {
             Ok(component) => Some(component),
             Err(reason) => {
-                tracing::warn!("compile cache entry {} is unusable ({reason}); recompiling", path.display());
+                tracing::warn!(
+                    "compile cache entry {} for {} is refused ({reason}); deleted, recompiling",
+                    path.display(),
+                    source.display()
+                );
                 // A failed removal only means the next start recompiles too.
                 let _ = std::fs::remove_file(&path);
                 None
@@ -68,16 +232,20 @@ impl CompileCache {
         }
     }
 
-    fn verified(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, String> {
-        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a cache entry")?;
-        let (digest, artifact) = rest.split_at_checked(32).ok_or("truncated")?;
-        if Sha256::digest(artifact).as_slice() != digest {
-            return Err("its checksum does not match".into());
-        }
-        // SAFETY: `deserialize` trusts its input to be an artifact this wasmtime produced. The
-        // checksum above proves the bytes are exactly those `store` wrote from `serialize` (a torn
-        // write, bit rot or a stray file fails it), and wasmtime itself refuses artifacts from
-        // another version or engine configuration. The cache folder is the host's own, like its binary.
+    fn verified(&self, engine: &wasmtime::Engine, content: &ContentHash, bytes: &[u8]) -> Result<Component, String> {
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not an entry of this version")?;
+        let (tag, artifact) = rest.split_at_checked(TAG_BYTES).ok_or("truncated")?;
+        self.key
+            .tag(content, &self.compatibility, artifact)
+            .verify_slice(tag)
+            .map_err(|_| "its MAC does not match: it was not written by this host for this file")?;
+        // SAFETY: `deserialize` runs the artifact's machine code as it is, so it must be exactly
+        // what `Component::serialize` produced for this file. The MAC above proves that: it is
+        // keyed with a secret only this host's user can read (kept outside the functions and cache
+        // folders, mode 0600), and covers the source file's content hash, the engine's
+        // compatibility hash and every byte of the artifact. An entry copied from another file's
+        // name, edited, torn or forged without the key fails it. wasmtime itself also refuses
+        // artifacts from another version or engine configuration.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, artifact) };
         component.map_err(|e| format!("{e:#}"))
@@ -87,9 +255,10 @@ impl CompileCache {
     /// and otherwise harmless: the cache only saves time.
     pub fn store(&self, content: &ContentHash, component: &Component) {
         let result = component.serialize().map_err(|e| format!("{e:#}")).and_then(|artifact| {
-            let mut entry = Vec::with_capacity(MAGIC.len() + 32 + artifact.len());
+            let tag = self.key.tag(content, &self.compatibility, &artifact).finalize().into_bytes();
+            let mut entry = Vec::with_capacity(MAGIC.len() + TAG_BYTES + artifact.len());
             entry.extend_from_slice(MAGIC);
-            entry.extend_from_slice(&Sha256::digest(&artifact));
+            entry.extend_from_slice(&tag);
             entry.extend_from_slice(&artifact);
             // Written aside, then renamed: a reader never sees half an entry.
             let path = self.entry(content);
@@ -101,5 +270,33 @@ impl CompileCache {
         if let Err(reason) = result {
             tracing::warn!("compile cache: {reason}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_made_once_private_and_read_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("keys/cache.key");
+        let made = CacheKey::load_or_create(&path).expect("made");
+        let read = CacheKey::load_or_create(&path).expect("read");
+        assert_eq!(made.0, read.0);
+        assert_eq!(std::fs::read_to_string(&path).expect("text").trim().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            let error = CacheKey::load_or_create(&path).expect_err("exposed");
+            assert!(error.to_string().contains("chmod 600"), "{error}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        std::fs::write(&path, "not a key").expect("write");
+        assert!(matches!(CacheKey::load_or_create(&path), Err(KeyError::Malformed { .. })));
+        assert_ne!(CacheKey::random().expect("random").0, made.0);
     }
 }

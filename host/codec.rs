@@ -8,14 +8,17 @@
 //! work at all, and calls decode in parallel.
 //!
 //! The layout (proto3): `BundledRows { repeated Row rows = 1 }`, `Row { repeated Dual duals = 1 }`,
-//! `Dual { double numData = 1; string strData = 2 }`. Fields at their default value (0.0, "") are
-//! not written, as every protobuf encoder does; unknown fields are skipped when reading.
+//! `Dual { double numData = 1; string strData = 2 }`. Fields at their default value (+0.0, "") are
+//! not written, as every protobuf encoder does. Reading accepts exactly what protobuf accepts and
+//! reads it the same way (`wire_format` has the rules; the tests compare with prost on generated
+//! and mutated encodings).
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::columns::{Batch, Column, DataType, Strings};
+use crate::wire_format::{self as wf, WireError};
 
 /// The largest message Qlik accepts from a plugin.
 pub const QLIK_MESSAGE_LIMIT: usize = 4 << 20;
@@ -66,73 +69,58 @@ impl Codec for RowsCodec {
     }
 }
 
-const LENGTH_DELIMITED: u64 = 2;
-const FIXED64: u64 = 1;
 /// Key of field 1, length-delimited: a `Row` in `BundledRows`, a `Dual` in `Row`.
-const KEY_ITEM: u8 = (1 << 3) | LENGTH_DELIMITED as u8;
+const KEY_ITEM: u8 = (1 << 3) | wf::LENGTH_DELIMITED;
 /// Key of `Dual.numData`.
-const KEY_NUMBER: u8 = (1 << 3) | FIXED64 as u8;
+const KEY_NUMBER: u8 = (1 << 3) | wf::FIXED64;
 /// Key of `Dual.strData`.
-const KEY_TEXT: u8 = (2 << 3) | LENGTH_DELIMITED as u8;
+const KEY_TEXT: u8 = (2 << 3) | wf::LENGTH_DELIMITED;
+
+/// Recursion budget of the fields of a `BundledRows`, a `Row` and a `Dual`, as prost counts it.
+const DEPTH_BUNDLE: u32 = wf::RECURSION_LIMIT;
+const DEPTH_ROW: u32 = wf::RECURSION_LIMIT - 1;
+const DEPTH_DUAL: u32 = wf::RECURSION_LIMIT - 2;
+
+impl From<WireError> for DecodeError {
+    fn from(error: WireError) -> Self {
+        Self::Malformed(error.0)
+    }
+}
 
 fn malformed(reason: impl Into<String>) -> DecodeError {
     DecodeError::Malformed(reason.into())
 }
 
-/// A varint; keys and lengths under 128 (nearly all of them) take the one-byte path.
-#[inline(always)]
-fn varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
-    if let Some((&byte, rest)) = buf.split_first()
-        && byte < 0x80
-    {
-        *buf = rest;
-        return Ok(u64::from(byte));
-    }
-    prost::encoding::decode_varint(buf).map_err(|e| malformed(e.to_string()))
-}
-
-/// Takes a length-delimited payload off the front of `buf`.
-#[inline(always)]
-fn delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
-    let len = usize::try_from(varint(buf)?).map_err(|_| malformed("a length does not fit in memory"))?;
-    let (payload, rest) =
-        buf.split_at_checked(len).ok_or_else(|| malformed("a length runs past the end of the message"))?;
-    *buf = rest;
-    Ok(payload)
-}
-
-/// Skips one field of wire type `wire_type`.
-fn skip(buf: &mut &[u8], wire_type: u64) -> Result<(), DecodeError> {
-    let fixed = match wire_type {
-        0 => return varint(buf).map(drop),
-        2 => return delimited(buf).map(drop),
-        1 => 8,
-        5 => 4,
-        _ => 0,
-    };
-    if fixed == 0 || buf.len() < fixed {
-        return Err(malformed(format!("a field of wire type {wire_type} is cut short or unknown")));
-    }
-    buf.advance(fixed);
-    Ok(())
-}
-
-/// One `Dual`: its number (0.0 when absent) and its text bytes ("" when absent).
+/// One `Dual`: its number (0.0 when absent) and its text bytes ("" when absent). As in protobuf,
+/// the last of repeated values wins; every text value must be UTF-8, replaced ones included (the
+/// last one is checked with its column).
 #[inline(always)]
 fn dual(mut buf: &[u8]) -> Result<(f64, &[u8]), DecodeError> {
     let (mut number, mut text) = (0.0, &[][..]);
+    let mut texts = 0;
     while !buf.is_empty() {
-        let key = varint(&mut buf)?;
-        match (key >> 3, key & 7) {
-            (1, FIXED64) if let Some((bytes, rest)) = buf.split_first_chunk::<8>() => {
+        let (field, wire_type) = wf::key(&mut buf)?;
+        match (field, wire_type) {
+            (1, wf::FIXED64) => {
+                let (bytes, rest) = buf.split_first_chunk::<8>().ok_or_else(|| malformed("numData is cut short"))?;
                 number = f64::from_le_bytes(*bytes);
                 buf = rest;
             }
-            (2, LENGTH_DELIMITED) => text = delimited(&mut buf)?,
-            (_, wire_type) => skip(&mut buf, wire_type)?,
+            (2, wf::LENGTH_DELIMITED) => {
+                if texts > 0 {
+                    utf8(text)?;
+                }
+                text = wf::delimited(&mut buf)?;
+                texts += 1;
+            }
+            _ => wf::skip(&mut buf, field, wire_type, DEPTH_DUAL)?,
         }
     }
     Ok((number, text))
+}
+
+fn utf8(text: &[u8]) -> Result<(), DecodeError> {
+    std::str::from_utf8(text).map(drop).map_err(|_| malformed("a string value is not UTF-8"))
 }
 
 /// A numeric `Dual` in the layout every encoder writes — `0a 09 09 <8 bytes>`, or `0a 00` for
@@ -159,7 +147,8 @@ fn plain_number(row: &mut &[u8]) -> Option<f64> {
 #[inline(always)]
 fn plain_text<'a>(row: &mut &'a [u8]) -> Option<&'a [u8]> {
     match **row {
-        [KEY_ITEM, outer, KEY_TEXT, inner, ref rest @ ..] if outer < 0x80 && outer == inner.wrapping_add(2) => {
+        // Both lengths one-byte varints, the outer one exactly the inner field's size.
+        [KEY_ITEM, outer, KEY_TEXT, inner, ref rest @ ..] if inner < 0x7e && outer == inner + 2 => {
             let (text, rest) = rest.split_at_checked(usize::from(inner))?;
             *row = rest;
             Some(text)
@@ -225,7 +214,7 @@ fn count_rows(mut message: &[u8]) -> usize {
     let mut rows = 0;
     while let [KEY_ITEM, ..] = message {
         message = &message[1..];
-        match delimited(&mut message) {
+        match wf::delimited(&mut message) {
             Ok(_) => rows += 1,
             Err(_) => break,
         }
@@ -237,12 +226,12 @@ fn count_rows(mut message: &[u8]) -> usize {
 fn decode_into(mut message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
     let mut rows = 0;
     while !message.is_empty() {
-        let key = varint(&mut message)?;
-        if key != u64::from(KEY_ITEM) {
-            skip(&mut message, key & 7)?;
+        let (field, wire_type) = wf::key(&mut message)?;
+        if (field, wire_type) != (1, wf::LENGTH_DELIMITED) {
+            wf::skip(&mut message, field, wire_type, DEPTH_BUNDLE)?;
             continue;
         }
-        let mut row = delimited(&mut message)?;
+        let mut row = wf::delimited(&mut message)?;
         let mut index = 0;
         while !row.is_empty() {
             match columns.get_mut(index) {
@@ -258,20 +247,27 @@ fn decode_into(mut message: &[u8], columns: &mut [Column]) -> Result<usize, Deco
                 }
                 _ => {}
             }
-            let key = varint(&mut row)?;
-            if key != u64::from(KEY_ITEM) {
-                skip(&mut row, key & 7)?;
+            let (field, wire_type) = wf::key(&mut row)?;
+            if (field, wire_type) != (1, wf::LENGTH_DELIMITED) {
+                wf::skip(&mut row, field, wire_type, DEPTH_ROW)?;
                 continue;
             }
-            let (number, text) = dual(delimited(&mut row)?)?;
+            let (number, text) = dual(wf::delimited(&mut row)?)?;
             match columns.get_mut(index) {
-                Some(Column::Numeric(numbers)) => numbers.push(number),
+                Some(Column::Numeric(numbers)) => {
+                    // Unused, but protobuf would refuse the message for it.
+                    if !text.is_empty() {
+                        utf8(text)?;
+                    }
+                    numbers.push(number);
+                }
                 Some(Column::Text(strings)) => push_text(strings, text)?,
                 Some(Column::Dual(numbers, strings)) => {
                     numbers.push(number);
                     push_text(strings, text)?;
                 }
-                None => {}
+                // Too many values: reported with the count below, once it is known.
+                None => utf8(text)?,
             }
             index += 1;
         }
@@ -292,13 +288,20 @@ pub enum EncodeError<E> {
     Emit(E),
 }
 
+/// True for the one `double` a proto3 encoder leaves out: +0.0. `-0.0 == 0.0`, but its sign is
+/// data (protobuf's own encoders compare the bits, too).
+#[inline(always)]
+fn is_default(n: f64) -> bool {
+    n.to_bits() == 0
+}
+
 fn varint_len(value: usize) -> usize {
     prost::encoding::encoded_len_varint(value as u64)
 }
 
 /// The encoded size of value `i` of `column` as a `Dual` (without its own key and length).
 fn dual_len(column: &Column, i: usize) -> usize {
-    let number = |n: f64| if n == 0.0 { 0 } else { 9 };
+    let number = |n: f64| if is_default(n) { 0 } else { 9 };
     let text = |s: &Strings| {
         let len = (s.offsets[i + 1] - s.offsets[i]) as usize;
         if len == 0 { 0 } else { 1 + varint_len(len) + len }
@@ -324,7 +327,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: usize) {
 #[inline(always)]
 fn put_dual(out: &mut Vec<u8>, column: &Column, i: usize) {
     let number = |out: &mut Vec<u8>, n: f64| {
-        if n != 0.0 {
+        if !is_default(n) {
             out.push(KEY_NUMBER);
             out.extend_from_slice(&n.to_le_bytes());
         }
@@ -408,7 +411,7 @@ fn encode_numbers<E>(
 ) -> Result<(), EncodeError<E>> {
     let mut message: Vec<u8> = Vec::new();
     for i in 0..rows {
-        let row_len: usize = columns.iter().map(|c| if c[i] == 0.0 { 2 } else { 11 }).sum();
+        let row_len: usize = columns.iter().map(|c| if is_default(c[i]) { 2 } else { 11 }).sum();
         if message.len() + 2 + row_len > max_bytes && !message.is_empty() {
             emit(EncodedRows(Bytes::from(std::mem::take(&mut message)))).map_err(EncodeError::Emit)?;
         }
@@ -418,7 +421,7 @@ fn encode_numbers<E>(
         message.extend_from_slice(&[KEY_ITEM, row_len as u8]);
         for column in columns {
             let n = column[i];
-            if n == 0.0 {
+            if is_default(n) {
                 message.extend_from_slice(&[KEY_ITEM, 0]);
             } else {
                 message.extend_from_slice(&[KEY_ITEM, 9, KEY_NUMBER]);
@@ -431,6 +434,10 @@ fn encode_numbers<E>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "codec_differential.rs"]
+mod differential;
 
 #[cfg(test)]
 mod tests {
@@ -549,7 +556,10 @@ mod tests {
         assert!(matches!(decode(&[0x0a, 0xff, 0x01], &[DataType::Numeric]), Err(DecodeError::Malformed(_))));
         let not_utf8 = [0x0a, 0x05, 0x0a, 0x03, 0x12, 0x01, 0xff];
         assert!(decode(&not_utf8, &[DataType::Text]).unwrap_err().to_string().contains("UTF-8"));
-        assert!(decode(&not_utf8, &[DataType::Numeric]).is_ok(), "numbers ignore the text part");
+        assert!(
+            decode(&not_utf8, &[DataType::Numeric]).unwrap_err().to_string().contains("UTF-8"),
+            "protobuf refuses the message, whatever the column's type"
+        );
     }
 
     #[test]

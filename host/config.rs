@@ -1,7 +1,7 @@
 //! Command-line and environment configuration, validated once at start-up.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -22,7 +22,8 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_FUNCTIONS_DIR", default_value = "functions")]
     pub functions_dir: PathBuf,
 
-    /// CPU time one call may take before it is interrupted, in seconds.
+    /// CPU time one call may spend running guest code before it is interrupted, in seconds
+    /// (the call thread's CPU clock: waiting for the client or for a busy machine does not count).
     #[arg(long, env = "SSE_WASM_CALL_TIMEOUT", default_value_t = 30.0)]
     pub call_timeout: f64,
 
@@ -31,9 +32,16 @@ pub struct Flags {
     pub max_memory: usize,
 
     /// Folder of compiled components, so restarts and reloads of known files skip compiling.
-    /// Default: `.cache` inside the functions folder.
+    /// Must be outside the functions folder. Default: `sse-wasm` in the user's cache folder
+    /// (`$XDG_CACHE_HOME`, else `~/.cache`).
     #[arg(long, env = "SSE_WASM_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// File holding the secret that authenticates compile cache entries, made on first use
+    /// (random, mode 0600). Must be outside the functions and cache folders. Default:
+    /// `sse-wasm/cache.key` in the user's data folder (`$XDG_DATA_HOME`, else `~/.local/share`).
+    #[arg(long, env = "SSE_WASM_CACHE_KEY")]
+    pub cache_key: Option<PathBuf>,
 
     /// Compile every component at every load instead of using the compile cache.
     #[arg(long, env = "SSE_WASM_NO_COMPILE_CACHE")]
@@ -123,8 +131,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The folder of components.
     pub functions_dir: PathBuf,
-    /// The compile cache's folder; `None` compiles at every load.
-    pub cache_dir: Option<PathBuf>,
+    /// The compile cache; `None` compiles at every load.
+    pub cache: Option<CacheLocation>,
     /// Whether the functions folder is watched for changes.
     pub watch: bool,
     /// The limits every guest runs under.
@@ -252,8 +260,11 @@ impl Config {
         anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
         Ok(Self {
             listen: flags.listen,
-            cache_dir: (!flags.no_compile_cache)
-                .then(|| flags.cache_dir.unwrap_or_else(|| flags.functions_dir.join(".cache"))),
+            cache: if flags.no_compile_cache {
+                None
+            } else {
+                CacheLocation::from_flags(flags.cache_dir, flags.cache_key)
+            },
             watch: !flags.no_watch,
             functions_dir: flags.functions_dir,
             limits: Limits {
@@ -274,6 +285,91 @@ impl Config {
     }
 }
 
+/// Where compiled components live, and the key that authenticates them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheLocation {
+    /// The folder of entries.
+    pub dir: PathBuf,
+    /// The key file.
+    pub key: PathBuf,
+}
+
+/// `$var` if set and absolute, else `~/<fallback>`.
+fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+}
+
+/// `path` made absolute, with the part of it that exists resolved (symbolic links, `..`), so
+/// that two paths to the same folder compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |path, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+impl CacheLocation {
+    /// The folder and key the flags name, or the user's defaults; `None` when there is no home
+    /// folder to put them in (the host then compiles at every load).
+    pub fn from_flags(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
+        let dir = dir.or_else(|| user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm")))?;
+        let key = key.or_else(|| user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key")))?;
+        Some(Self { dir, key })
+    }
+
+    /// Refuses a cache whose entries or key could be planted through the functions folder (or
+    /// whose key sits among the entries): whoever may drop a module there must not be able to
+    /// drop compiled code too.
+    pub fn check(&self, functions_dir: &Path) -> anyhow::Result<()> {
+        let (functions, dir, key) = (resolved(functions_dir), resolved(&self.dir), resolved(&self.key));
+        anyhow::ensure!(
+            !dir.starts_with(&functions) && !functions.starts_with(&dir),
+            "the compile cache folder {} overlaps the functions folder {}: whoever may add a module could \
+             plant compiled code; choose a --cache-dir outside it",
+            self.dir.display(),
+            functions_dir.display()
+        );
+        anyhow::ensure!(
+            !key.starts_with(&functions) && !key.starts_with(&dir),
+            "the compile cache key {} is inside the functions folder {} or the cache folder {}; choose a \
+             --cache-key outside both",
+            self.key.display(),
+            functions_dir.display(),
+            self.dir.display()
+        );
+        Ok(())
+    }
+
+    /// Opens the cache for `engine`; `None`, with a warning saying why, when it cannot be used.
+    pub fn open(&self, engine: &wasmtime::Engine) -> Option<crate::cache::CompileCache> {
+        let opened = crate::cache::CacheKey::load_or_create(&self.key).map_err(|e| e.to_string()).and_then(|key| {
+            crate::cache::CompileCache::new(&self.dir, key, engine)
+                .map_err(|e| format!("cannot use the folder {}: {e}", self.dir.display()))
+        });
+        match opened {
+            Ok(cache) => Some(cache),
+            Err(reason) => {
+                tracing::warn!("compile cache off, compiling at every load: {reason}");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +382,9 @@ mod tests {
     fn flags_are_validated_with_messages_naming_them() {
         let defaults = config(&[]).expect("defaults are valid");
         assert_eq!(defaults.listen.to_string(), "127.0.0.1:50051");
-        assert_eq!(defaults.cache_dir.as_deref(), Some(std::path::Path::new("functions/.cache")));
+        let cache = defaults.cache.as_ref().expect("a default cache");
+        assert!(cache.dir.ends_with("sse-wasm") && cache.key.ends_with("sse-wasm/cache.key"), "{cache:?}");
+        cache.check(&defaults.functions_dir).expect("the defaults are apart");
         assert!(defaults.serve.tls.is_none() && defaults.watch);
         for (args, flag) in [
             (&["--max-concurrent-calls", "5000"][..], "--max-concurrent-calls"),
@@ -297,6 +395,26 @@ mod tests {
             let error = config(args).expect_err("refused").to_string();
             assert!(error.contains(flag), "{error}");
         }
-        assert!(config(&["--no-compile-cache"]).expect("valid").cache_dir.is_none());
+        assert!(config(&["--no-compile-cache"]).expect("valid").cache.is_none());
+    }
+
+    #[test]
+    fn a_cache_that_the_functions_folder_could_plant_is_refused() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let functions = root.path().join("functions");
+        std::fs::create_dir(&functions).expect("mkdir");
+        let at = |dir: &str, key: &str| CacheLocation { dir: root.path().join(dir), key: root.path().join(key) };
+        at("cache", "keys/cache.key").check(&functions).expect("apart");
+        // Inside, through `..`, and holding the functions folder.
+        for (dir, key, named) in [
+            ("functions/.cache", "k", "cache folder"),
+            ("functions/../functions/x", "k", "cache folder"),
+            (".", "k", "cache folder"),
+            ("cache", "functions/cache.key", "key"),
+            ("cache", "cache/cache.key", "key"),
+        ] {
+            let error = at(dir, key).check(&functions).expect_err("refused").to_string();
+            assert!(error.contains(named), "{dir} {key}: {error}");
+        }
     }
 }

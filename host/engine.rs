@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use cpu_time::ThreadTime;
+
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -21,14 +23,21 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// stack, so a typical call touches less than this.
 const KEEP_RESIDENT: usize = 512 << 10;
 
+/// A call may spend this many times its CPU limit inside the guest by the wall clock, for guests
+/// that sleep rather than compute (on a machine so busy that a computing guest gets less than a
+/// quarter of a core, that guest is stopped by this too).
+pub const WALL_FACTOR: u32 = 4;
+
 /// Set when nobody waits for a call's answer any more, so a running guest stops at the next tick.
 pub type CancelFlag = Arc<AtomicBool>;
 
 /// Why the host stopped a guest from the epoch callback.
 #[derive(Debug, thiserror::Error)]
 enum Interrupted {
-    #[error("deadline reached")]
+    #[error("CPU time limit reached")]
     Deadline,
+    #[error("wall-clock backstop reached")]
+    WallDeadline,
     #[error("call cancelled")]
     Cancelled,
 }
@@ -57,10 +66,14 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
-    /// When the running guest code must stop; moved forward by the time budget left.
-    deadline: Instant,
+    /// The thread's CPU time and the wall clock when the running guest code was entered;
+    /// `None` outside it.
+    entered: Option<(Duration, Instant)>,
     /// CPU time the call may still spend in the guest.
     budget: Duration,
+    /// Wall time the call may still spend in the guest: a backstop for guests that wait (sleep)
+    /// instead of computing, which use no CPU.
+    wall_budget: Duration,
     /// The whole call's CPU time limit, for messages.
     timeout: Duration,
     cancel: Option<CancelFlag>,
@@ -171,8 +184,9 @@ impl Engine {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap { max_bytes: self.limits.max_memory_bytes, hit: false },
-            deadline: Instant::now() + self.limits.call_timeout,
+            entered: None,
             budget: self.limits.call_timeout,
+            wall_budget: self.limits.call_timeout.saturating_mul(WALL_FACTOR),
             timeout: self.limits.call_timeout,
             cancel,
             stderr,
@@ -185,40 +199,45 @@ impl Engine {
             if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Interrupted::Cancelled.into());
             }
-            if Instant::now() >= state.deadline {
-                return Err(Interrupted::Deadline.into());
+            // The callback runs on the guest's own thread, so its CPU clock is the guest's.
+            if let Some((cpu, wall)) = state.entered {
+                if thread_cpu().saturating_sub(cpu) >= state.budget {
+                    return Err(Interrupted::Deadline.into());
+                }
+                if wall.elapsed() >= state.wall_budget {
+                    return Err(Interrupted::WallDeadline.into());
+                }
             }
             Ok(UpdateDeadline::Continue(1))
         });
         store
     }
-
-    /// Makes a store that served a call ready for the next one: the full CPU budget again, the
-    /// new call's cancel flag, no memory failure remembered.
-    pub fn rearm(&self, store: &mut Store<CallState>, cancel: CancelFlag) {
-        let state = store.data_mut();
-        state.budget = self.limits.call_timeout;
-        state.timeout = self.limits.call_timeout;
-        state.deadline = Instant::now() + self.limits.call_timeout;
-        state.cancel = Some(cancel);
-        state.memory.hit = false;
-        store.set_epoch_deadline(1);
-    }
 }
 
 /// Runs `f` (one entry into the guest) against the call's remaining CPU budget, and turns a
 /// failure into the [`CallError`] that names `function` and says what happened.
+///
+/// The budget is CPU time of the calling thread, which runs the guest and nothing else meanwhile:
+/// a busy machine does not make a call fail, and time spent waiting for the client between
+/// batches does not count.
 pub fn guarded<R>(
     store: &mut Store<CallState>,
     function: &str,
     f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
 ) -> Result<R, CallError> {
-    let started = Instant::now();
-    store.data_mut().deadline = started + store.data().budget;
+    let (cpu, wall) = (thread_cpu(), Instant::now());
+    store.data_mut().entered = Some((cpu, wall));
     let result = f(store);
     let state = store.data_mut();
-    state.budget = state.budget.saturating_sub(started.elapsed());
+    state.entered = None;
+    state.budget = state.budget.saturating_sub(thread_cpu().saturating_sub(cpu));
+    state.wall_budget = state.wall_budget.saturating_sub(wall.elapsed());
     result.map_err(|error| classify(store, function, error))
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    ThreadTime::now().as_duration()
 }
 
 /// Names what made a guest call fail, by the error's type, never its text.
@@ -229,7 +248,13 @@ fn classify(store: &Store<CallState>, function: &str, error: wasmtime::Error) ->
         return match interrupted {
             Interrupted::Cancelled => CallError::Cancelled,
             Interrupted::Deadline => CallError::Deadline { function, seconds: state.timeout.as_secs_f64() },
+            Interrupted::WallDeadline => {
+                CallError::Waited { function, seconds: state.timeout.as_secs_f64() * f64::from(WALL_FACTOR) }
+            }
         };
+    }
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return CallError::PoolExhausted { function, detail: format!("{error:#}") };
     }
     if state.memory.hit {
         return CallError::Memory { function, limit_mib: state.memory.max_bytes >> 20 };

@@ -94,13 +94,31 @@ pub enum CallError {
         /// What was wrong with the answer.
         reason: String,
     },
-    /// The call ran past its CPU deadline.
-    #[error("{function} ran past its time limit of {seconds} s")]
+    /// The call used more CPU time than it may.
+    #[error("{function} ran past its CPU time limit of {seconds} s")]
     Deadline {
         /// The function's name.
         function: String,
         /// The limit.
         seconds: f64,
+    },
+    /// The call spent the wall-clock backstop in the guest (waiting, or starved of CPU).
+    #[error(
+        "{function} spent {seconds} s in the guest without finishing (the wall-clock limit, 4 times the CPU time limit)"
+    )]
+    Waited {
+        /// The function's name.
+        function: String,
+        /// The wall-clock limit.
+        seconds: f64,
+    },
+    /// Every instance slot of the engine's pool is taken by calls in flight.
+    #[error("{function}: no instance slot is free ({detail}); too many calls at once for this host, retry later")]
+    PoolExhausted {
+        /// The function's name.
+        function: String,
+        /// What ran out.
+        detail: String,
     },
     /// The guest tried to grow its memory past the cap.
     #[error("{function} needed more than its memory limit of {limit_mib} MiB")]
@@ -163,8 +181,8 @@ impl CallError {
             Self::BadHeader(_) | Self::BadInput { .. } | Self::Guest { .. } => Code::InvalidArgument,
             Self::UnknownFunction(_) | Self::RemovedFunction { .. } => Code::NotFound,
             Self::BadOutput { .. } | Self::Trap { .. } => Code::Internal,
-            Self::Deadline { .. } => Code::DeadlineExceeded,
-            Self::Memory { .. } | Self::OversizedRow { .. } => Code::ResourceExhausted,
+            Self::Deadline { .. } | Self::Waited { .. } => Code::DeadlineExceeded,
+            Self::Memory { .. } | Self::OversizedRow { .. } | Self::PoolExhausted { .. } => Code::ResourceExhausted,
             Self::Stream { code, .. } => *code,
             Self::Stalled { .. } => Code::DeadlineExceeded,
             Self::Cancelled => Code::Cancelled,

@@ -22,6 +22,7 @@ pub mod script;
 pub mod server;
 pub mod service;
 pub mod toolkit;
+pub mod wire_format;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use sse_wasm::Engine;
-use sse_wasm::cache::CompileCache;
-use sse_wasm::config::{Command, Config, Flags};
+use sse_wasm::config::{Command, Config, Flags, LOAD_PARALLELISM};
 use sse_wasm::reloader::Functions;
 use sse_wasm::server::Server;
 use sse_wasm::{scaffold, toolkit};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+/// Blocking threads for file reads (the reloader's) beside calls and loads.
+const FILE_THREADS: usize = 4;
 
 fn main() -> ExitCode {
     match run() {
@@ -33,16 +35,15 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .init();
-    let tool_cache = if flags.no_compile_cache { None } else { toolkit::cache_dir(flags.cache_dir.clone()) };
     let config = Config::from_flags(flags)?;
     // The tools run guest code on this thread, outside any async runtime, as the server's call
     // threads do.
     let mut out = std::io::stdout().lock();
     match command {
-        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, tool_cache.as_deref(), &mut out),
+        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, config.cache.as_ref(), &mut out),
         Some(Command::Call { module, function, args, csv }) => {
             let rows = if csv { toolkit::csv_rows(&std::io::read_to_string(std::io::stdin())?) } else { vec![args] };
-            toolkit::call(&module, &function, &rows, config.limits, tool_cache.as_deref(), &mut out)
+            toolkit::call(&module, &function, &rows, config.limits, config.cache.as_ref(), &mut out)
         }
         Some(Command::New { lang, dir, sdk }) => {
             let build = scaffold::create(lang, &dir, &sdk.unwrap_or_else(scaffold::default_sdk))?;
@@ -53,20 +54,25 @@ fn run() -> anyhow::Result<()> {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))
         }
-        None => tokio::runtime::Runtime::new()?.block_on(serve_folder(config)),
+        None => {
+            // Every call runs on a blocking thread while it holds a call slot, and loads take a
+            // few more: the pool is sized to exactly that, so a slot always finds its thread and
+            // no more threads than slots are ever made.
+            let threads = config.serve.max_concurrent_calls + LOAD_PARALLELISM + FILE_THREADS;
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(threads).build()?;
+            runtime.block_on(serve_folder(config))
+        }
     }
 }
 
 /// Serves the functions folder until Ctrl-C or SIGTERM.
 async fn serve_folder(config: Config) -> anyhow::Result<()> {
     let engine = Engine::new(config.limits).context("cannot start the WebAssembly engine")?;
-    let cache = config.cache_dir.as_deref().and_then(|dir| match CompileCache::new(dir, engine.wasmtime()) {
-        Ok(cache) => Some(cache),
-        Err(error) => {
-            tracing::warn!("compile cache {} unusable ({error}); compiling at every load", dir.display());
-            None
-        }
-    });
+    if let Some(cache) = &config.cache {
+        cache.check(&config.functions_dir)?;
+    }
+    let cache = config.cache.as_ref().and_then(|c| c.open(engine.wasmtime()));
     let functions = Functions::load(engine.clone(), &config.functions_dir, cache)
         .await
         .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
@@ -74,6 +80,7 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
     let _watching = if config.watch {
         Some(functions.watch().with_context(|| format!("cannot watch {}", config.functions_dir.display()))?)
     } else {
+        drop(functions);
         None
     };
 

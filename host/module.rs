@@ -200,7 +200,7 @@ impl Module {
         hash: ContentHash,
     ) -> Result<(Self, Compiled), LoadError> {
         let started = Instant::now();
-        let (component, compiled) = match cache.and_then(|c| c.load(engine.wasmtime(), &hash)) {
+        let (component, compiled) = match cache.and_then(|c| c.load(engine.wasmtime(), path, &hash)) {
             Some(component) => (component, Compiled::FromCache(started.elapsed())),
             None => {
                 let component =

@@ -76,16 +76,31 @@ pub struct Functions {
     modules: Vec<Arc<Module>>,
     registry: SharedRegistry,
     status: watch::Sender<ReloadStatus>,
+    /// The folder's watcher, started before the first scan so that no change is missed, and
+    /// what it has reported since.
+    watcher: Option<(notify::RecommendedWatcher, Events)>,
 }
 
 impl Functions {
     /// Loads every component of `dir`, several at once, each on a blocking thread (guest code
     /// never runs on the async runtime's threads). A component that fails to load is logged with
     /// the reason and skipped; the others serve.
+    ///
+    /// The folder is watched from before it is scanned, so a file written meanwhile is loaded by
+    /// the first reload, and paths are resolved once so the watcher's and the scan's agree.
     pub async fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+        let dir = dir.canonicalize()?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            // Never block the watcher's thread: hand the event over and return.
+            let _ = events.send(event);
+        })
+        .map_err(std::io::Error::other)?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(std::io::Error::other)?;
+
         // A bounded number at once: each holds an instance (while describing) and a compiler.
         let parallel = Arc::new(tokio::sync::Semaphore::new(LOAD_PARALLELISM));
-        let loads: Vec<_> = component_files(dir)?
+        let loads: Vec<_> = component_files(&dir)?
             .into_iter()
             .map(|path| {
                 let (engine, cache, parallel) = (engine.clone(), cache.clone(), parallel.clone());
@@ -116,7 +131,7 @@ impl Functions {
         }
         let registry = Arc::new(ArcSwap::from_pointee(Registry::new(modules.clone())));
         let (status, _) = watch::channel(ReloadStatus { generation: 0, failures, idle: true });
-        Ok(Self { engine, dir: dir.to_owned(), cache, modules, registry, status })
+        Ok(Self { engine, dir, cache, modules, registry, status, watcher: Some((watcher, receiver)) })
     }
 
     /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
@@ -129,19 +144,16 @@ impl Functions {
         self.status.subscribe()
     }
 
-    /// Starts watching the folder. The returned guard stops the watcher when dropped.
+    /// Applies the folder's changes from now on (and those seen since the scan). The returned
+    /// guard stops watching when dropped. Dropping `Functions` instead serves what was loaded.
     pub fn watch(self) -> notify::Result<WatchGuard> {
-        let (events, receiver) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event| {
-            // Never block the watcher's thread: hand the event over and return.
-            let _ = events.send(event);
-        })?;
-        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
-        let task = tokio::spawn(self.run(watcher, receiver));
+        let task = tokio::spawn(self.run());
         Ok(WatchGuard { task })
     }
 
-    async fn run(mut self, _watcher: notify::RecommendedWatcher, mut events: Events) {
+    async fn run(mut self) {
+        // Taken out of `self`, which `apply` borrows; the watcher lives as long as this task.
+        let Some((_watcher, mut events)) = self.watcher.take() else { return };
         let mut pending: HashMap<PathBuf, Touch> = HashMap::new();
         loop {
             let next_due = pending.values().map(Touch::due).min();

@@ -1,20 +1,21 @@
 //! Qlik's script functions (`EvaluateScript`): the script a request carries, the script engines
 //! that run it, and one evaluation from request messages to answer messages.
 //!
-//! A script engine is a component exporting `qlik:sse/scripts`. Unlike functions, whose instances
-//! are fresh for every call, an engine's instances are kept warm between calls (an interpreter
-//! takes milliseconds to start, and engines keep compiled scripts by their text): an instance
-//! goes back to its engine's pool after a call that did not trap, and is dropped otherwise.
+//! A script engine is a component exporting `qlik:sse/scripts`. Like a function call, every
+//! evaluation runs in a fresh instance of it, in a store of its own: nothing one script does —
+//! data it keeps, modules or builtins it changes, output it prints — is seen by any later script,
+//! whichever app or user sends it. Instantiating from the pre-linked component is cheap (the
+//! interpreter's start-up was done when the component was built, and its memory image is mapped
+//! copy-on-write).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use crate::bindings::qlik::sse::types as wit;
+use crate::bindings::script_engine::ScriptEnginePre;
 use crate::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
-use crate::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
 use crate::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 use crate::columns::{Batch, DataType};
 use crate::engine::{CallState, CancelFlag, Engine, guarded};
@@ -24,13 +25,6 @@ use crate::pb;
 
 /// The name scripts go by in logs and messages (Qlik does not say which script function it was).
 const LABEL: &str = "script";
-
-/// Warm instances kept per engine; more calls at once instantiate afresh.
-const MAX_WARM: usize = 16;
-
-/// Evaluations one instance serves before it is replaced, bounding what a long-lived
-/// interpreter may accumulate (caches, fragmentation, state a script left behind).
-const MAX_USES: u32 = 1000;
 
 /// The script of one `EvaluateScript` call, from its `ScriptRequestHeader`.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,24 +81,16 @@ impl Script {
     }
 }
 
-/// An instance kept between calls.
-struct Warm {
-    store: Store<CallState>,
-    bindings: Bindings,
-    uses: u32,
-}
-
-/// A loaded script engine: its language, and warm instances of it.
+/// A loaded script engine: its language, and the pre-linked component every evaluation
+/// instantiates afresh.
 pub struct ScriptEngine {
     /// The language it runs, lower case.
     pub language: String,
     pre: ScriptEnginePre<CallState>,
-    warm: Mutex<Vec<Warm>>,
 }
 
 impl ScriptEngine {
-    /// Links the engine exported by a component and asks it for its language. The instance that
-    /// answered is the first warm one.
+    /// Links the engine exported by a component and asks a first instance for its language.
     pub(crate) fn new(
         engine: &Engine,
         module: &Arc<str>,
@@ -125,32 +111,7 @@ impl ScriptEngine {
                 "the script language {language:?} is not a short lower-case name such as \"python\""
             )));
         }
-        Ok(Self { language, pre, warm: Mutex::new(vec![Warm { store, bindings, uses: 0 }]) })
-    }
-
-    /// A warm instance rearmed for a new call, or a fresh one.
-    fn take(&self, engine: &Engine, module: &Arc<str>, cancel: CancelFlag) -> Result<Warm, CallError> {
-        let warm = self.warm.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-        match warm {
-            Some(mut warm) => {
-                engine.rearm(&mut warm.store, cancel);
-                Ok(warm)
-            }
-            None => {
-                let mut store = engine.store(module, Some(cancel));
-                let bindings = guarded(&mut store, LABEL, |s| self.pre.instantiate(s))?;
-                Ok(Warm { store, bindings, uses: 0 })
-            }
-        }
-    }
-
-    /// Keeps an instance that ended its evaluation cleanly for the next call.
-    fn give_back(&self, mut warm: Warm) {
-        warm.uses += 1;
-        let mut pool = self.warm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if warm.uses < MAX_USES && pool.len() < MAX_WARM {
-            pool.push(warm);
-        }
+        Ok(Self { language, pre })
     }
 }
 
@@ -169,7 +130,9 @@ where
     N: FnMut() -> Result<Option<Bytes>, CallError>,
     S: FnMut(EncodedRows) -> Result<(), CallError>,
 {
-    let mut warm = scripts.take(engine, module, cancel)?;
+    // A fresh instance in a store of its own: its own memory, CPU budget and output budget.
+    let mut store = engine.store(module, Some(cancel));
+    let bindings = guarded(&mut store, LABEL, |s| scripts.pre.instantiate(s))?;
     let header = ScriptHeader {
         text: script.text.clone(),
         params: script
@@ -181,7 +144,7 @@ where
         return_type: script.return_type.into(),
     };
     let params: Vec<DataType> = script.params.iter().map(|(_, t)| *t).collect();
-    let Warm { store, bindings, .. } = &mut warm;
+    let store = &mut store;
     let evaluation = bindings.qlik_sse_scripts().evaluation();
     let handle = guarded(store, LABEL, |s| evaluation.call_constructor(s, &header))?;
 
@@ -197,28 +160,10 @@ where
         }
         guarded(store, LABEL, |s| evaluation.call_finish(s, handle))?.map_err(script_error)
     })();
-    // The evaluation is dropped whatever happened, so the warm instance starts the next call clean.
-    let dropped = guarded(store, LABEL, |s| handle.resource_drop(s));
-    let answer = match (outcome, dropped) {
-        (Ok(answer), Ok(())) => answer,
-        (Err(error), Ok(())) => {
-            // A script that ran into the memory cap failed for that, whatever it said; its
-            // instance holds all that memory and is not kept.
-            if let Some(exhausted) = warm.store.data().memory_exhausted(LABEL) {
-                return Err(exhausted);
-            }
-            // A script's own error leaves the instance sound; a trap or deadline does not.
-            if matches!(error, CallError::Guest { .. }) {
-                scripts.give_back(warm);
-            }
-            return Err(error);
-        }
-        (Err(error), Err(_)) | (Ok(_), Err(error)) => return Err(error),
-    };
-    if warm.store.data().memory_exhausted(LABEL).is_none() {
-        scripts.give_back(warm);
-    }
-
+    let answer = outcome.map_err(|error| {
+        // A script that ran into the memory cap failed for that, whatever it said.
+        store.data().memory_exhausted(LABEL).unwrap_or(error)
+    })?;
     let answer = Batch::from(answer);
     check(script, &answer, stats.rows_in)?;
     stats.rows_out = answer.rows;

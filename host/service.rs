@@ -24,6 +24,7 @@ use crate::pb::wire::connector_server::Connector;
 use crate::registry::SharedRegistry;
 use crate::script::{self, Script};
 use crate::server::CallSlots;
+use crate::wire_format::{self, Schema};
 
 /// How many answer messages may wait for a slow client before the call thread waits too.
 const RESPONSE_QUEUE: usize = 4;
@@ -73,11 +74,29 @@ fn stream_error(function: &str, status: &Status) -> CallError {
     CallError::Stream { function: function.to_owned(), code, message: status.message().to_owned() }
 }
 
-/// Decodes the protobuf header stored under `key`; `None` when the key is absent.
-fn header<T: Message + Default>(metadata: &MetadataMap, key: &str) -> Result<Option<T>, CallError> {
+/// Decodes the protobuf header stored under `key` as protobuf reads it (a known field sent with
+/// another wire type is an unknown field, which prost alone would refuse); `None` when the key is
+/// absent.
+fn header<T: Message + Default>(metadata: &MetadataMap, key: &str, schema: Schema) -> Result<Option<T>, CallError> {
     let Some(value) = metadata.get_bin(key) else { return Ok(None) };
     let bytes = value.to_bytes().map_err(|_| CallError::BadHeader(format!("{key} is not valid base64")))?;
-    T::decode(bytes).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
+    let bytes = wire_format::normalize(&bytes, schema)
+        .map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))?;
+    T::decode(&bytes[..]).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
+}
+
+/// Runs a call's job, turning a panic of the host's own code into an error that names the call:
+/// the client must never take a partial answer followed by OK for a whole one.
+fn run_job<R>(label: &str, job: impl FnOnce() -> Result<R, CallError>) -> Result<R, CallError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        tracing::error!(call = label, "the call's thread panicked: {what}");
+        Err(CallError::Internal(format!("{label}: the host failed while running this call")))
+    })
 }
 
 /// Request messages taken in before a call starts; past this many it streams.
@@ -155,8 +174,6 @@ impl ConnectorService {
     where
         J: FnOnce(CancelFlag, Next<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
     {
-        // Waiting here is the back-pressure: the client sees no answer headers until a slot frees.
-        let slot = self.slots.acquire().await;
         let stall = self.stall_timeout;
         let cancel = CancelFlag::default();
 
@@ -183,6 +200,19 @@ impl ConnectorService {
                 }
             }
         }
+        // A call takes its slot once its first message (or the end of an empty stream) is in, so
+        // streams that are open but idle hold no slot and cannot starve real calls. Waiting here
+        // is the back-pressure: the client sees no answer headers until a slot frees.
+        let slot = self.slots.acquire().await;
+        // Whatever else arrived while waiting for the slot.
+        while !complete && arrived.len() < PREFETCH_MESSAGES {
+            match requests.message().now_or_never() {
+                Some(Ok(Some(message))) => arrived.push_back(message.0),
+                Some(Ok(None)) => complete = true,
+                Some(Err(status)) => return Err(stream_error(&label, &status).to_status()),
+                None => break,
+            }
+        }
 
         let call = CallLog { function: label.clone(), app, started: Instant::now() };
         if complete {
@@ -195,7 +225,8 @@ impl ConnectorService {
                     answers.push(Ok(message));
                     Ok(())
                 };
-                if let Err(error) = call.finish(job(cancel, &mut next, &mut send)) {
+                let result = run_job(&call.function, || job(cancel, &mut next, &mut send));
+                if let Err(error) = call.finish(result) {
                     answers.push(Err(error));
                 }
                 answers
@@ -226,7 +257,8 @@ impl ConnectorService {
                 Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
             };
-            if let Err(status) = call.finish(job(call_cancel, &mut next, &mut send)) {
+            let result = run_job(&call.function, || job(call_cancel, &mut next, &mut send));
+            if let Err(status) = call.finish(result) {
                 // The status must follow the answers already queued, or the client would take
                 // a partial answer for a whole one. A client that does not read for the stall
                 // timeout (or is gone) is not told.
@@ -256,9 +288,11 @@ impl Connector for ConnectorService {
 
     async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
         let (metadata, _, requests) = request.into_parts();
-        let function: pb::FunctionRequestHeader = header(&metadata, pb::FUNCTION_HEADER)?
-            .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
-        let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
+        let function: pb::FunctionRequestHeader =
+            header(&metadata, pb::FUNCTION_HEADER, wire_format::FUNCTION_REQUEST_HEADER)?
+                .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
+        let common: pb::CommonRequestHeader =
+            header(&metadata, pb::COMMON_HEADER, wire_format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
         // The call keeps the snapshot it starts with, whatever reloads happen meanwhile.
         let registry = self.registry.load_full();
         let id = function.function_id;
@@ -304,9 +338,10 @@ impl Connector for ConnectorService {
             return Err(CallError::ScriptsDisabled.to_status());
         }
         let (metadata, _, requests) = request.into_parts();
-        let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER)?
+        let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER, wire_format::SCRIPT_REQUEST_HEADER)?
             .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::SCRIPT_HEADER)))?;
-        let common: pb::CommonRequestHeader = header(&metadata, pb::COMMON_HEADER)?.unwrap_or_default();
+        let common: pb::CommonRequestHeader =
+            header(&metadata, pb::COMMON_HEADER, wire_format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
         let script = Script::from_header(script)?;
         let registry = self.registry.load_full();
         let module = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();

@@ -2,14 +2,13 @@
 //! server does and run it under the same limits, so a module can be tried without Qlik.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
 
-use crate::cache::CompileCache;
 use crate::columns::DataType;
-use crate::config::Limits;
+use crate::config::{CacheLocation, Limits};
 use crate::engine::{CancelFlag, Engine};
 use crate::invoke;
 use crate::module::{Mode, Module};
@@ -24,28 +23,16 @@ fn type_name(function_type: pb::FunctionType) -> &'static str {
     }
 }
 
-/// The tools' compile cache: the folder given, or `sse-wasm` in the user's cache folder, so
-/// trying a large (Python, JavaScript) module again takes milliseconds, not seconds. `None` when
-/// neither is usable: the tools then compile every time.
-pub fn cache_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
-    explicit.or_else(|| {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
-        Some(base.join("sse-wasm"))
-    })
-}
-
-/// Loads `path` as the server would, with the compile cache in `cache_dir` if given.
-fn load(engine: &Engine, cache_dir: Option<&Path>, path: &Path) -> anyhow::Result<Module> {
-    let cache = cache_dir.and_then(|dir| CompileCache::new(dir, engine.wasmtime()).ok());
+/// Loads `path` as the server would, with the compile cache at `cache` if given.
+fn load(engine: &Engine, cache: Option<&CacheLocation>, path: &Path) -> anyhow::Result<Module> {
+    let cache = cache.and_then(|c| c.open(engine.wasmtime()));
     Ok(Module::load(engine, cache.as_ref(), path)?.0)
 }
 
 /// Loads `path` and writes what it declares to `out`.
-pub fn inspect(path: &Path, limits: Limits, cache_dir: Option<&Path>, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: &mut impl Write) -> anyhow::Result<()> {
     let engine = Engine::new(limits)?;
-    let module = load(&engine, cache_dir, path)?;
+    let module = load(&engine, cache, path)?;
     match &module.scripts {
         Some(scripts) => writeln!(
             out,
@@ -106,11 +93,11 @@ pub fn call(
     function: &str,
     rows: &[Vec<String>],
     limits: Limits,
-    cache_dir: Option<&Path>,
+    cache: Option<&CacheLocation>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let engine = Engine::new(limits)?;
-    let module = load(&engine, cache_dir, path)?;
+    let module = load(&engine, cache, path)?;
     let registry = Registry::new(vec![Arc::new(module)]);
     let Some(entry) = registry.get(function_id(function)).filter(|e| e.def().name == function) else {
         let names: Vec<&str> = registry.entries().iter().map(|e| e.def().name.as_str()).collect();

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sse_wasm::Engine;
-use sse_wasm::cache::CompileCache;
+use sse_wasm::cache::{CacheKey, CompileCache};
 use sse_wasm::config::Limits;
 use sse_wasm::reloader::Functions;
 use tokio::net::TcpListener;
@@ -16,7 +16,8 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let rounds = if quick { 5 } else { 20 };
     let dir = tempfile::tempdir()?;
     let engine = Engine::new(Limits::default())?;
-    let cache = CompileCache::new(&dir.path().join(".cache"), engine.wasmtime())?;
+    let cache_home = tempfile::tempdir()?;
+    let cache = CompileCache::new(&cache_home.path().join("cache"), CacheKey::random()?, engine.wasmtime())?;
     let file = dir.path().join("versioned.wasm");
     let one = std::fs::read(guest("version_one"))?;
     let two = std::fs::read(guest("version_two"))?;
@@ -70,6 +71,7 @@ async fn startup_with_50_modules() -> anyhow::Result<Duration> {
     for i in 0..50 {
         std::fs::write(dir.path().join(format!("module_{i:02}.wasm")), tagged(stats.clone(), i))?;
     }
+    let cache_home = tempfile::tempdir()?;
     let mut best = Duration::MAX;
     for _ in 0..2 {
         let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
@@ -77,6 +79,10 @@ async fn startup_with_50_modules() -> anyhow::Result<Duration> {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--functions-dir"])
             .arg(dir.path())
+            .arg("--cache-dir")
+            .arg(cache_home.path().join("cache"))
+            .arg("--cache-key")
+            .arg(cache_home.path().join("cache.key"))
             .env("RUST_LOG", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

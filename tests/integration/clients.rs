@@ -3,72 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut};
 use prost::Message;
 use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb;
 use sse_wasm::registry::function_id;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::util::{TestServer, V, assert_status, bundles, call, eventually, numbers, row};
-
-/// Sends raw bytes as messages, decodes answers as `BundledRows`.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = pb::BundledRows;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::BundledRows>, Status> {
-        let message =
-            pb::BundledRows::decode(src.copy_to_bytes(src.remaining())).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Some(message))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = pb::BundledRows;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
+use crate::util::{
+    self, EXECUTE_FUNCTION, TestServer, V, assert_status, bundles, call, eventually, function_header, numbers, row,
+};
 
 /// Calls `name` with raw message bodies.
 async fn call_raw(server: &TestServer, name: &str, messages: Vec<Vec<u8>>) -> Result<Vec<pb::BundledRows>, Status> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
-    let mut request = tonic::Request::new(futures::stream::iter(messages));
-    request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
-    let path = http::uri::PathAndQuery::from_static("/qlik.sse.Connector/ExecuteFunction");
-    let mut stream = grpc.streaming(request, path, RawCodec).await?.into_inner();
-    let mut answers = Vec::new();
-    while let Some(message) = stream.message().await? {
-        answers.push(message);
-    }
-    Ok(answers)
+    let header = [(pb::FUNCTION_HEADER, function_header(name))];
+    Ok(util::call_raw(server, EXECUTE_FUNCTION, &header, messages).await?.messages)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,5 +218,39 @@ async fn the_health_service_reports_serving() {
             .expect("check")
             .into_inner();
         assert_eq!(answer.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
+    }
+}
+
+/// Streams that are open but have sent nothing hold no call slot: hundreds of idle streams (a
+/// slow or hostile client) must not keep real calls waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_do_not_take_call_slots() {
+    let options = ServeOptions { max_concurrent_calls: 2, ..ServeOptions::default() };
+    let server = TestServer::start_full(&["column_operations"], Limits::default(), options).await;
+    let client = server.client().await;
+    let header = pb::FunctionRequestHeader { function_id: function_id("SumOfColumn"), version: String::new() };
+    // Opened first, on the same connection, so the server sees them before the real call.
+    let idle: Vec<_> = (0..16)
+        .map(|_| {
+            let mut client = client.clone();
+            let mut request = tonic::Request::new(futures::stream::pending::<pb::BundledRows>());
+            request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+            tokio::spawn(async move { client.execute_function(request).await.map(drop) })
+        })
+        .collect();
+    // Let every idle stream reach the server: a unary call on the same connection after them.
+    client.clone().get_capabilities(pb::Empty {}).await.expect("capabilities");
+    assert_eq!(server.slots.in_flight(), 0, "idle streams hold no slot");
+    let mut caller = client.clone();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        call(&mut caller, "SumOfColumn", bundles(numbers(&[1.0, 2.0]), 1)),
+    )
+    .await
+    .expect("a real call is not kept waiting by idle streams")
+    .expect("answers");
+    assert_eq!(answer.numbers(), [3.0]);
+    for stream in idle {
+        stream.abort();
     }
 }

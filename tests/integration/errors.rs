@@ -1,8 +1,18 @@
 //! Bad requests and misbehaving functions get a precise status, and the server keeps serving.
 
+use std::sync::Arc;
+
+use futures::StreamExt;
 use prost::Message;
-use sse_wasm::pb;
+use sse_wasm::columns::{Batch, Column, DataType};
+use sse_wasm::config::{Limits, ServeOptions};
+use sse_wasm::module::{FunctionDef, Mode};
+use sse_wasm::native::{NativeFunction, NativeInvocation};
+use sse_wasm::pb::{self, connector_client::ConnectorClient};
+use sse_wasm::registry::{Registry, function_id};
+use sse_wasm::{Engine, serve};
 use tonic::Code;
+use tonic::metadata::MetadataValue;
 
 use crate::util::{TestServer, V, assert_status, bundles, call, call_with_header, numbers, row};
 
@@ -118,4 +128,76 @@ async fn duals_and_parameterless_functions() {
     // A function without parameters gets rows without columns and answers each.
     let empty_rows = vec![pb::Row::default(); 3];
     assert_eq!(call(&mut client, "FortyTwo", bundles(empty_rows, 2)).await.expect("FortyTwo").numbers(), [42.0; 3]);
+}
+
+/// A per-call function compiled into the host (as an embedder would add one) that answers its
+/// first batch and then panics: a bug in host code, not a guest trap.
+struct Exploding(FunctionDef);
+
+impl NativeFunction for Exploding {
+    fn def(&self) -> &FunctionDef {
+        &self.0
+    }
+    fn invocation(&self) -> Box<dyn NativeInvocation> {
+        Box::new(ExplodingCall(0))
+    }
+}
+
+struct ExplodingCall(usize);
+
+impl NativeInvocation for ExplodingCall {
+    fn update(&mut self, input: Batch) -> Result<Batch, String> {
+        self.0 += 1;
+        assert!(self.0 < 2, "a bug in the host");
+        Ok(input)
+    }
+    fn finish(&mut self) -> Result<Batch, String> {
+        Ok(Batch { rows: 0, columns: vec![Column::Numeric(Vec::new())] })
+    }
+}
+
+/// A call whose thread panics after part of its answer is sent ends with INTERNAL naming the
+/// function: the client never takes the part for a whole answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_thread_panics_ends_with_internal_after_a_partial_answer() {
+    let def = FunctionDef {
+        name: "Exploding".into(),
+        description: String::new(),
+        function_type: pb::FunctionType::Tensor,
+        return_type: DataType::Numeric,
+        params: vec![("x".into(), DataType::Numeric)],
+        mode: Mode::PerCall,
+        table: None,
+        cacheable: true,
+    };
+    let registry = Registry::with_native(vec![Arc::new(Exploding(def))], Vec::new());
+    let engine = tokio::task::spawn_blocking(|| Engine::new(Limits::default()).expect("engine")).await.expect("join");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let registry = Arc::new(arc_swap::ArcSwap::from_pointee(registry));
+    tokio::spawn(serve(listener, engine, registry, ServeOptions::default(), std::future::pending()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await;
+    let mut client = ConnectorClient::new(channel.expect("connect"));
+    let header = pb::FunctionRequestHeader { function_id: function_id("Exploding"), version: String::new() };
+    let with_header = |stream| {
+        let mut request = tonic::Request::new(stream);
+        request.metadata_mut().insert_bin(pb::FUNCTION_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+        request
+    };
+
+    // The whole request at once.
+    let whole = futures::stream::iter(bundles(numbers(&[1.0, 2.0, 3.0]), 1)).boxed();
+    let mut answers = client.execute_function(with_header(whole)).await.expect("starts").into_inner();
+    assert_eq!(answers.message().await.expect("first answer").expect("one").rows.len(), 1);
+    assert_status(answers.message().await, Code::Internal, &["Exploding"]);
+
+    // A request still streaming when the call's thread panics.
+    let (more, more_wanted) = tokio::sync::oneshot::channel::<()>();
+    let first = futures::stream::iter(bundles(numbers(&[1.0]), 1));
+    let rest = futures::stream::once(more_wanted).flat_map(|_| futures::stream::iter(bundles(numbers(&[2.0]), 1)));
+    let mut answers =
+        client.execute_function(with_header(first.chain(rest).boxed())).await.expect("starts").into_inner();
+    assert_eq!(answers.message().await.expect("first answer").expect("one").rows.len(), 1);
+    more.send(()).expect("request open");
+    assert_status(answers.message().await, Code::Internal, &["Exploding"]);
 }

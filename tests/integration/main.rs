@@ -14,3 +14,4 @@ mod tls;
 mod toolkit;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;
+mod wire;

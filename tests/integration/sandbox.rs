@@ -6,7 +6,7 @@ use sse_wasm::config::Limits;
 use sse_wasm::pb;
 use tonic::Code;
 
-use crate::util::{TestServer, V, assert_status, bundles, call, guest_wasm, numbers, row};
+use crate::util::{TestServer, V, assert_status, bundles, call, eventually, guest_wasm, numbers, row};
 
 fn strict() -> Limits {
     Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20, ..Limits::default() }
@@ -148,4 +148,92 @@ async fn hostile_modules_are_refused_at_load_and_the_rest_serve() {
     let mut names: Vec<_> = caps.functions.iter().map(|f| f.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["MaxOfColumns_2", "SumOfColumn", "SumOfRows"]);
+}
+
+/// `--call-timeout` is CPU time: calls that wait for a core longer than the limit (by the wall
+/// clock) still finish, while a loop still ends at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_timeout_counts_cpu_time_not_waiting_for_a_core() {
+    let limit = Duration::from_secs(2);
+    let server = TestServer::start_with(&["hostile_calls"], Limits { call_timeout: limit, ..Limits::default() }).await;
+    let client = server.client().await;
+    let timed = |iterations: f64| {
+        let mut client = client.clone();
+        async move {
+            let started = Instant::now();
+            let answer = call(&mut client, "Work", bundles(numbers(&[iterations]), 1)).await;
+            assert_eq!(answer.expect("within its CPU time").numbers(), [iterations]);
+            started.elapsed()
+        }
+    };
+    // Work of about a tenth of the limit on this machine, alone (the fastest of three tries).
+    let mut iterations = 1e7;
+    for _ in 0..3 {
+        let mut took = Duration::MAX;
+        for _ in 0..3 {
+            took = took.min(timed(iterations).await);
+        }
+        iterations = (iterations * limit.as_secs_f64() / 10.0 / took.as_secs_f64().max(1e-3)).round();
+    }
+    // Enough at once that each waits for a core for about twice the limit in all.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let calls: Vec<_> = (0..20 * cores).map(|_| tokio::spawn(timed(iterations))).collect();
+    let mut slowest = Duration::ZERO;
+    for task in calls {
+        slowest = slowest.max(task.await.expect("join"));
+    }
+    assert!(slowest > limit, "some call took longer than the limit by the wall clock ({slowest:?}), and none failed");
+    assert_status(
+        call(&mut client.clone(), "Spin", bundles(numbers(&[1.0]), 1)).await,
+        Code::DeadlineExceeded,
+        &["Spin", "CPU time limit of 2 s"],
+    );
+}
+
+/// A guest that sleeps uses no CPU: the wall-clock backstop (4 times the limit) stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_only_sleeps_is_stopped_by_the_wall_clock_backstop() {
+    let limits = Limits { call_timeout: Duration::from_millis(500), ..Limits::default() };
+    let server = TestServer::start_with(&["hostile_calls"], limits).await;
+    let mut client = server.client().await;
+    let started = Instant::now();
+    assert_status(
+        call(&mut client, "Nap", bundles(numbers(&[3600.0]), 1)).await,
+        Code::DeadlineExceeded,
+        &["Nap", "2 s in the guest"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped promptly: {:?}", started.elapsed());
+    assert_eq!(
+        call(&mut client, "Nap", bundles(numbers(&[0.05]), 1)).await.expect("short naps are fine").numbers(),
+        [0.05]
+    );
+}
+
+/// When every instance slot is taken, a call is RESOURCE_EXHAUSTED with a message saying so,
+/// never "crashed", and the host serves again once slots free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_is_resource_exhausted_not_a_crash() {
+    let limits = Limits { call_timeout: Duration::from_secs(3), instances: 1, ..Limits::default() };
+    let server = TestServer::start_with(&["hostile_calls"], limits).await;
+    let client = server.client().await;
+    let spinning = {
+        let mut client = client.clone();
+        tokio::spawn(async move { call(&mut client, "Spin", bundles(numbers(&[1.0]), 1)).await })
+    };
+    eventually("a call holds the only instance and another is refused", || {
+        let mut client = client.clone();
+        async move {
+            match call(&mut client, "Clock", no_params()).await {
+                Err(status) if status.code() == Code::ResourceExhausted => {
+                    assert!(status.message().contains("Clock") && status.message().contains("instance"), "{status:?}");
+                    true
+                }
+                Err(status) => panic!("a full pool is not {status:?}"),
+                Ok(_) => false,
+            }
+        }
+    })
+    .await;
+    assert_status(spinning.await.expect("join"), Code::DeadlineExceeded, &["Spin"]);
+    assert!(call(&mut client.clone(), "Clock", no_params()).await.expect("serves again").numbers()[0] > 1.7e9);
 }

@@ -328,3 +328,34 @@ async fn a_script_past_the_memory_cap_is_resource_exhausted() {
         evaluate(&mut client, "len('x' * 1000)", F::Scalar, T::Numeric, &[], Vec::new()).await.expect("serves on");
     assert_eq!(answer.numbers(), [1000.0]);
 }
+
+/// Two apps share one connection: whatever one script leaves behind — data in a module, a
+/// replaced library function, a changed builtin — no later script sees, from any app or user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_one_evaluation_does_is_seen_by_the_next() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let x = [("Sales", T::Numeric)];
+    let secret = bundles(n(&[1234.5, 99.0]), 1);
+    let attack = "import math, sys, builtins\n\
+                  math.stolen = list(args[0])\n\
+                  sys.modules['statistics'].stolen = list(args[0])\n\
+                  math.fsum = lambda values: -1.0\n\
+                  builtins.sum = lambda values, *rest: -2.0\n\
+                  builtins.stolen = list(args[0])\n\
+                  result = 1.0";
+    // Several times, so that every instance an engine might keep would have been touched.
+    for _ in 0..4 {
+        let answer = evaluate(&mut client, attack, F::Aggregation, T::Numeric, &x, secret.clone()).await.expect("runs");
+        assert_eq!(answer.numbers(), [1.0]);
+    }
+    for _ in 0..4 {
+        let probe = "import math, statistics, builtins\n\
+                     result = math.fsum(args[0]) * 10 + sum(args[0]) \
+                     + 1000 * float(hasattr(math, 'stolen') or hasattr(statistics, 'stolen') or hasattr(builtins, 'stolen'))";
+        let answer = evaluate(&mut client, probe, F::Aggregation, T::Numeric, &x, bundles(n(&[1.0, 2.0]), 1))
+            .await
+            .expect("runs");
+        assert_eq!(answer.numbers(), [33.0], "fsum and sum untouched, nothing stolen");
+    }
+}

@@ -7,7 +7,8 @@ use sse_wasm::registry::function_id;
 
 use crate::util::guest_wasm;
 
-/// The tools' compile cache for this test process (`XDG_CACHE_HOME/sse-wasm`).
+/// The tools' compile cache and its key for this test process (`XDG_CACHE_HOME/sse-wasm`,
+/// `XDG_DATA_HOME/sse-wasm/cache.key`).
 fn cache_home() -> &'static std::path::Path {
     static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     HOME.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
@@ -18,7 +19,9 @@ fn sse_wasm(args: &[&str], stdin: &str) -> Output {
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("SSE_WASM_CACHE_DIR")
+        .env_remove("SSE_WASM_CACHE_KEY")
         .env("XDG_CACHE_HOME", cache_home())
+        .env("XDG_DATA_HOME", cache_home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
-use sse_wasm::cache::CompileCache;
+use sse_wasm::cache::{CacheKey, CompileCache};
 use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::function_id;
@@ -36,6 +36,10 @@ pub struct TestServer {
     pub status: watch::Receiver<ReloadStatus>,
     /// The server's call slots, to see how many calls run.
     pub slots: CallSlots,
+    /// The compile cache's folder (outside the functions folder).
+    pub cache_dir: PathBuf,
+    /// Holds the cache folder of a server that has its own.
+    _cache_home: Option<tempfile::TempDir>,
     _watch: WatchGuard,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -70,7 +74,7 @@ impl TestServer {
     /// the large guests (Python, JavaScript) that take seconds to compile.
     pub async fn start_shared(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
         static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-        let cache = SHARED.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().to_owned();
+        let cache = SHARED.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().join("cache");
         let dir = tempfile::tempdir().expect("temp dir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
@@ -80,13 +84,18 @@ impl TestServer {
 
     /// Serves whatever `dir` holds, under `limits` and `options`.
     pub async fn start_in_with(dir: tempfile::TempDir, limits: Limits, options: ServeOptions) -> Self {
-        let cache = dir.path().join(".cache");
-        Self::start_cached(dir, &cache, limits, options).await
+        let home = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_cached(dir, &home.path().join("cache"), limits, options).await;
+        server._cache_home = Some(home);
+        server
     }
 
-    async fn start_cached(dir: tempfile::TempDir, cache: &Path, limits: Limits, options: ServeOptions) -> Self {
+    /// Serves whatever `dir` holds, with the compile cache in `cache` (entries authenticated with
+    /// this process's test key).
+    pub async fn start_cached(dir: tempfile::TempDir, cache: &Path, limits: Limits, options: ServeOptions) -> Self {
         let engine = Engine::new(limits).expect("engine");
-        let cache = CompileCache::new(cache, engine.wasmtime()).expect("cache");
+        let cache_dir = cache.to_owned();
+        let cache = CompileCache::new(cache, test_cache_key(), engine.wasmtime()).expect("cache");
         let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
         let registry = functions.registry();
         let status = functions.status();
@@ -99,7 +108,18 @@ impl TestServer {
         let task = tokio::spawn(server.serve(listener, async {
             let _ = signal.await;
         }));
-        Self { addr, dir, registry, status, slots, shutdown: Some(shutdown), task: Some(task), _watch: watch }
+        Self {
+            addr,
+            dir,
+            registry,
+            status,
+            slots,
+            cache_dir,
+            _cache_home: None,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _watch: watch,
+        }
     }
 
     /// Begins a graceful shutdown without waiting for it.
@@ -130,6 +150,12 @@ impl Drop for TestServer {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// The compile cache key of this test process (a host keeps its own in a private file).
+pub fn test_cache_key() -> CacheKey {
+    static KEY: std::sync::OnceLock<CacheKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| CacheKey::random().expect("random key")).clone()
 }
 
 /// A value as Qlik sends it.
@@ -309,4 +335,67 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) {
     let temporary = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     std::fs::write(&temporary, bytes).expect("write");
     std::fs::rename(&temporary, path).expect("rename");
+}
+
+/// Sends raw request bytes and reads answers as prost reads them: for encodings a typed client
+/// cannot write (unknown fields, groups, non-minimal varints, malformed bytes).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = pb::BundledRows;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = pb::BundledRows;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<pb::BundledRows>, Status> {
+        pb::BundledRows::decode(src).map(Some).map_err(|e| Status::internal(format!("answer does not decode: {e}")))
+    }
+}
+
+/// Calls `path` (`ExecuteFunction` or `EvaluateScript`) with raw message bytes and raw header
+/// values (key, serialized bytes).
+pub async fn call_raw(
+    server: &TestServer,
+    method: &'static str,
+    headers: &[(&'static str, Vec<u8>)],
+    messages: Vec<Vec<u8>>,
+) -> Result<Answer, Status> {
+    let channel =
+        Channel::from_shared(format!("http://{}", server.addr)).expect("uri").connect().await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut request = Request::new(futures::stream::iter(messages.into_iter().map(bytes::Bytes::from)));
+    for (key, value) in headers {
+        request.metadata_mut().insert_bin(*key, MetadataValue::from_bytes(value));
+    }
+    let path = http::uri::PathAndQuery::from_static(method);
+    answer(grpc.streaming(request, path, RawCodec).await?).await
+}
+
+/// The path of `ExecuteFunction`.
+pub const EXECUTE_FUNCTION: &str = "/qlik.sse.Connector/ExecuteFunction";
+
+/// A function header for `name`, serialized.
+pub fn function_header(name: &str) -> Vec<u8> {
+    pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() }.encode_to_vec()
 }

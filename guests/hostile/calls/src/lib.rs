@@ -82,7 +82,28 @@ fn busy_ms(ms: f64) -> f64 {
     ms
 }
 
+/// Sleeps in steps of 10 ms for `seconds`, using no CPU: stopped by the wall-clock backstop.
+fn nap(seconds: f64) -> f64 {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    seconds
+}
+
+/// Spends `iterations` rounds of pure computation (about 1 ns each), whatever the wall clock does.
+fn work(iterations: f64) -> f64 {
+    let mut x = 0u64;
+    for i in 0..iterations as u64 {
+        x = black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    black_box(x);
+    iterations
+}
+
 sse_guest::export_functions![
+    Function::scalar("Nap", nap),
+    Function::scalar("Work", work),
     Function::scalar("Spin", spin),
     Function::scalar("MemoryBomb", memory_bomb),
     Function::scalar("StackOverflow", stack_overflow),
