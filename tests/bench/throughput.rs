@@ -20,6 +20,8 @@ pub struct Server {
     pub name: &'static str,
     process: tokio::process::Child,
     pub channel: Channel,
+    /// The compile cache and its key, new for each server so every start is a cold one.
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -42,14 +44,20 @@ impl Server {
             anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{name} never started");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        Ok(Self { name, process, channel })
+        Ok(Self { name, process, channel, _cache: None })
     }
 
     /// The sse-wasm binary serving the example and test guests.
     pub async fn wasm(functions: &Path) -> anyhow::Result<Self> {
         let program = Path::new(env!("CARGO_BIN_EXE_sse-wasm"));
         let dir = functions.to_str().expect("utf-8 path");
-        Self::start("sse-wasm (Wasm)", program, &["--functions-dir", dir, "--no-watch", "--listen"]).await
+        let cache = tempfile::tempdir()?;
+        let (cache_dir, key) = (cache.path().join("cache"), cache.path().join("cache.key"));
+        let (cache_dir, key) = (cache_dir.to_str().expect("utf-8 path"), key.to_str().expect("utf-8 path"));
+        let args = ["--functions-dir", dir, "--no-watch", "--cache-dir", cache_dir, "--cache-key", key, "--listen"];
+        let mut server = Self::start("sse-wasm (Wasm)", program, &args).await?;
+        server._cache = Some(cache);
+        Ok(server)
     }
 
     /// This benchmark binary, serving in-process `mode`.

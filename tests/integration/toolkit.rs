@@ -188,7 +188,15 @@ fn new_javascript_guest_builds_and_passes_inspect() {
 fn new_c_guest_builds_and_passes_inspect() {
     scaffold_builds_and_inspects(
         "c",
-        |dir| run_in(dir, "make", &[], &[("WASM_TOOLS", repo("guests/.tools/venv/bin/wasm-tools").into())]),
+        |dir| {
+            let cc = format!("{} -m ziglang cc", repo("guests/.tools/venv/bin/python").display());
+            run_in(
+                dir,
+                "make",
+                &[],
+                &[("WASM_TOOLS", repo("guests/.tools/venv/bin/wasm-tools").into()), ("CC", cc.into())],
+            )
+        },
         "my_guest.wasm",
         "Trim(Text: STRING) -> STRING",
     );
