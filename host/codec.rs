@@ -97,7 +97,6 @@ fn malformed(reason: impl Into<String>) -> DecodeError {
 #[inline(always)]
 fn dual(mut buf: &[u8]) -> Result<(f64, &[u8]), DecodeError> {
     let (mut number, mut text) = (0.0, &[][..]);
-    let mut texts = 0;
     while !buf.is_empty() {
         let (field, wire_type) = wf::key(&mut buf)?;
         match (field, wire_type) {
@@ -107,11 +106,11 @@ fn dual(mut buf: &[u8]) -> Result<(f64, &[u8]), DecodeError> {
                 buf = rest;
             }
             (2, wf::LENGTH_DELIMITED) => {
-                if texts > 0 {
+                // The value being replaced must be UTF-8 too ("" always is).
+                if !text.is_empty() {
                     utf8(text)?;
                 }
                 text = wf::delimited(&mut buf)?;
-                texts += 1;
             }
             _ => wf::skip(&mut buf, field, wire_type, DEPTH_DUAL)?,
         }
