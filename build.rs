@@ -1,6 +1,6 @@
 //! Compiles `proto/ServerSideExtension.proto` with a vendored `protoc` (so a plain `cargo build`
 //! works on a machine that has none), and generates the host's own `qlik.sse.Connector` service,
-//! whose streaming methods carry raw protobuf bytes through `crate::codec` instead of `BundledRows`.
+//! whose streaming methods carry raw protobuf bytes through `crate::wire::codec` instead of `BundledRows`.
 
 use tonic_build::manual::{Builder, Method, Service};
 
@@ -18,9 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Method::builder()
             .name(name)
             .route_name(route)
-            .input_type("crate::codec::WireRows")
-            .output_type("crate::codec::EncodedRows")
-            .codec_path("crate::codec::RowsCodec")
+            .input_type("crate::wire::codec::WireRows")
+            .output_type("crate::wire::codec::EncodedRows")
+            .codec_path("crate::wire::codec::RowsCodec")
             .client_streaming()
             .server_streaming()
             .build()
@@ -32,8 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Method::builder()
                 .name("get_capabilities")
                 .route_name("GetCapabilities")
-                .input_type("crate::pb::Empty")
-                .output_type("crate::pb::Capabilities")
+                .input_type("crate::wire::pb::Empty")
+                .output_type("crate::wire::pb::Capabilities")
                 .codec_path("tonic_prost::ProstCodec")
                 .build(),
         )

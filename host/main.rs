@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sse_wasm::Engine;
-use sse_wasm::config::{Command, Config, Flags, LOAD_PARALLELISM};
-use sse_wasm::reloader::Functions;
+use sse_wasm::cli::{Command, Config, Flags};
+use sse_wasm::reload::Functions;
 use sse_wasm::server::Server;
-use sse_wasm::{scaffold, toolkit};
+use sse_wasm::tools::{self, new};
+use sse_wasm::wasm::{LOAD_PARALLELISM, Runtime};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -40,13 +40,13 @@ fn run() -> anyhow::Result<()> {
     // threads do.
     let mut out = std::io::stdout().lock();
     match command {
-        Some(Command::Inspect { module }) => toolkit::inspect(&module, config.limits, config.cache.as_ref(), &mut out),
+        Some(Command::Inspect { module }) => tools::inspect(&module, config.limits, config.cache.as_ref(), &mut out),
         Some(Command::Call { module, function, args, csv }) => {
-            let rows = if csv { toolkit::csv_rows(&std::io::read_to_string(std::io::stdin())?) } else { vec![args] };
-            toolkit::call(&module, &function, &rows, config.limits, config.cache.as_ref(), &mut out)
+            let rows = if csv { tools::csv_rows(std::io::stdin().lock())? } else { vec![args] };
+            tools::call(&module, &function, &rows, config.limits, config.cache.as_ref(), &mut out)
         }
         Some(Command::New { lang, dir, sdk }) => {
-            let build = scaffold::create(lang, &dir, &sdk.unwrap_or_else(scaffold::default_sdk))?;
+            let build = new::create(lang, &dir, &sdk.unwrap_or_else(new::default_sdk))?;
             writeln!(out, "created {}; build it with:\n\n    cd {} && {build}", dir.display(), dir.display())?;
             Ok(())
         }
@@ -68,12 +68,12 @@ fn run() -> anyhow::Result<()> {
 
 /// Serves the functions folder until Ctrl-C or SIGTERM.
 async fn serve_folder(config: Config) -> anyhow::Result<()> {
-    let engine = Engine::new(config.limits).context("cannot start the WebAssembly engine")?;
+    let runtime = Runtime::new(config.limits).context("cannot start the WebAssembly runtime")?;
     if let Some(cache) = &config.cache {
         cache.check(&config.functions_dir)?;
     }
-    let cache = config.cache.as_ref().and_then(|c| c.open(engine.wasmtime()));
-    let functions = Functions::load(engine.clone(), &config.functions_dir, cache)
+    let cache = config.cache.as_ref().and_then(|c| c.open(runtime.wasmtime()));
+    let functions = Functions::load(runtime.clone(), &config.functions_dir, cache)
         .await
         .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
     let registry = functions.registry();
@@ -87,10 +87,9 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let served = registry.load().entries().len();
-    let languages: Vec<String> =
-        registry.load().script_engines().filter_map(|m| m.scripts.as_ref().map(|s| s.language.clone())).collect();
+    let languages = registry.load().script_languages().join(", ");
     let scripts = match (config.serve.scripts, languages.is_empty()) {
-        (true, false) => format!(" and scripts in {}", languages.join(", ")),
+        (true, false) => format!(" and scripts in {languages}"),
         (false, false) => " (scripts turned off)".to_owned(),
         (_, true) => String::new(),
     };
@@ -105,7 +104,7 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
         },
         if config.watch { "; reloading on change" } else { "" }
     );
-    Server::new(engine, registry, config.serve).serve(listener, shutdown_signal()).await?;
+    Server::new(runtime, registry, config.serve).serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! Functions implemented in Rust inside the host, served through exactly the same gRPC path as
-//! Wasm functions. They exist to measure that path's ceiling (the benchmark compares Wasm against
-//! them) and for embedders who link sse-wasm as a library.
+//! Functions implemented in Rust inside the host (feature `native`, off in the product), served
+//! through exactly the same gRPC path as Wasm functions. They exist to measure that path's
+//! ceiling (the benchmark compares Wasm against them), for tests that need a function doing what
+//! no guest may, and for embedders who link sse-wasm as a library.
 
-use crate::columns::Batch;
-use crate::module::FunctionDef;
+use crate::model::{Batch, FunctionDef};
 
 /// A function compiled into the host.
 pub trait NativeFunction: Send + Sync + 'static {

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::error::CallError;
-use crate::module::{FunctionDef, Module};
+use crate::model::FunctionDef;
+#[cfg(feature = "native")]
 use crate::native::NativeFunction;
-use crate::pb;
+use crate::wasm::Guest;
 
 /// The stable id of the function called `name`: FNV-1a (32 bit) of its UTF-8 bytes, with the sign
 /// bit cleared so the id is a non-negative `int32`.
@@ -23,15 +24,16 @@ pub fn function_id(name: &str) -> i32 {
 
 /// What implements a function.
 #[derive(Clone)]
-pub enum Source {
+pub enum Implementation {
     /// Function number `index` of a component.
     Wasm {
         /// The component.
-        module: Arc<Module>,
+        guest: Arc<Guest>,
         /// The function's position in the component's `describe` list.
         index: u32,
     },
     /// Rust code inside the host.
+    #[cfg(feature = "native")]
     Native(Arc<dyn NativeFunction>),
 }
 
@@ -40,7 +42,7 @@ pub struct Entry {
     /// Its id on the wire.
     pub id: i32,
     /// What implements it.
-    pub source: Source,
+    pub implementation: Implementation,
 }
 
 impl std::fmt::Debug for Entry {
@@ -56,23 +58,25 @@ impl std::fmt::Debug for Entry {
 impl Entry {
     /// Its declaration.
     pub fn def(&self) -> &FunctionDef {
-        match &self.source {
-            Source::Wasm { module, index } => &module.functions[*index as usize],
-            Source::Native(function) => function.def(),
+        match &self.implementation {
+            Implementation::Wasm { guest, index } => &guest.functions[*index as usize],
+            #[cfg(feature = "native")]
+            Implementation::Native(function) => function.def(),
         }
     }
 
     /// The component implementing it, unless it is native.
-    pub fn module(&self) -> Option<&Arc<Module>> {
-        match &self.source {
-            Source::Wasm { module, .. } => Some(module),
-            Source::Native(_) => None,
+    pub fn guest(&self) -> Option<&Arc<Guest>> {
+        match &self.implementation {
+            Implementation::Wasm { guest, .. } => Some(guest),
+            #[cfg(feature = "native")]
+            Implementation::Native(_) => None,
         }
     }
 
     /// Where it comes from, for people: the component's path, or "native".
     pub fn origin(&self) -> String {
-        self.module().map_or_else(|| "native".to_owned(), |m| m.path.display().to_string())
+        self.guest().map_or_else(|| "native".to_owned(), |m| m.path.display().to_string())
     }
 }
 
@@ -81,7 +85,7 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Registry {
     by_id: HashMap<i32, Arc<Entry>>,
-    modules: Vec<Arc<Module>>,
+    guests: Vec<Arc<Guest>>,
     /// Names of functions served earlier and gone now, so their calls can be told what vanished.
     former: HashMap<i32, String>,
 }
@@ -90,16 +94,20 @@ pub struct Registry {
 pub type SharedRegistry = Arc<ArcSwap<Registry>>;
 
 impl Registry {
-    /// Serves the functions of `modules`. Where two functions share an id (the same name, or a hash
-    /// collision), the one in the earlier module wins and the other is refused with an error
+    /// Serves the functions of `guests`. Where two functions share an id (the same name, or a hash
+    /// collision), the one in the earlier guest wins and the other is refused with an error
     /// naming both files: a function is never silently shadowed.
-    pub fn new(modules: Vec<Arc<Module>>) -> Self {
-        Self::with_native(Vec::new(), modules)
+    pub fn new(guests: Vec<Arc<Guest>>) -> Self {
+        let implementations = guests.iter().flat_map(|guest| {
+            (0..guest.functions.len()).map(|index| Implementation::Wasm { guest: guest.clone(), index: index as u32 })
+        });
+        Self { by_id: by_id(implementations), guests, former: HashMap::new() }
     }
 
-    /// Serves `natives` and the functions of `modules`; natives come first. A native function
+    /// Serves `natives` and the functions of `guests`; natives come first. A native function
     /// whose declaration breaks the rules is refused with an error.
-    pub fn with_native(natives: Vec<Arc<dyn NativeFunction>>, modules: Vec<Arc<Module>>) -> Self {
+    #[cfg(feature = "native")]
+    pub fn with_native(natives: Vec<Arc<dyn NativeFunction>>, guests: Vec<Arc<Guest>>) -> Self {
         let natives = natives.into_iter().filter(|f| match f.def().validate() {
             Ok(()) => true,
             Err(reason) => {
@@ -107,31 +115,16 @@ impl Registry {
                 false
             }
         });
-        let sources = natives.map(Source::Native).chain(modules.iter().flat_map(|module| {
-            (0..module.functions.len()).map(|index| Source::Wasm { module: module.clone(), index: index as u32 })
-        }));
-        let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
-        for source in sources {
-            let entry = Entry { id: 0, source };
-            let id = function_id(&entry.def().name);
-            if let Some(kept) = by_id.get(&id) {
-                tracing::error!(
-                    "function {} in {} is refused: its id {id} is taken by {} in {}",
-                    entry.def().name,
-                    entry.origin(),
-                    kept.def().name,
-                    kept.origin()
-                );
-                continue;
-            }
-            by_id.insert(id, Arc::new(Entry { id, ..entry }));
-        }
-        Self { by_id, modules, former: HashMap::new() }
+        let wasm = Self::new(guests);
+        let implementations = natives
+            .map(Implementation::Native)
+            .chain(wasm.entries().into_iter().map(|e| e.implementation.clone()).collect::<Vec<_>>());
+        Self { by_id: by_id(implementations), ..wasm }
     }
 
     /// Like [`Registry::new`], remembering the names of `previous`'s functions that are gone.
-    pub fn succeeding(previous: &Registry, modules: Vec<Arc<Module>>) -> Self {
-        let mut next = Self::new(modules);
+    pub fn succeeding(previous: &Registry, guests: Vec<Arc<Guest>>) -> Self {
+        let mut next = Self::new(guests);
         let gone = previous.by_id.iter().map(|(&id, e)| (id, e.def().name.clone()));
         next.former =
             previous.former.clone().into_iter().chain(gone).filter(|(id, _)| !next.by_id.contains_key(id)).collect();
@@ -148,29 +141,34 @@ impl Registry {
         self.by_id.get(&id)
     }
 
-    /// The modules served, in precedence order.
-    pub fn modules(&self) -> &[Arc<Module>] {
-        &self.modules
+    /// The guests served, in precedence order.
+    pub fn guests(&self) -> &[Arc<Guest>] {
+        &self.guests
     }
 
-    /// The modules that are script engines, in precedence order.
-    pub fn script_engines(&self) -> impl Iterator<Item = &Arc<Module>> {
-        self.modules.iter().filter(|m| m.scripts.is_some())
+    /// The guests that are script engines, in precedence order.
+    pub fn script_engines(&self) -> impl Iterator<Item = &Arc<Guest>> {
+        self.guests.iter().filter(|g| g.scripts.is_some())
+    }
+
+    /// The languages of the script engines served, in precedence order.
+    pub fn script_languages(&self) -> Vec<&str> {
+        self.script_engines().filter_map(|g| g.scripts.as_ref().map(|s| s.language.as_str())).collect()
     }
 
     /// The engine that runs a script asking for `marker` (its first line's `#!language`), else
     /// the engine of language `default`, else the first engine. The error says what is loaded.
-    pub fn script_engine(&self, marker: Option<&str>, default: Option<&str>) -> Result<&Arc<Module>, CallError> {
-        fn language(m: &Arc<Module>) -> Option<&str> {
-            m.scripts.as_ref().map(|s| s.language.as_str())
+    pub fn script_engine(&self, marker: Option<&str>, default: Option<&str>) -> Result<&Arc<Guest>, CallError> {
+        fn language(g: &Arc<Guest>) -> Option<&str> {
+            g.scripts.as_ref().map(|s| s.language.as_str())
         }
         let wanted = marker.or(default);
         let found = match wanted {
-            Some(wanted) => self.script_engines().find(|m| language(m) == Some(wanted)),
+            Some(wanted) => self.script_engines().find(|g| language(g) == Some(wanted)),
             None => self.script_engines().next(),
         };
         found.ok_or_else(|| {
-            let loaded: Vec<&str> = self.script_engines().filter_map(|m| language(m)).collect();
+            let loaded = self.script_languages();
             let loaded = if loaded.is_empty() { "none".to_owned() } else { loaded.join(", ") };
             match (marker, wanted) {
                 (Some(marker), _) => CallError::NoScriptEngine(format!(
@@ -191,27 +189,27 @@ impl Registry {
         entries.sort_by(|a, b| a.def().name.cmp(&b.def().name));
         entries
     }
+}
 
-    /// The function definitions Qlik receives from GetCapabilities.
-    pub fn function_definitions(&self) -> Vec<pb::FunctionDefinition> {
-        self.entries()
-            .into_iter()
-            .map(|entry| {
-                let def = entry.def();
-                pb::FunctionDefinition {
-                    name: def.name.clone(),
-                    function_type: def.function_type as i32,
-                    return_type: def.return_type.to_pb() as i32,
-                    params: def
-                        .params
-                        .iter()
-                        .map(|(name, t)| pb::Parameter { data_type: t.to_pb() as i32, name: name.clone() })
-                        .collect(),
-                    function_id: entry.id,
-                }
-            })
-            .collect()
+/// The table from id to function; of two functions with one id, the first keeps it.
+fn by_id(implementations: impl IntoIterator<Item = Implementation>) -> HashMap<i32, Arc<Entry>> {
+    let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
+    for implementation in implementations {
+        let entry = Entry { id: 0, implementation };
+        let id = function_id(&entry.def().name);
+        if let Some(kept) = by_id.get(&id) {
+            tracing::error!(
+                "function {} in {} is refused: its id {id} is taken by {} in {}",
+                entry.def().name,
+                entry.origin(),
+                kept.def().name,
+                kept.origin()
+            );
+            continue;
+        }
+        by_id.insert(id, Arc::new(Entry { id, ..entry }));
     }
+    by_id
 }
 
 #[cfg(test)]

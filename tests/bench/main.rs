@@ -63,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
     {
         // One-row SumOfRows calls straight through `invoke::run`, no gRPC: the cost of a call's
         // store, instance and guest code alone, for profilers.
-        let engine = sse_wasm::Engine::new(sse_wasm::config::Limits::default())?;
-        let (module, _) = sse_wasm::module::Module::load(&engine, None, &util::guest("column_operations"))?;
+        let engine = sse_wasm::Runtime::new(sse_wasm::wasm::Limits::default())?;
+        let (module, _) = sse_wasm::wasm::Guest::load(&engine, None, &util::guest("column_operations"))?;
         let registry = sse_wasm::registry::Registry::new(vec![std::sync::Arc::new(module)]);
         let entry = registry.get(sse_wasm::registry::function_id("SumOfRows")).expect("SumOfRows").clone();
         let message = wire::encode(1, 1, |_| vec![wire::Cell::Number(1.0), wire::Cell::Number(2.0)]).remove(0);
@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         for _ in 0..calls {
             let mut once = Some(message.clone());
-            sse_wasm::invoke::run(&engine, &entry, Default::default(), || Ok(once.take()), |_| Ok(()))?;
+            sse_wasm::call::function::run(&engine, &entry, Default::default(), || Ok(once.take()), |_| Ok(()))?;
         }
         println!("{:.1} µs per one-row call", started.elapsed().as_secs_f64() * 1e6 / f64::from(calls));
         return Ok(());

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use sse_wasm::Engine;
-use sse_wasm::columns::{Batch, Column, DataType, Strings};
-use sse_wasm::config::{Limits, ServeOptions};
-use sse_wasm::module::{FunctionDef, Mode, TableDef};
+use sse_wasm::Runtime;
+use sse_wasm::model::FunctionType;
+use sse_wasm::model::{Batch, Column, DataType, Strings};
+use sse_wasm::model::{FunctionDef, Mode, TableDef};
 use sse_wasm::native::{NativeFunction, NativeInvocation};
-use sse_wasm::pb::FunctionType;
 use sse_wasm::registry::Registry;
+use sse_wasm::server::ServeOptions;
 use sse_wasm::server::Server;
+use sse_wasm::wasm::Limits;
 
 fn def(name: &str, function_type: FunctionType, mode: Mode, params: &[DataType], returns: DataType) -> FunctionDef {
     FunctionDef {
@@ -115,7 +116,7 @@ pub fn functions() -> Vec<Arc<dyn NativeFunction>> {
 /// Rows/s of the bare codec loop over `messages`: decode each into columns, run `name` natively,
 /// encode the answer — what a call costs without gRPC, HTTP/2, threads or Wasm.
 pub fn bare_rows_per_second(name: &str, messages: &[bytes::Bytes], rows: usize) -> anyhow::Result<f64> {
-    use sse_wasm::codec::{self, MAX_RESPONSE_BYTES};
+    use sse_wasm::wire::codec::{self, MAX_RESPONSE_BYTES};
     let functions = functions();
     let function = functions.iter().find(|f| f.def().name == name).ok_or_else(|| anyhow::anyhow!("no {name}"))?;
     let params = function.def().param_types();
@@ -150,7 +151,7 @@ pub fn bare_rows_per_second(name: &str, messages: &[bytes::Bytes], rows: usize) 
 
 pub async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let registry = Arc::new(ArcSwap::from_pointee(Registry::with_native(functions(), Vec::new())));
-    let engine = Engine::new(Limits::default())?;
+    let engine = Runtime::new(Limits::default())?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Server::new(engine, registry, ServeOptions::default()).serve(listener, std::future::pending()).await
 }

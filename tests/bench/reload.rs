@@ -4,10 +4,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sse_wasm::Engine;
-use sse_wasm::cache::{CacheKey, CompileCache};
-use sse_wasm::config::Limits;
-use sse_wasm::reloader::Functions;
+use sse_wasm::Runtime;
+use sse_wasm::reload::Functions;
+use sse_wasm::wasm::Limits;
+use sse_wasm::wasm::{CacheKey, CompileCache};
 use tokio::net::TcpListener;
 
 use crate::util::{call_one, connect, guest, median_max, ms, replace_atomically, tagged};
@@ -15,7 +15,7 @@ use crate::util::{call_one, connect, guest, median_max, ms, replace_atomically, 
 pub async fn run(quick: bool) -> anyhow::Result<()> {
     let rounds = if quick { 5 } else { 20 };
     let dir = tempfile::tempdir()?;
-    let engine = Engine::new(Limits::default())?;
+    let engine = Runtime::new(Limits::default())?;
     let cache_home = tempfile::tempdir()?;
     let cache = CompileCache::new(&cache_home.path().join("cache"), CacheKey::random()?, engine.wasmtime())?;
     let file = dir.path().join("versioned.wasm");

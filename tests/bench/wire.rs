@@ -3,9 +3,9 @@
 
 use bytes::{Buf, Bytes};
 use prost::Message;
-use sse_wasm::codec::{EncodedRows, RowsCodec};
 use sse_wasm::pb;
 use sse_wasm::registry::function_id;
+use sse_wasm::wire::codec::{EncodedRows, RowsCodec};
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;

@@ -1,15 +1,16 @@
 //! The compile cache: a second load of the same bytes skips compiling; a damaged, swapped or
 //! forged entry is refused, deleted and rebuilt, and never runs.
 
-use sse_wasm::Engine;
-use sse_wasm::cache::{CacheKey, CompileCache, content_hash};
-use sse_wasm::config::{Limits, ServeOptions};
-use sse_wasm::module::{Compiled, Module};
+use sse_wasm::Runtime;
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
+use sse_wasm::wasm::{CacheKey, CompileCache, content_hash};
+use sse_wasm::wasm::{Compiled, Guest};
 
 use crate::util::{TestServer, bundles, call, function_names, guest_bytes, guest_wasm, numbers, test_cache_key};
 
-fn load(engine: &Engine, cache: &CompileCache, path: &std::path::Path) -> Compiled {
-    let (module, compiled) = Module::load(engine, Some(cache), path).expect("loads");
+fn load(runtime: &Runtime, cache: &CompileCache, path: &std::path::Path) -> Compiled {
+    let (module, compiled) = Guest::load(runtime, Some(cache), path).expect("loads");
     assert_eq!(module.functions.len(), 3);
     compiled
 }
@@ -18,7 +19,7 @@ fn load(engine: &Engine, cache: &CompileCache, path: &std::path::Path) -> Compil
 #[test]
 fn entries_are_reused_and_damaged_ones_rebuilt() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::new(Limits::default()).expect("engine");
+    let engine = Runtime::new(Limits::default()).expect("engine");
     let cache = CompileCache::new(&dir.path().join("cache"), test_cache_key(), engine.wasmtime()).expect("cache");
     let path = guest_wasm("column_operations");
 
@@ -70,7 +71,7 @@ async fn an_entry_moved_to_another_files_name_is_refused_and_recompiled() {
     let stats_entry = only_entry(&cache_dir);
     drop(server);
 
-    let engine = Engine::new(Limits::default()).expect("engine");
+    let engine = Runtime::new(Limits::default()).expect("engine");
     let cache = CompileCache::new(&cache_dir, test_cache_key(), engine.wasmtime()).expect("cache");
     let target = cache.entry(&content_hash(&guest_bytes("column_operations")));
     let planted = std::fs::read(&stats_entry).expect("read");
@@ -99,7 +100,7 @@ async fn an_entry_made_with_another_key_is_refused_and_recompiled() {
     let forged = tokio::task::spawn_blocking({
         let cache_dir = cache_dir.clone();
         move || {
-            let engine = Engine::new(Limits::default()).expect("engine");
+            let engine = Runtime::new(Limits::default()).expect("engine");
             let forger =
                 CompileCache::new(&cache_dir, CacheKey::random().expect("key"), engine.wasmtime()).expect("cache");
             let component = engine.compile(&guest_bytes("stats")).expect("compiles");

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb;
 use sse_wasm::registry::function_id;
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 

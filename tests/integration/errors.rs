@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use prost::Message;
-use sse_wasm::columns::{Batch, Column, DataType};
-use sse_wasm::config::{Limits, ServeOptions};
-use sse_wasm::module::{FunctionDef, Mode};
+use sse_wasm::model::{Batch, Column, DataType};
+use sse_wasm::model::{FunctionDef, FunctionType, Mode};
 use sse_wasm::native::{NativeFunction, NativeInvocation};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::{Registry, function_id};
-use sse_wasm::{Engine, serve};
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
+use sse_wasm::{Runtime, serve};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
@@ -163,7 +164,7 @@ async fn a_call_whose_thread_panics_ends_with_internal_after_a_partial_answer() 
     let def = FunctionDef {
         name: "Exploding".into(),
         description: String::new(),
-        function_type: pb::FunctionType::Tensor,
+        function_type: FunctionType::Tensor,
         return_type: DataType::Numeric,
         params: vec![("x".into(), DataType::Numeric)],
         mode: Mode::PerCall,
@@ -171,7 +172,7 @@ async fn a_call_whose_thread_panics_ends_with_internal_after_a_partial_answer() 
         cacheable: true,
     };
     let registry = Registry::with_native(vec![Arc::new(Exploding(def))], Vec::new());
-    let engine = tokio::task::spawn_blocking(|| Engine::new(Limits::default()).expect("engine")).await.expect("join");
+    let engine = tokio::task::spawn_blocking(|| Runtime::new(Limits::default()).expect("engine")).await.expect("join");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let registry = Arc::new(arc_swap::ArcSwap::from_pointee(registry));

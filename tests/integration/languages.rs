@@ -1,7 +1,8 @@
 //! The example guests written in other languages than Rust, served and called exactly like the
 //! Rust ones: a scalar or tensor function, an aggregation and a string function each.
 
-use sse_wasm::config::{Limits, ServeOptions};
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
 
 use crate::util::*;
 

@@ -1,6 +1,6 @@
 //! What the host does with the folder: broken files are skipped, duplicate names refused.
 
-use sse_wasm::config::Limits;
+use sse_wasm::wasm::Limits;
 
 use crate::util::{TestServer, bundles, call, eventually, function_names, guest_wasm, numbers};
 
@@ -25,7 +25,7 @@ async fn a_duplicate_function_is_refused_not_shadowed() {
     assert_eq!(function_names(&server).await, ["MaxOfColumns_2", "SumOfColumn", "SumOfRows"]);
     let registry = server.registry.load();
     let entry = registry.get(sse_wasm::registry::function_id("SumOfRows")).expect("served");
-    assert!(entry.module().expect("wasm").path.ends_with("a.wasm"), "the first file by name keeps it");
+    assert!(entry.guest().expect("wasm").path.ends_with("a.wasm"), "the first file by name keeps it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

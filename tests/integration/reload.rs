@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sse_wasm::config::Limits;
 use sse_wasm::pb;
+use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{TestServer, assert_status, bundles, call, eventually, guest_bytes, numbers, replace_atomically};
@@ -89,14 +89,14 @@ async fn a_renamed_file_keeps_its_functions_served() {
     std::fs::rename(&from, &to).expect("rename");
     let mut status = server.status.clone();
     eventually("the rename is picked up", || {
-        let found = server.registry.load().modules().iter().any(|m| m.path == to);
+        let found = server.registry.load().guests().iter().any(|m| m.path == to);
         async move { found }
     })
     .await;
     // Both halves of the rename were applied together: one new registry, never a gap.
     assert_eq!(status.borrow_and_update().generation, generation + 1);
     assert_eq!(version(&server).await, Some(1.0));
-    assert_eq!(server.registry.load().modules().len(), 1);
+    assert_eq!(server.registry.load().guests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +149,7 @@ async fn a_slowly_written_20_mb_file_is_loaded_once_whole() {
     for chunk in big.chunks(big.len() / 20 + 1) {
         writer.write_all(chunk).expect("write");
         writer.flush().expect("flush");
-        tokio::time::sleep(sse_wasm::reloader::SETTLE * 5).await;
+        tokio::time::sleep(sse_wasm::reload::SETTLE * 5).await;
         // Meanwhile the old version keeps answering.
         assert_eq!(version(&server).await, Some(1.0));
     }

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use sse_wasm::config::Limits;
 use sse_wasm::pb;
+use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{TestServer, V, assert_status, bundles, call, eventually, guest_wasm, numbers, row};

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb::{self, DataType as T, FunctionType as F};
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
 
 use crate::util::*;
 

@@ -6,8 +6,9 @@ use rcgen::{
 };
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
-use sse_wasm::config::{Limits, ServeOptions, TlsFiles};
 use sse_wasm::pb;
+use sse_wasm::server::{ServeOptions, TlsFiles};
+use sse_wasm::wasm::Limits;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::util::{TestServer, bundles, call, numbers};

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
-use sse_wasm::cache::{CacheKey, CompileCache};
-use sse_wasm::config::{Limits, ServeOptions};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::function_id;
-use sse_wasm::reloader::{Functions, ReloadStatus, WatchGuard};
+use sse_wasm::reload::{Functions, ReloadStatus, WatchGuard};
+use sse_wasm::server::ServeOptions;
 use sse_wasm::server::{CallSlots, Server};
-use sse_wasm::{Engine, SharedRegistry};
+use sse_wasm::wasm::Limits;
+use sse_wasm::wasm::{CacheKey, CompileCache};
+use sse_wasm::{Runtime, SharedRegistry};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -93,7 +94,7 @@ impl TestServer {
     /// Serves whatever `dir` holds, with the compile cache in `cache` (entries authenticated with
     /// this process's test key).
     pub async fn start_cached(dir: tempfile::TempDir, cache: &Path, limits: Limits, options: ServeOptions) -> Self {
-        let engine = Engine::new(limits).expect("engine");
+        let engine = Runtime::new(limits).expect("engine");
         let cache_dir = cache.to_owned();
         let cache = CompileCache::new(cache, test_cache_key(), engine.wasmtime()).expect("cache");
         let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");

@@ -273,6 +273,91 @@ impl CompileCache {
     }
 }
 
+/// Where compiled components live, and the key that authenticates them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheLocation {
+    /// The folder of entries.
+    pub dir: PathBuf,
+    /// The key file.
+    pub key: PathBuf,
+}
+
+/// `$var` if set and absolute, else `~/<fallback>`.
+fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+}
+
+/// `path` made absolute, with the part of it that exists resolved (symbolic links, `..`), so
+/// that two paths to the same folder compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |path, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+impl CacheLocation {
+    /// The folder and key the flags name, or the user's defaults; `None` when there is no home
+    /// folder to put them in (the host then compiles at every load).
+    pub fn from_flags(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
+        let dir = dir.or_else(|| user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm")))?;
+        let key = key.or_else(|| user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key")))?;
+        Some(Self { dir, key })
+    }
+
+    /// Refuses a cache whose entries or key could be planted through the functions folder (or
+    /// whose key sits among the entries): whoever may drop a module there must not be able to
+    /// drop compiled code too.
+    pub fn check(&self, functions_dir: &Path) -> anyhow::Result<()> {
+        let (functions, dir, key) = (resolved(functions_dir), resolved(&self.dir), resolved(&self.key));
+        anyhow::ensure!(
+            !dir.starts_with(&functions) && !functions.starts_with(&dir),
+            "the compile cache folder {} overlaps the functions folder {}: whoever may add a module could \
+             plant compiled code; choose a --cache-dir outside it",
+            self.dir.display(),
+            functions_dir.display()
+        );
+        anyhow::ensure!(
+            !key.starts_with(&functions) && !key.starts_with(&dir),
+            "the compile cache key {} is inside the functions folder {} or the cache folder {}; choose a \
+             --cache-key outside both",
+            self.key.display(),
+            functions_dir.display(),
+            self.dir.display()
+        );
+        Ok(())
+    }
+
+    /// Opens the cache for `engine`; `None`, with a warning saying why, when it cannot be used.
+    pub fn open(&self, engine: &wasmtime::Engine) -> Option<CompileCache> {
+        let opened = CacheKey::load_or_create(&self.key).map_err(|e| e.to_string()).and_then(|key| {
+            CompileCache::new(&self.dir, key, engine)
+                .map_err(|e| format!("cannot use the folder {}: {e}", self.dir.display()))
+        });
+        match opened {
+            Ok(cache) => Some(cache),
+            Err(reason) => {
+                tracing::warn!("compile cache off, compiling at every load: {reason}");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +383,25 @@ mod tests {
         std::fs::write(&path, "not a key").expect("write");
         assert!(matches!(CacheKey::load_or_create(&path), Err(KeyError::Malformed { .. })));
         assert_ne!(CacheKey::random().expect("random").0, made.0);
+    }
+
+    #[test]
+    fn a_cache_that_the_functions_folder_could_plant_is_refused() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let functions = root.path().join("functions");
+        std::fs::create_dir(&functions).expect("mkdir");
+        let at = |dir: &str, key: &str| CacheLocation { dir: root.path().join(dir), key: root.path().join(key) };
+        at("cache", "keys/cache.key").check(&functions).expect("apart");
+        // Inside, through `..`, and holding the functions folder.
+        for (dir, key, named) in [
+            ("functions/.cache", "k", "cache folder"),
+            ("functions/../functions/x", "k", "cache folder"),
+            (".", "k", "cache folder"),
+            ("cache", "functions/cache.key", "key"),
+            ("cache", "cache/cache.key", "key"),
+        ] {
+            let error = at(dir, key).check(&functions).expect_err("refused").to_string();
+            assert!(error.contains(named), "{dir} {key}: {error}");
+        }
     }
 }

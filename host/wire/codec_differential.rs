@@ -7,10 +7,10 @@
 use proptest::prelude::*;
 use prost::Message;
 
-use crate::codec::{DecodeError, EncodedRows, MAX_RESPONSE_BYTES, decode, encode};
-use crate::columns::{Batch, Column, DataType, Strings};
-use crate::pb;
-use crate::wire_format as wf;
+use crate::model::{Batch, Column, DataType, Strings};
+use crate::wire::codec::{DecodeError, EncodedRows, MAX_RESPONSE_BYTES, decode, encode};
+use crate::wire::format as wf;
+use crate::wire::pb;
 
 /// An unknown field: its number and value.
 #[derive(Clone, Debug)]

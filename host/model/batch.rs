@@ -1,7 +1,5 @@
 //! Typed columns: the host's form of a batch of rows, and the checks on columns a guest made.
 
-use crate::pb;
-
 /// Qlik's data types, as the host reasons about them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
@@ -14,24 +12,6 @@ pub enum DataType {
 }
 
 impl DataType {
-    /// The protobuf enum value.
-    pub fn to_pb(self) -> pb::DataType {
-        match self {
-            Self::Text => pb::DataType::String,
-            Self::Numeric => pb::DataType::Numeric,
-            Self::Dual => pb::DataType::Dual,
-        }
-    }
-
-    /// The host's type for Qlik's.
-    pub fn from_pb(t: pb::DataType) -> Self {
-        match t {
-            pb::DataType::String => Self::Text,
-            pb::DataType::Numeric => Self::Numeric,
-            pb::DataType::Dual => Self::Dual,
-        }
-    }
-
     /// The name Qlik uses for this type.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,9 +1,9 @@
 //! The host side of the `qlik:sse/plugin` WIT world, and the conversions between its generated
-//! types and the host's own. Nothing outside this module touches generated types.
+//! types and the host's own. Crate-private to `wasm`: the rest of the host sees guests only through
+//! `Guest`, `FunctionInstance` and `ScriptEngine`, in the host's own types.
 #![allow(missing_docs)]
 
-use crate::columns::{Batch, Column, DataType, Strings};
-use crate::module::{FunctionDef, Mode, TableDef};
+use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Strings, TableDef};
 
 wasmtime::component::bindgen!({
     path: "wit",
@@ -36,12 +36,12 @@ impl From<DataType> for wit::DataType {
     }
 }
 
-impl From<crate::pb::FunctionType> for wit::FunctionType {
-    fn from(t: crate::pb::FunctionType) -> Self {
+impl From<FunctionType> for wit::FunctionType {
+    fn from(t: FunctionType) -> Self {
         match t {
-            crate::pb::FunctionType::Scalar => Self::Scalar,
-            crate::pb::FunctionType::Aggregation => Self::Aggregation,
-            crate::pb::FunctionType::Tensor => Self::Tensor,
+            FunctionType::Scalar => Self::Scalar,
+            FunctionType::Aggregation => Self::Aggregation,
+            FunctionType::Tensor => Self::Tensor,
         }
     }
 }
@@ -106,9 +106,9 @@ impl From<wit::FunctionDef> for FunctionDef {
             name: d.name,
             description: d.description,
             function_type: match d.function_type {
-                wit::FunctionType::Scalar => crate::pb::FunctionType::Scalar,
-                wit::FunctionType::Aggregation => crate::pb::FunctionType::Aggregation,
-                wit::FunctionType::Tensor => crate::pb::FunctionType::Tensor,
+                wit::FunctionType::Scalar => FunctionType::Scalar,
+                wit::FunctionType::Aggregation => FunctionType::Aggregation,
+                wit::FunctionType::Tensor => FunctionType::Tensor,
             },
             return_type: d.return_type.into(),
             params: d.params.into_iter().map(|p| (p.name, p.data_type.into())).collect(),

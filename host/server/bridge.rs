@@ -1,30 +1,25 @@
-//! The `qlik.sse.Connector` gRPC service: headers in, a call thread per stream, answers out.
+//! The bridge between tonic's async streams and a call's blocking thread: call slots
+//! (back-pressure), taking in a request that has already arrived whole, the stall timeout,
+//! cancellation when the client goes away, panics of the host's own code turned into errors,
+//! and one log line per call.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, Stream};
-use prost::Message;
-use tokio::sync::mpsc;
-use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::{Request, Response, Status, Streaming};
-
 use bytes::Bytes;
+use futures::{FutureExt, Stream};
+use tokio::sync::{Semaphore, mpsc};
+use tonic::metadata::MetadataMap;
+use tonic::{Response, Status, Streaming};
 
-use crate::codec::{EncodedRows, WireRows};
-use crate::config::ServeOptions;
-use crate::engine::{CancelFlag, Engine};
+use crate::call::CallStats;
 use crate::error::CallError;
-use crate::invoke::{self, CallStats};
-use crate::pb;
-use crate::pb::wire::connector_server::Connector;
-use crate::registry::SharedRegistry;
-use crate::script::{self, Script};
-use crate::server::CallSlots;
-use crate::wire_format::{self, Schema};
+use crate::wasm::CancelFlag;
+use crate::wire::codec::{EncodedRows, WireRows};
 
 /// How many answer messages may wait for a slow client before the call thread waits too.
 const RESPONSE_QUEUE: usize = 4;
@@ -32,34 +27,35 @@ const RESPONSE_QUEUE: usize = 4;
 /// A stream of answers, as tonic sends them.
 pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<EncodedRows, Status>> + Send>>;
 
-/// The service Qlik talks to.
-#[derive(Clone)]
-pub struct ConnectorService {
-    engine: Engine,
-    registry: SharedRegistry,
-    slots: CallSlots,
-    stall_timeout: Duration,
-    scripts: bool,
-    script_language: Option<String>,
+/// Where a call reads its request messages from.
+pub(crate) type Next<'a> = &'a mut dyn FnMut() -> Result<Option<Bytes>, CallError>;
+/// Where a call sends its answer messages to.
+pub(crate) type Sink<'a> = &'a mut dyn FnMut(EncodedRows) -> Result<(), CallError>;
+
+/// The slots for calls running at once. A call takes a slot before it starts and gives it back
+/// when it ends however it ends, so calls beyond the limit wait (back-pressure) instead of piling
+/// up threads and guest memory.
+#[derive(Clone, Debug)]
+pub struct CallSlots {
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
 }
 
-/// Where a call reads its request messages from.
-type Next<'a> = &'a mut dyn FnMut() -> Result<Option<Bytes>, CallError>;
-/// Where a call sends its answer messages to.
-type Sink<'a> = &'a mut dyn FnMut(EncodedRows) -> Result<(), CallError>;
+impl CallSlots {
+    /// `capacity` slots.
+    pub fn new(capacity: usize) -> Self {
+        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
+    }
 
-impl ConnectorService {
-    /// Serves the functions and script engines of `registry`, run by `engine`, at most as many
-    /// at once as `slots` allows, as `options` say (stall timeout, scripts on or off).
-    pub fn new(engine: Engine, registry: SharedRegistry, slots: CallSlots, options: &ServeOptions) -> Self {
-        Self {
-            engine,
-            registry,
-            slots,
-            stall_timeout: options.stall_timeout,
-            scripts: options.scripts,
-            script_language: options.script_language.clone(),
-        }
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.semaphore.available_permits()
+    }
+
+    /// Waits for a free slot.
+    pub(crate) async fn acquire(&self) -> tokio::sync::OwnedSemaphorePermit {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.semaphore.clone().acquire_owned().await.expect("call slots are never closed")
     }
 }
 
@@ -72,17 +68,6 @@ fn stream_error(function: &str, status: &Status) -> CallError {
         code => code,
     };
     CallError::Stream { function: function.to_owned(), code, message: status.message().to_owned() }
-}
-
-/// Decodes the protobuf header stored under `key` as protobuf reads it (a known field sent with
-/// another wire type is an unknown field, which prost alone would refuse); `None` when the key is
-/// absent.
-fn header<T: Message + Default>(metadata: &MetadataMap, key: &str, schema: Schema) -> Result<Option<T>, CallError> {
-    let Some(value) = metadata.get_bin(key) else { return Ok(None) };
-    let bytes = value.to_bytes().map_err(|_| CallError::BadHeader(format!("{key} is not valid base64")))?;
-    let bytes = wire_format::normalize(&bytes, schema)
-        .map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))?;
-    T::decode(&bytes[..]).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
 }
 
 /// Runs a call's job, turning a panic of the host's own code into an error that names the call:
@@ -126,7 +111,7 @@ struct CallLog {
 impl CallLog {
     /// Logs how the call ended; the status to send when it failed (none for a cancellation,
     /// which nobody hears).
-    fn finish(&self, result: Result<invoke::CallStats, CallError>) -> Result<(), Status> {
+    fn finish(&self, result: Result<CallStats, CallError>) -> Result<(), Status> {
         let (function, app) = (&self.function, &self.app);
         let ms = format_args!("{:.1}", self.started.elapsed().as_secs_f64() * 1e3);
         match result {
@@ -159,11 +144,21 @@ impl Stream for Answers {
     }
 }
 
-impl ConnectorService {
+/// Runs calls on blocking threads, at most as many at once as its call slots allow, and bridges
+/// their request and answer messages to and from the gRPC streams.
+#[derive(Clone, Debug)]
+pub(crate) struct Bridge {
+    /// The call slots.
+    pub(crate) slots: CallSlots,
+    /// How long a call waits on a client that neither sends nor reads.
+    pub(crate) stall_timeout: Duration,
+}
+
+impl Bridge {
     /// Runs `job` on a blocking thread over the messages of `requests`, once a call slot is
     /// free, and answers with its messages after `response_metadata`. `label` names the call
     /// in logs and errors.
-    async fn respond<J>(
+    pub(crate) async fn respond<J>(
         &self,
         label: String,
         app: String,
@@ -270,86 +265,5 @@ impl ConnectorService {
             Response::new(Box::pin(Answers { receiver, _cancel_on_drop: CancelOnDrop(cancel) }) as AnswerStream);
         *response.metadata_mut() = response_metadata;
         Ok(response)
-    }
-}
-
-#[tonic::async_trait]
-impl Connector for ConnectorService {
-    async fn get_capabilities(&self, _: Request<pb::Empty>) -> Result<Response<pb::Capabilities>, Status> {
-        Ok(Response::new(pb::Capabilities {
-            allow_script: self.scripts && self.registry.load().script_engines().next().is_some(),
-            functions: self.registry.load().function_definitions(),
-            plugin_identifier: "sse-wasm".to_owned(),
-            plugin_version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
-    }
-
-    type ExecuteFunctionStream = AnswerStream;
-
-    async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
-        let (metadata, _, requests) = request.into_parts();
-        let function: pb::FunctionRequestHeader =
-            header(&metadata, pb::FUNCTION_HEADER, wire_format::FUNCTION_REQUEST_HEADER)?
-                .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
-        let common: pb::CommonRequestHeader =
-            header(&metadata, pb::COMMON_HEADER, wire_format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
-        // The call keeps the snapshot it starts with, whatever reloads happen meanwhile.
-        let registry = self.registry.load_full();
-        let id = function.function_id;
-        let entry = registry.get(id).cloned().ok_or_else(|| match registry.former_name(id) {
-            Some(name) => CallError::RemovedFunction { id, name: name.to_owned() },
-            None => CallError::UnknownFunction(id),
-        })?;
-        let def = entry.def();
-
-        let mut response_metadata = MetadataMap::new();
-        if !def.cacheable {
-            response_metadata.insert(pb::CACHE, MetadataValue::from_static("no-store"));
-        }
-        if let Some(table) = &def.table {
-            let description = pb::TableDescription {
-                fields: table
-                    .fields
-                    .iter()
-                    .map(|(name, t)| pb::FieldDescription {
-                        data_type: t.to_pb() as i32,
-                        name: name.clone(),
-                        tags: Vec::new(),
-                    })
-                    .collect(),
-                name: table.name.clone(),
-                number_of_rows: i64::from(def.function_type == pb::FunctionType::Aggregation),
-            };
-            response_metadata
-                .insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description.encode_to_vec()));
-        }
-
-        let engine = self.engine.clone();
-        let label = def.name.clone();
-        let job =
-            move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| invoke::run(&engine, &entry, cancel, next, send);
-        self.respond(label, common.app_id, requests, response_metadata, job).await
-    }
-
-    type EvaluateScriptStream = AnswerStream;
-
-    async fn evaluate_script(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
-        if !self.scripts {
-            return Err(CallError::ScriptsDisabled.to_status());
-        }
-        let (metadata, _, requests) = request.into_parts();
-        let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER, wire_format::SCRIPT_REQUEST_HEADER)?
-            .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::SCRIPT_HEADER)))?;
-        let common: pb::CommonRequestHeader =
-            header(&metadata, pb::COMMON_HEADER, wire_format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
-        let script = Script::from_header(script)?;
-        let registry = self.registry.load_full();
-        let module = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();
-        let label = format!("script ({})", module.name);
-        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
-            let scripts = module.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
-            script::run(scripts, &script, cancel, next, send)
-        };
-        self.respond(label, common.app_id, requests, MetadataMap::new(), job).await
     }
 }

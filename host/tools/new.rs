@@ -17,16 +17,16 @@ pub enum Language {
     C,
 }
 
-const WIT: &str = include_str!("../wit/sse.wit");
-const PYTHON_SDK: &str = include_str!("../guests/python/sdk/sse_guest.py");
-const PYTHON_APP: &str = include_str!("../guests/python/example/app.py");
-const PYTHON_FUNCTIONS: &str = include_str!("../guests/python/example/functions.py");
-const JS_SDK: &str = include_str!("../guests/js/sdk/sse-guest.js");
-const JS_APP: &str = include_str!("../guests/js/example/app.js");
-const C_FUNCTIONS: &str = include_str!("../guests/c/example/functions.c");
-const C_BINDINGS: &str = include_str!("../guests/c/gen/plugin.c");
-const C_HEADER: &str = include_str!("../guests/c/gen/plugin.h");
-const C_COMPONENT_TYPE: &[u8] = include_bytes!("../guests/c/gen/plugin_component_type.o");
+const WIT: &str = include_str!("../../wit/sse.wit");
+const PYTHON_SDK: &str = include_str!("../../guests/python/sdk/sse_guest.py");
+const PYTHON_APP: &str = include_str!("../../guests/python/example/app.py");
+const PYTHON_FUNCTIONS: &str = include_str!("../../guests/python/example/functions.py");
+const JS_SDK: &str = include_str!("../../guests/js/sdk/sse-guest.js");
+const JS_APP: &str = include_str!("../../guests/js/example/app.js");
+const C_FUNCTIONS: &str = include_str!("../../guests/c/example/functions.c");
+const C_BINDINGS: &str = include_str!("../../guests/c/gen/plugin.c");
+const C_HEADER: &str = include_str!("../../guests/c/gen/plugin.h");
+const C_COMPONENT_TYPE: &[u8] = include_bytes!("../../guests/c/gen/plugin_component_type.o");
 
 /// The `sse-guest` SDK of this source tree, the default for Rust guests.
 pub fn default_sdk() -> PathBuf {

@@ -4,9 +4,10 @@
 tonic::include_proto!("qlik.sse");
 
 /// The host's own server side of `qlik.sse.Connector`: the same service and routes, but the
-/// streaming methods carry raw protobuf bytes (`crate::codec`) instead of decoded `BundledRows`.
-/// The prost-typed `connector_server` above serves only as a reference for comparisons.
-pub mod wire {
+/// streaming methods carry raw protobuf bytes (`super::super::codec`) instead of decoded
+/// `BundledRows`. The prost-typed `connector_server` above serves only as a reference for
+/// comparisons.
+pub mod raw {
     include!(concat!(env!("OUT_DIR"), "/wire/qlik.sse.Connector.rs"));
 }
 

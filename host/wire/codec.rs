@@ -10,15 +10,15 @@
 //! The layout (proto3): `BundledRows { repeated Row rows = 1 }`, `Row { repeated Dual duals = 1 }`,
 //! `Dual { double numData = 1; string strData = 2 }`. Fields at their default value (+0.0, "") are
 //! not written, as every protobuf encoder does. Reading accepts exactly what protobuf accepts and
-//! reads it the same way (`wire_format` has the rules; the tests compare with prost on generated
+//! reads it the same way (`format` has the rules; the tests compare with prost on generated
 //! and mutated encodings).
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use crate::columns::{Batch, Column, DataType, Strings};
-use crate::wire_format::{self as wf, WireError};
+use super::format::{self as wf, WireError};
+use crate::model::{Batch, Column, DataType, Strings};
 
 /// The largest message Qlik accepts from a plugin.
 pub const QLIK_MESSAGE_LIMIT: usize = 4 << 20;
@@ -443,7 +443,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::pb;
+    use crate::wire::pb;
 
     fn row(duals: &[(f64, &str)]) -> pb::Row {
         pb::Row { duals: duals.iter().map(|&(n, s)| pb::Dual { num_data: n, str_data: s.to_owned() }).collect() }

@@ -1,10 +1,16 @@
-//! Command-line and environment configuration, validated once at start-up.
+//! Command-line and environment configuration (clap, every flag also an `SSE_WASM_*` variable),
+//! validated once at start-up into a [`Config`]: the sandbox's limits, the server's options, the
+//! compile cache's location. The top of the crate beside `main`: it uses `server`, `wasm` and
+//! `tools` for their types.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::server::{ServeOptions, TlsFiles};
+use crate::wasm::{CacheLocation, DEFAULT_CONCURRENT_CALLS, Limits, MAX_CONCURRENT_CALLS};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]
@@ -56,7 +62,7 @@ pub struct Flags {
     pub max_message: usize,
 
     /// Calls running at once; further calls wait for a free slot (back-pressure, not failure).
-    #[arg(long, env = "SSE_WASM_MAX_CONCURRENT_CALLS", default_value_t = 256)]
+    #[arg(long, env = "SSE_WASM_MAX_CONCURRENT_CALLS", default_value_t = DEFAULT_CONCURRENT_CALLS)]
     pub max_concurrent_calls: usize,
 
     /// Seconds a call may wait on a client that neither sends nor reads before it is dropped.
@@ -109,7 +115,7 @@ pub enum Command {
     New {
         /// The language.
         #[arg(long, value_enum)]
-        lang: crate::scaffold::Language,
+        lang: crate::tools::new::Language,
         /// The folder to create; its name is the guest's name.
         dir: PathBuf,
         /// Rust only: the `sse-guest` SDK to depend on (default: the one of this build's sources).
@@ -141,109 +147,9 @@ pub struct Config {
     pub serve: ServeOptions,
 }
 
-/// How the server treats its clients.
-#[derive(Clone, Debug)]
-pub struct ServeOptions {
-    /// Largest inbound message, in bytes.
-    pub max_message_bytes: usize,
-    /// Calls running at once.
-    pub max_concurrent_calls: usize,
-    /// How long a call waits on a client that neither sends nor reads.
-    pub stall_timeout: Duration,
-    /// How long calls in flight get to finish once shutdown starts.
-    pub shutdown_grace: Duration,
-    /// Mutual TLS material; `None` serves plaintext.
-    pub tls: Option<TlsFiles>,
-    /// Whether script functions are served when a script engine is loaded.
-    pub scripts: bool,
-    /// The language of scripts that do not name one.
-    pub script_language: Option<String>,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 64 << 20,
-            max_concurrent_calls: 256,
-            stall_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(30),
-            tls: None,
-            scripts: true,
-            script_language: None,
-        }
-    }
-}
-
-/// The PEM files of a mutual-TLS set-up, read at start-up.
-#[derive(Clone)]
-pub struct TlsFiles {
-    /// The CA that signed the clients' (Qlik's) certificates.
-    pub root_cert: Vec<u8>,
-    /// The server's certificate chain.
-    pub server_cert: Vec<u8>,
-    /// The server's private key, PKCS#1 or PKCS#8.
-    pub server_key: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsFiles {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsFiles { .. }")
-    }
-}
-
-impl TlsFiles {
-    /// Reads the three files by the names every SSE plugin uses.
-    pub fn read(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
-        };
-        Ok(Self {
-            root_cert: read("root_cert.pem")?,
-            server_cert: read("sse_server_cert.pem")?,
-            server_key: read("sse_server_key.pem")?,
-        })
-    }
-}
-
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds, not {value}");
     Ok(Duration::from_secs_f64(value))
-}
-
-/// The limits every guest call runs under.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// CPU deadline of one call (and of one `describe`).
-    pub call_timeout: Duration,
-    /// Linear-memory cap of one instance, in bytes.
-    pub max_memory_bytes: usize,
-    /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
-    /// `--max-concurrent-calls`, loads by `LOAD_PARALLELISM`; this leaves room for both.
-    pub instances: u32,
-}
-
-/// The most calls that may run at once (each reserves address space in the instance pool).
-pub const MAX_CONCURRENT_CALLS: usize = 4096;
-
-/// Components loaded (compiled and described) at the same time.
-pub const LOAD_PARALLELISM: usize = 8;
-
-impl Limits {
-    /// The pool size for `max_concurrent_calls` calls plus loads.
-    pub fn instances_for(max_concurrent_calls: usize) -> u32 {
-        u32::try_from(max_concurrent_calls + 4 * LOAD_PARALLELISM).unwrap_or(u32::MAX)
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            call_timeout: Duration::from_secs(30),
-            max_memory_bytes: 512 << 20,
-            instances: Self::instances_for(ServeOptions::default().max_concurrent_calls),
-        }
-    }
 }
 
 impl Config {
@@ -285,91 +191,6 @@ impl Config {
     }
 }
 
-/// Where compiled components live, and the key that authenticates them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheLocation {
-    /// The folder of entries.
-    pub dir: PathBuf,
-    /// The key file.
-    pub key: PathBuf,
-}
-
-/// `$var` if set and absolute, else `~/<fallback>`.
-fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
-}
-
-/// `path` made absolute, with the part of it that exists resolved (symbolic links, `..`), so
-/// that two paths to the same folder compare equal.
-fn resolved(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return rest.iter().rev().fold(real, |path, part| path.join(part));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
-            }
-            _ => return absolute,
-        }
-    }
-}
-
-impl CacheLocation {
-    /// The folder and key the flags name, or the user's defaults; `None` when there is no home
-    /// folder to put them in (the host then compiles at every load).
-    pub fn from_flags(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
-        let dir = dir.or_else(|| user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm")))?;
-        let key = key.or_else(|| user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key")))?;
-        Some(Self { dir, key })
-    }
-
-    /// Refuses a cache whose entries or key could be planted through the functions folder (or
-    /// whose key sits among the entries): whoever may drop a module there must not be able to
-    /// drop compiled code too.
-    pub fn check(&self, functions_dir: &Path) -> anyhow::Result<()> {
-        let (functions, dir, key) = (resolved(functions_dir), resolved(&self.dir), resolved(&self.key));
-        anyhow::ensure!(
-            !dir.starts_with(&functions) && !functions.starts_with(&dir),
-            "the compile cache folder {} overlaps the functions folder {}: whoever may add a module could \
-             plant compiled code; choose a --cache-dir outside it",
-            self.dir.display(),
-            functions_dir.display()
-        );
-        anyhow::ensure!(
-            !key.starts_with(&functions) && !key.starts_with(&dir),
-            "the compile cache key {} is inside the functions folder {} or the cache folder {}; choose a \
-             --cache-key outside both",
-            self.key.display(),
-            functions_dir.display(),
-            self.dir.display()
-        );
-        Ok(())
-    }
-
-    /// Opens the cache for `engine`; `None`, with a warning saying why, when it cannot be used.
-    pub fn open(&self, engine: &wasmtime::Engine) -> Option<crate::cache::CompileCache> {
-        let opened = crate::cache::CacheKey::load_or_create(&self.key).map_err(|e| e.to_string()).and_then(|key| {
-            crate::cache::CompileCache::new(&self.dir, key, engine)
-                .map_err(|e| format!("cannot use the folder {}: {e}", self.dir.display()))
-        });
-        match opened {
-            Ok(cache) => Some(cache),
-            Err(reason) => {
-                tracing::warn!("compile cache off, compiling at every load: {reason}");
-                None
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,25 +217,5 @@ mod tests {
             assert!(error.contains(flag), "{error}");
         }
         assert!(config(&["--no-compile-cache"]).expect("valid").cache.is_none());
-    }
-
-    #[test]
-    fn a_cache_that_the_functions_folder_could_plant_is_refused() {
-        let root = tempfile::tempdir().expect("temp dir");
-        let functions = root.path().join("functions");
-        std::fs::create_dir(&functions).expect("mkdir");
-        let at = |dir: &str, key: &str| CacheLocation { dir: root.path().join(dir), key: root.path().join(key) };
-        at("cache", "keys/cache.key").check(&functions).expect("apart");
-        // Inside, through `..`, and holding the functions folder.
-        for (dir, key, named) in [
-            ("functions/.cache", "k", "cache folder"),
-            ("functions/../functions/x", "k", "cache folder"),
-            (".", "k", "cache folder"),
-            ("cache", "functions/cache.key", "key"),
-            ("cache", "cache/cache.key", "key"),
-        ] {
-            let error = at(dir, key).check(&functions).expect_err("refused").to_string();
-            assert!(error.contains(named), "{dir} {key}: {error}");
-        }
     }
 }

@@ -177,7 +177,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::pb;
+    use crate::wire::pb;
 
     #[test]
     fn keys_follow_protobufs_rules() {

@@ -1,51 +1,34 @@
-//! Serving the connector (and the standard gRPC health service) on a listener until a shutdown
-//! signal; then calls in flight get a bounded grace period to finish.
+//! The gRPC server: the connector (and the standard gRPC health service) served on a listener,
+//! plaintext or mutual TLS, until a shutdown signal; then calls in flight get a bounded grace
+//! period to finish.
+//!
+//! `connector` reads requests and finds what to run, `bridge` runs it on a blocking thread and
+//! streams the answers, `options` says how clients are treated. The top of the call path: it uses
+//! `call`, `registry`, `wire` and `wasm`; nothing below uses it.
+
+mod bridge;
+mod connector;
+mod options;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::config::ServeOptions;
-use crate::engine::Engine;
-use crate::pb::wire::connector_server::ConnectorServer;
 use crate::registry::SharedRegistry;
-use crate::service::ConnectorService;
+use crate::wasm::Runtime;
+use crate::wire::pb::raw::connector_server::ConnectorServer;
 
-/// The slots for calls running at once. A call takes a slot before it starts and gives it back
-/// when it ends however it ends, so calls beyond the limit wait (back-pressure) instead of piling
-/// up threads and guest memory.
-#[derive(Clone, Debug)]
-pub struct CallSlots {
-    semaphore: Arc<Semaphore>,
-    capacity: usize,
-}
-
-impl CallSlots {
-    /// `capacity` slots.
-    pub fn new(capacity: usize) -> Self {
-        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
-    }
-
-    /// Calls running now.
-    pub fn in_flight(&self) -> usize {
-        self.capacity - self.semaphore.available_permits()
-    }
-
-    /// Waits for a free slot.
-    pub(crate) async fn acquire(&self) -> tokio::sync::OwnedSemaphorePermit {
-        // The semaphore is never closed, so acquiring cannot fail.
-        self.semaphore.clone().acquire_owned().await.expect("call slots are never closed")
-    }
-}
+use bridge::Bridge;
+pub use bridge::{AnswerStream, CallSlots};
+use connector::ConnectorService;
+pub use options::{ServeOptions, TlsFiles};
 
 /// The gRPC server: the connector, its limits and its health reporting.
 pub struct Server {
-    engine: Engine,
+    runtime: Runtime,
     registry: SharedRegistry,
     options: ServeOptions,
     slots: CallSlots,
@@ -53,9 +36,9 @@ pub struct Server {
 
 impl Server {
     /// A server for the functions of `registry`.
-    pub fn new(engine: Engine, registry: SharedRegistry, options: ServeOptions) -> Self {
+    pub fn new(runtime: Runtime, registry: SharedRegistry, options: ServeOptions) -> Self {
         let slots = CallSlots::new(options.max_concurrent_calls);
-        Self { engine, registry, options, slots }
+        Self { runtime, registry, options, slots }
     }
 
     /// The call slots, to watch how many calls are running.
@@ -69,7 +52,8 @@ impl Server {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConnectorServer<ConnectorService>>().await;
 
-        let service = ConnectorService::new(self.engine, self.registry, self.slots.clone(), &self.options);
+        let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout };
+        let service = ConnectorService::new(self.runtime, self.registry, bridge, &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
@@ -122,10 +106,10 @@ impl Server {
 /// Serves `registry` on `listener` with default options until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    engine: Engine,
+    runtime: Runtime,
     registry: SharedRegistry,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    Server::new(engine, registry, options).serve(listener, shutdown).await
+    Server::new(runtime, registry, options).serve(listener, shutdown).await
 }

@@ -27,11 +27,8 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use crate::cache::{CompileCache, content_hash};
-use crate::config::LOAD_PARALLELISM;
-use crate::engine::Engine;
-use crate::module::Module;
 use crate::registry::{Registry, SharedRegistry};
+use crate::wasm::{CompileCache, Guest, LOAD_PARALLELISM, Runtime, content_hash};
 
 /// How long a finished write must stay quiet before the file is loaded.
 pub const SETTLE: Duration = Duration::from_millis(10);
@@ -69,11 +66,11 @@ pub struct ReloadStatus {
 
 /// The served modules and everything needed to change them.
 pub struct Functions {
-    engine: Engine,
+    runtime: Runtime,
     dir: PathBuf,
     cache: Option<CompileCache>,
     /// In precedence order: earlier modules keep a contested function name.
-    modules: Vec<Arc<Module>>,
+    guests: Vec<Arc<Guest>>,
     registry: SharedRegistry,
     status: watch::Sender<ReloadStatus>,
     /// The folder's watcher, started before the first scan so that no change is missed, and
@@ -88,7 +85,7 @@ impl Functions {
     ///
     /// The folder is watched from before it is scanned, so a file written meanwhile is loaded by
     /// the first reload, and paths are resolved once so the watcher's and the scan's agree.
-    pub async fn load(engine: Engine, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+    pub async fn load(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
         let dir = dir.canonicalize()?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {
@@ -103,25 +100,25 @@ impl Functions {
         let loads: Vec<_> = component_files(&dir)?
             .into_iter()
             .map(|path| {
-                let (engine, cache, parallel) = (engine.clone(), cache.clone(), parallel.clone());
+                let (runtime, cache, parallel) = (runtime.clone(), cache.clone(), parallel.clone());
                 tokio::spawn(async move {
                     let _turn = parallel.acquire_owned().await;
                     let load = tokio::task::spawn_blocking(move || {
-                        let loaded = Module::load(&engine, cache.as_ref(), &path);
+                        let loaded = Guest::load(&runtime, cache.as_ref(), &path);
                         (path, loaded)
                     });
                     load.await
                 })
             })
             .collect();
-        let mut modules = Vec::new();
+        let mut guests = Vec::new();
         let mut failures = 0;
         for load in loads {
             let (path, loaded) = load.await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
             match loaded {
                 Ok((module, compiled)) => {
                     tracing::info!("loaded {} ({compiled}): {}", path.display(), module.offers());
-                    modules.push(Arc::new(module));
+                    guests.push(Arc::new(module));
                 }
                 Err(error) => {
                     failures += 1;
@@ -129,9 +126,9 @@ impl Functions {
                 }
             }
         }
-        let registry = Arc::new(ArcSwap::from_pointee(Registry::new(modules.clone())));
+        let registry = Arc::new(ArcSwap::from_pointee(Registry::new(guests.clone())));
         let (status, _) = watch::channel(ReloadStatus { generation: 0, failures, idle: true });
-        Ok(Self { engine, dir, cache, modules, registry, status, watcher: Some((watcher, receiver)) })
+        Ok(Self { runtime, dir, cache, guests, registry, status, watcher: Some((watcher, receiver)) })
     }
 
     /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
@@ -185,12 +182,12 @@ impl Functions {
         let before = self.registry.load_full();
         let mut changed = Vec::new();
         for path in paths {
-            let position = self.modules.iter().position(|m| m.path == path);
+            let position = self.guests.iter().position(|m| m.path == path);
             let bytes = match tokio::fs::read(&path).await {
                 Ok(bytes) => bytes,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                     if let Some(position) = position {
-                        self.modules.remove(position);
+                        self.guests.remove(position);
                         tracing::info!("{} deleted", path.display());
                         changed.push(path);
                     }
@@ -206,20 +203,20 @@ impl Functions {
                 }
             };
             let hash = content_hash(&bytes);
-            if position.is_some_and(|p| self.modules[p].hash == hash) {
+            if position.is_some_and(|p| self.guests[p].hash == hash) {
                 tracing::debug!("{} touched but unchanged", path.display());
                 continue;
             }
-            let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), path.clone());
+            let (runtime, cache, file) = (self.runtime.clone(), self.cache.clone(), path.clone());
             let loaded =
-                tokio::task::spawn_blocking(move || Module::from_bytes(&engine, cache.as_ref(), &file, &bytes, hash))
+                tokio::task::spawn_blocking(move || Guest::from_bytes(&runtime, cache.as_ref(), &file, &bytes, hash))
                     .await;
             match loaded {
                 Ok(Ok((module, compiled))) => {
                     let module = Arc::new(module);
                     match position {
-                        Some(position) => self.modules[position] = module,
-                        None => self.modules.push(module),
+                        Some(position) => self.guests[position] = module,
+                        None => self.guests.push(module),
                     }
                     tracing::info!("{} loaded ({compiled})", path.display());
                     changed.push(path);
@@ -241,7 +238,7 @@ impl Functions {
         if changed.is_empty() {
             return;
         }
-        let after = Arc::new(Registry::succeeding(&before, self.modules.clone()));
+        let after = Arc::new(Registry::succeeding(&before, self.guests.clone()));
         log_changes(&before, &after, &changed);
         self.registry.store(after);
         self.status.send_modify(|s| s.generation += 1);
@@ -318,7 +315,7 @@ fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
     let replaced: Vec<_> = after
         .entries()
         .iter()
-        .filter(|e| e.module().is_some_and(|m| files.contains(&m.path)) && old.contains(&e.def().name))
+        .filter(|e| e.guest().is_some_and(|g| files.contains(&g.path)) && old.contains(&e.def().name))
         .map(|e| e.def().name.clone())
         .collect();
     let files: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
@@ -329,10 +326,6 @@ fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
         replaced.join(", "),
         removed.join(", "),
         new.len(),
-        after
-            .script_engines()
-            .filter_map(|m| m.scripts.as_ref().map(|s| s.language.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        after.script_languages().join(", ")
     );
 }

@@ -1,0 +1,54 @@
+//! Calls: the protocol of a function call and of a script evaluation, from request messages to
+//! answer messages, whatever runs the code.
+//!
+//! A call runs on a blocking thread: guest code and the codec are CPU work and must not stall the
+//! async runtime. It pulls request messages through `next` and pushes answers through `send`, so
+//! it knows nothing of gRPC streams (`server` bridges them). Depends on `model`, `wire` (the row
+//! codec), `wasm`, `registry` and `error`.
+
+use crate::error::CallError;
+use crate::model::Batch;
+use crate::wasm::FunctionInstance;
+
+pub mod function;
+#[cfg(feature = "native")]
+mod native;
+pub mod script;
+
+/// What a finished call did, for the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Rows received.
+    pub rows_in: usize,
+    /// Rows answered.
+    pub rows_out: usize,
+}
+
+pub use crate::wasm::instance::Answer;
+
+/// What runs a function's code for one call.
+pub(crate) trait Backend {
+    /// A per-batch function's answer to one batch.
+    fn call(&mut self, input: Batch) -> Answer;
+    /// Starts a per-call function.
+    fn start(&mut self) -> Result<(), CallError>;
+    /// Feeds a per-call function one batch.
+    fn update(&mut self, input: Batch) -> Answer;
+    /// Ends a per-call function: its remaining rows.
+    fn finish(&mut self) -> Answer;
+}
+
+impl Backend for FunctionInstance {
+    fn call(&mut self, input: Batch) -> Answer {
+        FunctionInstance::call(self, input)
+    }
+    fn start(&mut self) -> Result<(), CallError> {
+        FunctionInstance::start(self)
+    }
+    fn update(&mut self, input: Batch) -> Answer {
+        FunctionInstance::update(self, input)
+    }
+    fn finish(&mut self) -> Answer {
+        FunctionInstance::finish(self)
+    }
+}

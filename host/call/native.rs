@@ -1,0 +1,40 @@
+//! The backend of functions written in Rust inside the host (feature `native`): no instance, no
+//! store, the same protocol as a Wasm function.
+
+use crate::error::CallError;
+use crate::model::Batch;
+use crate::native::{NativeFunction, NativeInvocation};
+
+use super::{Answer, Backend};
+
+/// One call of a native function.
+pub(super) struct Native<'a> {
+    function: &'a dyn NativeFunction,
+    invocation: Option<Box<dyn NativeInvocation>>,
+}
+
+impl<'a> Native<'a> {
+    pub(super) fn new(function: &'a dyn NativeFunction) -> Self {
+        Self { function, invocation: None }
+    }
+
+    fn invocation(&mut self) -> Result<&mut Box<dyn NativeInvocation>, CallError> {
+        self.invocation.as_mut().ok_or_else(|| CallError::Internal("per-call function used before it started".into()))
+    }
+}
+
+impl Backend for Native<'_> {
+    fn call(&mut self, input: Batch) -> Answer {
+        Ok(self.function.call(input))
+    }
+    fn start(&mut self) -> Result<(), CallError> {
+        self.invocation = Some(self.function.invocation());
+        Ok(())
+    }
+    fn update(&mut self, input: Batch) -> Answer {
+        Ok(self.invocation()?.update(input))
+    }
+    fn finish(&mut self) -> Answer {
+        Ok(self.invocation()?.finish())
+    }
+}

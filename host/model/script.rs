@@ -1,0 +1,69 @@
+//! The script of one `EvaluateScript` call, as Qlik's `ScriptRequestHeader` describes it.
+
+use super::batch::DataType;
+use super::function::FunctionType;
+
+/// The script of one `EvaluateScript` call, from its `ScriptRequestHeader`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    /// The text as written in the expression.
+    pub text: String,
+    /// Parameter names and types, in order.
+    pub params: Vec<(String, DataType)>,
+    /// Scalar, aggregation or tensor.
+    pub function_type: FunctionType,
+    /// The type of every answer column.
+    pub return_type: DataType,
+}
+
+impl Script {
+    /// The language its first line asks for (`#!python` asks for `python`), if any.
+    pub fn marker(&self) -> Option<String> {
+        let first = self.text.trim_start().lines().next()?;
+        let language = first.strip_prefix("#!")?.trim();
+        (!language.is_empty()).then(|| language.to_ascii_lowercase())
+    }
+
+    /// How many rows the whole answer must have for `rows_in` input rows; `None` for a script
+    /// without parameters, which answers whatever it evaluates to.
+    pub fn expected_rows(&self, rows_in: usize) -> Option<usize> {
+        match self.function_type {
+            FunctionType::Aggregation => Some(1),
+            _ if self.params.is_empty() => None,
+            _ => Some(rows_in),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(text: &str) -> Script {
+        Script {
+            text: text.to_owned(),
+            params: Vec::new(),
+            function_type: FunctionType::Scalar,
+            return_type: DataType::Numeric,
+        }
+    }
+
+    #[test]
+    fn the_first_line_names_the_language() {
+        assert_eq!(script("#!python\nsum(args[0])").marker().as_deref(), Some("python"));
+        assert_eq!(script("  #! JavaScript \n1").marker().as_deref(), Some("javascript"));
+        assert_eq!(script("sum(args[0])").marker(), None);
+        assert_eq!(script("#!\n1").marker(), None);
+        assert_eq!(script("").marker(), None);
+    }
+
+    #[test]
+    fn scripts_without_parameters_answer_any_number_of_rows() {
+        let mut s = script("1");
+        assert_eq!(s.expected_rows(5), None);
+        s.params.push(("x".into(), DataType::Numeric));
+        assert_eq!(s.expected_rows(5), Some(5));
+        s.function_type = FunctionType::Aggregation;
+        assert_eq!(s.expected_rows(5), Some(1));
+    }
+}

@@ -1,0 +1,123 @@
+//! The `qlik.sse.Connector` gRPC service: request headers read as protobuf reads them, the
+//! function or script engine looked up in the registry snapshot the call keeps, and the call
+//! handed to the bridge.
+
+use prost::Message;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::call::{self, CallStats};
+use crate::error::CallError;
+use crate::registry::SharedRegistry;
+use crate::wasm::{CancelFlag, Runtime};
+use crate::wire::codec::WireRows;
+use crate::wire::format::{self, Schema};
+use crate::wire::pb::raw::connector_server::Connector;
+use crate::wire::{convert, pb};
+
+use super::bridge::{AnswerStream, Bridge, Next, Sink};
+use super::options::ServeOptions;
+
+/// The service Qlik talks to.
+#[derive(Clone)]
+pub(crate) struct ConnectorService {
+    runtime: Runtime,
+    registry: SharedRegistry,
+    bridge: Bridge,
+    scripts: bool,
+    script_language: Option<String>,
+}
+
+impl ConnectorService {
+    /// Serves the functions and script engines of `registry`, run by `runtime`, through `bridge`,
+    /// as `options` say (scripts on or off, their default language).
+    pub(crate) fn new(runtime: Runtime, registry: SharedRegistry, bridge: Bridge, options: &ServeOptions) -> Self {
+        Self { runtime, registry, bridge, scripts: options.scripts, script_language: options.script_language.clone() }
+    }
+}
+
+/// Decodes the protobuf header stored under `key` as protobuf reads it (a known field sent with
+/// another wire type is an unknown field, which prost alone would refuse); `None` when the key is
+/// absent.
+fn header<T: Message + Default>(metadata: &MetadataMap, key: &str, schema: Schema) -> Result<Option<T>, CallError> {
+    let Some(value) = metadata.get_bin(key) else { return Ok(None) };
+    let bytes = value.to_bytes().map_err(|_| CallError::BadHeader(format!("{key} is not valid base64")))?;
+    let bytes =
+        format::normalize(&bytes, schema).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))?;
+    T::decode(&bytes[..]).map(Some).map_err(|e| CallError::BadHeader(format!("{key} does not decode: {e}")))
+}
+
+#[tonic::async_trait]
+impl Connector for ConnectorService {
+    async fn get_capabilities(&self, _: Request<pb::Empty>) -> Result<Response<pb::Capabilities>, Status> {
+        Ok(Response::new(pb::Capabilities {
+            allow_script: self.scripts && self.registry.load().script_engines().next().is_some(),
+            functions: self
+                .registry
+                .load()
+                .entries()
+                .into_iter()
+                .map(|entry| convert::function_definition(entry.def(), entry.id))
+                .collect(),
+            plugin_identifier: "sse-wasm".to_owned(),
+            plugin_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    type ExecuteFunctionStream = AnswerStream;
+
+    async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
+        let (metadata, _, requests) = request.into_parts();
+        let function: pb::FunctionRequestHeader =
+            header(&metadata, pb::FUNCTION_HEADER, format::FUNCTION_REQUEST_HEADER)?
+                .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::FUNCTION_HEADER)))?;
+        let common: pb::CommonRequestHeader =
+            header(&metadata, pb::COMMON_HEADER, format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
+        // The call keeps the snapshot it starts with, whatever reloads happen meanwhile.
+        let registry = self.registry.load_full();
+        let id = function.function_id;
+        let entry = registry.get(id).cloned().ok_or_else(|| match registry.former_name(id) {
+            Some(name) => CallError::RemovedFunction { id, name: name.to_owned() },
+            None => CallError::UnknownFunction(id),
+        })?;
+        let def = entry.def();
+
+        let mut response_metadata = MetadataMap::new();
+        if !def.cacheable {
+            response_metadata.insert(pb::CACHE, MetadataValue::from_static("no-store"));
+        }
+        if let Some(description) = convert::table_description(def) {
+            response_metadata
+                .insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description.encode_to_vec()));
+        }
+
+        let runtime = self.runtime.clone();
+        let label = def.name.clone();
+        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| -> Result<CallStats, CallError> {
+            call::function::run(&runtime, &entry, cancel, next, send)
+        };
+        self.bridge.respond(label, common.app_id, requests, response_metadata, job).await
+    }
+
+    type EvaluateScriptStream = AnswerStream;
+
+    async fn evaluate_script(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
+        if !self.scripts {
+            return Err(CallError::ScriptsDisabled.to_status());
+        }
+        let (metadata, _, requests) = request.into_parts();
+        let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER, format::SCRIPT_REQUEST_HEADER)?
+            .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::SCRIPT_HEADER)))?;
+        let common: pb::CommonRequestHeader =
+            header(&metadata, pb::COMMON_HEADER, format::COMMON_REQUEST_HEADER)?.unwrap_or_default();
+        let script = convert::script(script).map_err(CallError::BadHeader)?;
+        let registry = self.registry.load_full();
+        let guest = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();
+        let label = format!("script ({})", guest.name);
+        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
+            let engine = guest.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
+            call::script::run(engine, &script, cancel, next, send)
+        };
+        self.bridge.respond(label, common.app_id, requests, MetadataMap::new(), job).await
+    }
+}

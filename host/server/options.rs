@@ -1,0 +1,72 @@
+//! How the server treats its clients: message and concurrency limits, timeouts, mutual TLS,
+//! scripts on or off.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::wasm::DEFAULT_CONCURRENT_CALLS;
+
+/// How the server treats its clients.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Largest inbound message, in bytes.
+    pub max_message_bytes: usize,
+    /// Calls running at once.
+    pub max_concurrent_calls: usize,
+    /// How long a call waits on a client that neither sends nor reads.
+    pub stall_timeout: Duration,
+    /// How long calls in flight get to finish once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Mutual TLS material; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Whether script functions are served when a script engine is loaded.
+    pub scripts: bool,
+    /// The language of scripts that do not name one.
+    pub script_language: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 << 20,
+            max_concurrent_calls: DEFAULT_CONCURRENT_CALLS,
+            stall_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            tls: None,
+            scripts: true,
+            script_language: None,
+        }
+    }
+}
+
+/// The PEM files of a mutual-TLS set-up, read at start-up.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the clients' (Qlik's) certificates.
+    pub root_cert: Vec<u8>,
+    /// The server's certificate chain.
+    pub server_cert: Vec<u8>,
+    /// The server's private key, PKCS#1 or PKCS#8.
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsFiles { .. }")
+    }
+}
+
+impl TlsFiles {
+    /// Reads the three files by the names every SSE plugin uses.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+        };
+        Ok(Self {
+            root_cert: read("root_cert.pem")?,
+            server_cert: read("sse_server_cert.pem")?,
+            server_key: read("sse_server_key.pem")?,
+        })
+    }
+}

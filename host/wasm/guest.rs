@@ -1,0 +1,169 @@
+//! A loaded guest component: compiled (or taken from the compile cache) once, pre-instantiated,
+//! its function declarations read and checked; each call instantiates it afresh.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+
+use crate::error::{CallError, LoadError};
+use crate::model::{FunctionDef, MAX_FUNCTIONS};
+
+use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
+use super::cache::{CompileCache, ContentHash, content_hash};
+use super::instance::FunctionInstance;
+use super::runtime::Runtime;
+use super::sandbox::{CallState, CancelFlag, enter};
+use super::script_engine::ScriptEngine;
+
+/// Where a module's machine code came from, and how long getting it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled with Cranelift.
+    Fresh(Duration),
+    /// Read from the compile cache.
+    FromCache(Duration),
+}
+
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fresh(took) => write!(f, "compiled in {:.1} ms", took.as_secs_f64() * 1e3),
+            Self::FromCache(took) => write!(f, "cache hit, {:.1} ms", took.as_secs_f64() * 1e3),
+        }
+    }
+}
+
+/// A component ready to serve: compiled, linked, its functions known.
+pub struct Guest {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its file name, for logs and guest output.
+    pub name: Arc<str>,
+    /// Its functions, in the order of `describe` (a function's index is its position).
+    pub functions: Vec<FunctionDef>,
+    /// The SHA-256 of the file's bytes, to tell a real change from a touch.
+    pub hash: ContentHash,
+    /// Present when the component exports `functions`.
+    pre: Option<PluginPre<CallState>>,
+    /// Present when the component exports `scripts`: it is a script engine.
+    pub scripts: Option<ScriptEngine>,
+}
+
+impl std::fmt::Debug for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guest").field("path", &self.path).field("functions", &self.functions.len()).finish()
+    }
+}
+
+impl Guest {
+    /// Reads, compiles (or takes from `cache`) and describes the component at `path`.
+    pub fn load(runtime: &Runtime, cache: Option<&CompileCache>, path: &Path) -> Result<(Self, Compiled), LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        Self::from_bytes(runtime, cache, path, &bytes, content_hash(&bytes))
+    }
+
+    /// Compiles (or takes from `cache`) and describes the component `bytes`, read from `path`,
+    /// whose SHA-256 is `hash` (the caller has it already, to tell a change from a touch).
+    pub fn from_bytes(
+        runtime: &Runtime,
+        cache: Option<&CompileCache>,
+        path: &Path,
+        bytes: &[u8],
+        hash: ContentHash,
+    ) -> Result<(Self, Compiled), LoadError> {
+        let started = Instant::now();
+        let (component, compiled) = match cache.and_then(|c| c.load(runtime.wasmtime(), path, &hash)) {
+            Some(component) => (component, Compiled::FromCache(started.elapsed())),
+            None => {
+                let component =
+                    runtime.compile(bytes).map_err(|reason| LoadError::Compile { path: path.to_owned(), reason })?;
+                (component, Compiled::Fresh(started.elapsed()))
+            }
+        };
+        let module = Self::from_component(runtime, path, &component, hash)?;
+        // Only components that fit the world and describe themselves are worth caching.
+        if let (Some(cache), Compiled::Fresh(_)) = (cache, compiled) {
+            cache.store(&hash, &component);
+        }
+        Ok((module, compiled))
+    }
+
+    /// Links a compiled component, asks it for its functions and checks them.
+    fn from_component(
+        runtime: &Runtime,
+        path: &Path,
+        component: &Component,
+        hash: ContentHash,
+    ) -> Result<Self, LoadError> {
+        let world = |reason| LoadError::World { path: path.to_owned(), reason };
+        let exports = |name| component.get_export_index(None, name).is_some();
+        let (offers_functions, offers_scripts) = (exports(FUNCTIONS_EXPORT), exports(SCRIPTS_EXPORT));
+        if !offers_functions && !offers_scripts {
+            return Err(world(wasmtime::format_err!("it exports neither {FUNCTIONS_EXPORT} nor {SCRIPTS_EXPORT}")));
+        }
+        let instance_pre = runtime.linker().instantiate_pre(component).map_err(world)?;
+        let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+        let scripts = offers_scripts
+            .then(|| {
+                ScriptEngine::new(runtime, &name, instance_pre.clone(), |reason| LoadError::Declaration {
+                    path: path.to_owned(),
+                    reason: format!("script engine: {reason}"),
+                })
+            })
+            .transpose()?;
+        if !offers_functions {
+            return Ok(Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts });
+        }
+        let pre = PluginPre::new(instance_pre).map_err(world)?;
+
+        let mut store = runtime.store(&name, None);
+        let describe = format!("{name} (describe)");
+        let plugin = enter(&mut store, &describe, |store| pre.instantiate(store))
+            .map_err(|reason| LoadError::Describe { path: path.to_owned(), reason })?;
+        let defs = enter(&mut store, &describe, |store| plugin.qlik_sse_functions().call_describe(store))
+            .map_err(|reason| LoadError::Describe { path: path.to_owned(), reason })?;
+
+        let declaration = |reason| LoadError::Declaration { path: path.to_owned(), reason };
+        if defs.len() > MAX_FUNCTIONS {
+            return Err(declaration(format!("declares {} functions, more than {MAX_FUNCTIONS}", defs.len())));
+        }
+        let functions: Vec<FunctionDef> = defs.into_iter().map(FunctionDef::from).collect();
+        for (i, function) in functions.iter().enumerate() {
+            function.validate().map_err(declaration)?;
+            if functions[..i].iter().any(|f| f.name == function.name) {
+                return Err(declaration(format!("declares {} twice", function.name)));
+            }
+        }
+        Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts })
+    }
+
+    /// What it offers, for the log: its function names, and the language it runs scripts in.
+    pub fn offers(&self) -> String {
+        let functions = self.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+        match (&self.scripts, functions.is_empty()) {
+            (Some(scripts), true) => format!("a script engine for {}", scripts.language),
+            (Some(scripts), false) => format!("{functions}, and a script engine for {}", scripts.language),
+            (None, _) => functions,
+        }
+    }
+
+    /// A fresh instance, in a store of its own, for one call of function number `index` (in the
+    /// order of `describe`) that `cancel` stops.
+    pub fn instantiate(
+        &self,
+        runtime: &Runtime,
+        index: u32,
+        cancel: CancelFlag,
+    ) -> Result<FunctionInstance, CallError> {
+        let function = self
+            .functions
+            .get(index as usize)
+            .ok_or_else(|| CallError::Internal(format!("{} has no function number {index}", self.name)))?;
+        let pre = self.pre.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
+        let mut store = runtime.store(&self.name, Some(cancel));
+        let plugin = enter(&mut store, &function.name, |store| pre.instantiate(store))?;
+        Ok(FunctionInstance::new(function.name.clone(), index, store, plugin))
+    }
+}

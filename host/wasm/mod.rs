@@ -1,0 +1,22 @@
+//! Everything WebAssembly: the runtime (wasmtime engine, instance pool, epochs), the sandbox each
+//! call runs in, guests' output, the compile cache, loading a component (compile, pre-instantiate,
+//! describe), a call's fresh instance, and script engines.
+//!
+//! Depends on `model` and `error` only. Generated WIT bindings stay inside this module: callers
+//! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
+
+pub(crate) mod bindings;
+pub mod cache;
+pub mod guest;
+pub mod guest_log;
+pub mod instance;
+pub mod runtime;
+pub mod sandbox;
+pub mod script_engine;
+
+pub use cache::{CacheKey, CacheLocation, CompileCache, ContentHash, content_hash};
+pub use guest::{Compiled, Guest};
+pub use instance::FunctionInstance;
+pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
+pub use sandbox::CancelFlag;
+pub use script_engine::ScriptEngine;

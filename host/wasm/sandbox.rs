@@ -1,0 +1,200 @@
+//! The sandbox of one call: the state of its store (WASI without authority, the memory cap, the
+//! CPU and wall-clock budgets, the cancel flag, the guest's output), the epoch check that stops a
+//! guest, and the classification of how a guest call failed.
+//!
+//! Depends on `guest_log` and the error types only; `runtime` makes the stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cpu_time::ThreadTime;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::error::CallError;
+
+use super::guest_log::GuestOutput;
+
+/// A call may spend this many times its CPU limit inside the guest by the wall clock, for guests
+/// that sleep rather than compute (on a machine so busy that a computing guest gets less than a
+/// quarter of a core, that guest is stopped by this too).
+pub const WALL_FACTOR: u32 = 4;
+
+/// Set when nobody waits for a call's answer any more, so a running guest stops at the next tick.
+pub type CancelFlag = Arc<AtomicBool>;
+
+/// Why the host stopped a guest from the epoch callback.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("CPU time limit reached")]
+    Deadline,
+    #[error("wall-clock backstop reached")]
+    WallDeadline,
+    #[error("call cancelled")]
+    Cancelled,
+}
+
+/// Denies memory growth past the cap and remembers that it did, so the failure is reported as
+/// exhausted memory rather than as whatever the guest did next (usually an abort).
+struct MemoryCap {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one store: WASI's state and the sandbox's bookkeeping.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    /// The thread's CPU time and the wall clock when the running guest code was entered;
+    /// `None` outside it.
+    entered: Option<(Duration, Instant)>,
+    /// CPU time the call may still spend in the guest.
+    budget: Duration,
+    /// Wall time the call may still spend in the guest: a backstop for guests that wait (sleep)
+    /// instead of computing, which use no CPU.
+    wall_budget: Duration,
+    /// The whole call's CPU time limit, for messages.
+    timeout: Duration,
+    cancel: Option<CancelFlag>,
+    stderr: GuestOutput,
+}
+
+impl CallState {
+    /// The state of a fresh store: `wasi` for its context, `max_memory_bytes` of linear memory,
+    /// `timeout` of CPU time (and `WALL_FACTOR` times that of wall time) in the guest.
+    pub(super) fn new(
+        wasi: WasiCtx,
+        stderr: GuestOutput,
+        max_memory_bytes: usize,
+        timeout: Duration,
+        cancel: Option<CancelFlag>,
+    ) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { max_bytes: max_memory_bytes, hit: false },
+            entered: None,
+            budget: timeout,
+            wall_budget: timeout.saturating_mul(WALL_FACTOR),
+            timeout,
+            cancel,
+            stderr,
+        }
+    }
+
+    /// Makes a store prepared ahead of its call (instantiated, nothing else run) the call's own:
+    /// the call's cancel flag, the full CPU and wall budgets (instantiating is not the call's
+    /// work).
+    pub fn arm(&mut self, cancel: CancelFlag) {
+        self.cancel = Some(cancel);
+        self.budget = self.timeout;
+        self.wall_budget = self.timeout.saturating_mul(WALL_FACTOR);
+    }
+
+    /// The memory cap's error, if the guest was refused memory during this call (a guest that
+    /// handles the refusal itself, as Python does with `MemoryError`, still hit the cap).
+    pub fn memory_exhausted(&self, function: &str) -> Option<CallError> {
+        self.memory
+            .hit
+            .then(|| CallError::Memory { function: function.to_owned(), limit_mib: self.memory.max_bytes >> 20 })
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Applies the sandbox to a fresh store: the memory cap, and the epoch check that stops the guest
+/// at its deadline or when the call is cancelled, within one epoch tick.
+pub(super) fn enforce(store: &mut Store<CallState>) {
+    store.limiter(|state| &mut state.memory);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|context| {
+        let state = context.data();
+        if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Interrupted::Cancelled.into());
+        }
+        // The callback runs on the guest's own thread, so its CPU clock is the guest's.
+        if let Some((cpu, wall)) = state.entered {
+            if thread_cpu().saturating_sub(cpu) >= state.budget {
+                return Err(Interrupted::Deadline.into());
+            }
+            if wall.elapsed() >= state.wall_budget {
+                return Err(Interrupted::WallDeadline.into());
+            }
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+}
+
+/// Runs `f` (one entry into the guest) against the call's remaining CPU budget, and turns a
+/// failure into the [`CallError`] that names `function` and says what happened.
+///
+/// The budget is CPU time of the calling thread, which runs the guest and nothing else meanwhile:
+/// a busy machine does not make a call fail, and time spent waiting for the client between
+/// batches does not count.
+pub fn enter<R>(
+    store: &mut Store<CallState>,
+    function: &str,
+    f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, CallError> {
+    let (cpu, wall) = (thread_cpu(), Instant::now());
+    store.data_mut().entered = Some((cpu, wall));
+    let result = f(store);
+    let state = store.data_mut();
+    state.entered = None;
+    state.budget = state.budget.saturating_sub(thread_cpu().saturating_sub(cpu));
+    state.wall_budget = state.wall_budget.saturating_sub(wall.elapsed());
+    result.map_err(|error| classify(store, function, error))
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    ThreadTime::now().as_duration()
+}
+
+/// Names what made a guest call fail, by the error's type, never its text.
+fn classify(store: &Store<CallState>, function: &str, error: wasmtime::Error) -> CallError {
+    let state = store.data();
+    let function = function.to_owned();
+    if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
+        return match interrupted {
+            Interrupted::Cancelled => CallError::Cancelled,
+            Interrupted::Deadline => CallError::Deadline { function, seconds: state.timeout.as_secs_f64() },
+            Interrupted::WallDeadline => {
+                CallError::Waited { function, seconds: state.timeout.as_secs_f64() * f64::from(WALL_FACTOR) }
+            }
+        };
+    }
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return CallError::PoolExhausted { function, detail: format!("{error:#}") };
+    }
+    if state.memory.hit {
+        return CallError::Memory { function, limit_mib: state.memory.max_bytes >> 20 };
+    }
+    let last_words = state.stderr.last_words();
+    let trap = match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+        Some(Trap::UnreachableCodeReached) if !last_words.is_empty() => format!("guest panicked: {last_words}"),
+        Some(trap) => format!("trap: {trap}"),
+        None => format!("{error:#}"),
+    };
+    CallError::Trap { function, trap }
+}

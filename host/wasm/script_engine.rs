@@ -1,0 +1,231 @@
+//! Script engines: components exporting `qlik:sse/scripts`, which evaluate the scripts of Qlik's
+//! script functions (`EvaluateScript`) in their language.
+//!
+//! Like a function call, every evaluation runs in a fresh instance of the engine, in a store of
+//! its own: nothing one script does — data it keeps, modules or builtins it changes, output it
+//! prints — is seen by any later script, whichever app or user sends it. Instantiating from the
+//! pre-linked component is cheap (the interpreter's start-up was done when the component was
+//! built, and its memory image is mapped copy-on-write), and each engine keeps a few instances
+//! made ahead of time by a thread of its own, which also frees the stores of finished calls.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, ResourceAny};
+
+use crate::error::{CallError, LoadError};
+use crate::model::{Batch, Script};
+
+use super::bindings::qlik::sse::types as wit;
+use super::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
+use super::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
+use super::runtime::Runtime;
+use super::sandbox::{CallState, CancelFlag, enter};
+
+/// The name scripts go by in logs and messages (Qlik does not say which script function it was).
+pub const LABEL: &str = "script";
+
+/// Fresh instances kept ready per engine: a call takes one, and one is made to replace it off the
+/// call's path. None is ever used twice.
+const READY: usize = 2;
+
+/// A fresh instance of a script engine in its own store, never used by any call.
+struct Fresh {
+    store: Store<CallState>,
+    bindings: Bindings,
+}
+
+/// A loaded script engine: its language, the pre-linked component every evaluation
+/// instantiates afresh, and a few such instances made ahead of time.
+pub struct ScriptEngine {
+    /// The language it runs, lower case.
+    pub language: String,
+    shared: Arc<Shared>,
+}
+
+/// What the engine and its preparing thread share.
+struct Shared {
+    runtime: Runtime,
+    module: Arc<str>,
+    pre: ScriptEnginePre<CallState>,
+    /// Instances made ahead of time, never used.
+    ready: Mutex<Vec<Fresh>>,
+    /// Stores of finished calls, freed by the preparing thread rather than on a call's path.
+    spent: Mutex<Vec<Store<CallState>>>,
+    /// Wakes the preparing thread when an instance was taken.
+    wanted: Condvar,
+}
+
+impl Shared {
+    fn instantiate(&self, cancel: Option<CancelFlag>) -> Result<Fresh, CallError> {
+        let mut store = self.runtime.store(&self.module, cancel);
+        let bindings = enter(&mut store, LABEL, |s| self.pre.instantiate(s))?;
+        Ok(Fresh { store, bindings })
+    }
+}
+
+impl ScriptEngine {
+    /// Links the engine exported by a component and asks a first instance for its language.
+    pub(crate) fn new(
+        runtime: &Runtime,
+        module: &Arc<str>,
+        pre: InstancePre<CallState>,
+        load_error: impl Fn(String) -> LoadError,
+    ) -> Result<Self, LoadError> {
+        let pre = ScriptEnginePre::new(pre).map_err(|e| load_error(format!("{e:#}")))?;
+        let mut store = runtime.store(module, None);
+        let what = format!("{module} (language)");
+        let bindings = enter(&mut store, &what, |s| pre.instantiate(s)).map_err(|e| load_error(e.to_string()))?;
+        let language = enter(&mut store, &what, |s| bindings.qlik_sse_scripts().call_language(s))
+            .map_err(|e| load_error(e.to_string()))?;
+        if language.is_empty()
+            || language.len() > 32
+            || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(load_error(format!(
+                "the script language {language:?} is not a short lower-case name such as \"python\""
+            )));
+        }
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            module: module.clone(),
+            pre,
+            ready: Mutex::new(Vec::new()),
+            spent: Mutex::new(Vec::new()),
+            wanted: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&shared);
+        // The preparing thread ends once the engine is dropped (a reload replaced it).
+        std::thread::Builder::new()
+            .name(format!("sse-wasm-prepare-{language}"))
+            .spawn(move || prepare(&weak))
+            .map_err(|e| load_error(format!("cannot start its preparing thread: {e}")))?;
+        Ok(Self { language, shared })
+    }
+
+    /// Starts evaluating `script` in a fresh instance that `cancel` stops.
+    pub fn evaluate(&self, script: &Script, cancel: CancelFlag) -> Result<Evaluation<'_>, CallError> {
+        // A fresh instance in a store of its own: its own memory, CPU budget and output budget.
+        let Fresh { mut store, bindings } = self.fresh(cancel)?;
+        let header = ScriptHeader {
+            text: script.text.clone(),
+            params: script
+                .params
+                .iter()
+                .map(|(name, t)| wit::Param { name: name.clone(), data_type: (*t).into() })
+                .collect(),
+            function_type: script.function_type.into(),
+            return_type: script.return_type.into(),
+        };
+        let started =
+            enter(&mut store, LABEL, |s| bindings.qlik_sse_scripts().evaluation().call_constructor(s, &header));
+        match started {
+            Ok(handle) => Ok(Evaluation { engine: self, store: Some(store), bindings, handle }),
+            Err(error) => {
+                self.discard(store);
+                Err(error)
+            }
+        }
+    }
+
+    /// A fresh instance for one call: one made ahead of time, or one made now.
+    fn fresh(&self, cancel: CancelFlag) -> Result<Fresh, CallError> {
+        let prepared = self.shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        self.shared.wanted.notify_one();
+        match prepared {
+            Some(mut fresh) => {
+                fresh.store.data_mut().arm(cancel);
+                Ok(fresh)
+            }
+            None => self.shared.instantiate(Some(cancel)),
+        }
+    }
+
+    /// Hands the store of a finished call to the preparing thread to free.
+    fn discard(&self, store: Store<CallState>) {
+        self.shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(store);
+        self.shared.wanted.notify_one();
+    }
+}
+
+/// Keeps `READY` fresh instances made while the engine lives.
+fn prepare(shared: &std::sync::Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else { return };
+        let missing = {
+            let ready = shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Wakes at least once a second to notice the engine is gone.
+            let (ready, _) = shared
+                .wanted
+                .wait_timeout_while(ready, Duration::from_secs(1), |ready| {
+                    ready.len() >= READY && shared.spent.lock().is_ok_and(|spent| spent.is_empty())
+                })
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            ready.len() < READY
+        };
+        drop(std::mem::take(&mut *shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
+        if missing {
+            match shared.instantiate(None) {
+                Ok(fresh) => shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(fresh),
+                Err(error) => {
+                    // Calls instantiate for themselves meanwhile, and report what fails.
+                    tracing::warn!("{}: cannot prepare a script engine instance: {error}", shared.module);
+                    drop(shared);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// One evaluation of a script in a fresh instance; its store is handed back for freeing when it
+/// ends, however it ends.
+pub struct Evaluation<'a> {
+    engine: &'a ScriptEngine,
+    store: Option<Store<CallState>>,
+    bindings: Bindings,
+    handle: ResourceAny,
+}
+
+impl Evaluation<'_> {
+    /// Runs `f` in the evaluation's instance; an error of the script, or one the sandbox caught.
+    fn enter<R>(
+        &mut self,
+        f: impl FnOnce(&Bindings, ResourceAny, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, CallError> {
+        let Some(store) = self.store.as_mut() else {
+            return Err(CallError::Internal("a script evaluation used after it ended".into()));
+        };
+        let (bindings, handle) = (&self.bindings, self.handle);
+        let outcome = enter(store, LABEL, |s| f(bindings, handle, s)).and_then(|answer| answer.map_err(script_error));
+        // A script that ran into the memory cap failed for that, whatever it said.
+        outcome.map_err(|error| store.data().memory_exhausted(LABEL).unwrap_or(error))
+    }
+
+    /// Feeds the script one batch of rows.
+    pub fn update(&mut self, input: Batch) -> Result<(), CallError> {
+        let input =
+            wit::Batch::try_from(input).map_err(|reason| CallError::BadInput { function: LABEL.to_owned(), reason })?;
+        self.enter(|bindings, handle, s| bindings.qlik_sse_scripts().evaluation().call_update(s, handle, &input))
+    }
+
+    /// No more rows: the script's answer.
+    pub fn finish(mut self) -> Result<Batch, CallError> {
+        self.enter(|bindings, handle, s| bindings.qlik_sse_scripts().evaluation().call_finish(s, handle))
+            .map(Batch::from)
+    }
+}
+
+impl Drop for Evaluation<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            self.engine.discard(store);
+        }
+    }
+}
+
+/// An error the script itself raised.
+fn script_error(message: String) -> CallError {
+    CallError::Guest { function: LABEL.to_owned(), message }
+}
