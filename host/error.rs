@@ -199,3 +199,56 @@ impl From<CallError> for Status {
         error.to_status()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function() -> String {
+        "F".to_owned()
+    }
+
+    #[test]
+    fn each_error_has_its_grpc_code_and_names_the_function() {
+        let cases = [
+            (CallError::BadHeader("the header is missing".into()), Code::InvalidArgument),
+            (CallError::UnknownFunction(7), Code::NotFound),
+            (CallError::RemovedFunction { id: 7, name: function() }, Code::NotFound),
+            (CallError::BadInput { function: function(), reason: "r".into() }, Code::InvalidArgument),
+            (CallError::Guest { function: function(), message: "m".into() }, Code::InvalidArgument),
+            (CallError::BadOutput { function: function(), reason: "r".into() }, Code::Internal),
+            (CallError::Deadline { function: function(), seconds: 1.0 }, Code::DeadlineExceeded),
+            (CallError::Waited { function: function(), seconds: 4.0 }, Code::DeadlineExceeded),
+            (CallError::PoolExhausted { function: function(), detail: "d".into() }, Code::ResourceExhausted),
+            (CallError::Memory { function: function(), limit_mib: 512 }, Code::ResourceExhausted),
+            (CallError::Trap { function: function(), trap: "t".into() }, Code::Internal),
+            (CallError::OversizedRow { function: function(), bytes: 5 << 20 }, Code::ResourceExhausted),
+            (
+                CallError::Stream { function: function(), code: Code::OutOfRange, message: "too large".into() },
+                Code::OutOfRange,
+            ),
+            (CallError::Stalled { seconds: 60.0 }, Code::DeadlineExceeded),
+            (CallError::NoScriptEngine("no python".into()), Code::FailedPrecondition),
+            (CallError::ScriptsDisabled, Code::Unimplemented),
+            (CallError::Cancelled, Code::Cancelled),
+            (CallError::Internal("x".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            let status = Status::from(error);
+            assert_eq!(status.code(), code, "{}", status.message());
+            assert!(!status.message().is_empty());
+        }
+        let named = [
+            CallError::BadInput { function: function(), reason: "r".into() },
+            CallError::Memory { function: function(), limit_mib: 512 },
+            CallError::Deadline { function: function(), seconds: 2.5 },
+        ];
+        for error in named {
+            assert!(error.to_status().message().starts_with("F"), "{error}");
+        }
+        assert_eq!(
+            CallError::Memory { function: function(), limit_mib: 512 }.to_status().message(),
+            "F needed more than its memory limit of 512 MiB"
+        );
+    }
+}

@@ -329,3 +329,75 @@ fn log_changes(before: &Registry, after: &Registry, files: &[PathBuf]) {
         after.script_languages().join(", ")
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, RemoveKind, RenameMode};
+
+    use super::*;
+
+    fn event(kind: EventKind, paths: &[&str]) -> notify::Event {
+        paths.iter().fold(notify::Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+    }
+
+    fn touch(pending: &HashMap<PathBuf, Touch>, path: &str) -> Option<Touch> {
+        pending.get(Path::new(path)).copied()
+    }
+
+    #[test]
+    fn only_visible_wasm_files_are_components() {
+        for yes in ["/f/stats.wasm", "f/a.b.wasm"] {
+            assert!(is_component_file(Path::new(yes)), "{yes}");
+        }
+        for no in ["/f/.stats.wasm", "/f/stats.wasm.tmp", "/f/stats.wasm~", "/f/stats.wat", "/f/.wasm", "/f/wasm"] {
+            assert!(!is_component_file(Path::new(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_write_settles_once_its_writer_is_done() {
+        let mut pending = HashMap::new();
+        note(&mut pending, &event(EventKind::Create(CreateKind::File), &["/f/a.wasm"]));
+        let created = touch(&pending, "/f/a.wasm").expect("noted");
+        assert!(created.writing);
+        assert_eq!(created.due(), created.last + STALLED_WRITE, "an open write waits for its close");
+
+        note(&mut pending, &event(EventKind::Modify(ModifyKind::Data(DataChange::Content)), &["/f/a.wasm"]));
+        assert!(touch(&pending, "/f/a.wasm").expect("noted").writing, "still being written");
+
+        note(&mut pending, &event(EventKind::Access(AccessKind::Close(AccessMode::Write)), &["/f/a.wasm"]));
+        let closed = touch(&pending, "/f/a.wasm").expect("noted");
+        assert!(!closed.writing);
+        assert_eq!(closed.due(), closed.last + SETTLE, "a closed write settles quickly");
+        assert!(closed.last >= created.last);
+
+        // Reading a file (the host's own read included) does not postpone it.
+        note(&mut pending, &event(EventKind::Access(AccessKind::Close(AccessMode::Read)), &["/f/a.wasm"]));
+        assert_eq!(touch(&pending, "/f/a.wasm").expect("noted").last, closed.last);
+    }
+
+    #[test]
+    fn renames_and_removals_are_due_at_once_and_other_files_are_ignored() {
+        let mut pending = HashMap::new();
+        note(
+            &mut pending,
+            &event(EventKind::Modify(ModifyKind::Name(RenameMode::Both)), &["/f/.a.wasm.tmp", "/f/a.wasm"]),
+        );
+        note(&mut pending, &event(EventKind::Remove(RemoveKind::File), &["/f/b.wasm"]));
+        note(&mut pending, &event(EventKind::Create(CreateKind::File), &["/f/notes.txt", "/f/.c.wasm"]));
+        let mut noted: Vec<_> = pending.iter().map(|(p, t)| (p.display().to_string(), t.writing)).collect();
+        noted.sort();
+        assert_eq!(noted, [("/f/a.wasm".to_owned(), false), ("/f/b.wasm".to_owned(), false)]);
+    }
+
+    #[tokio::test]
+    async fn a_path_touched_while_loading_is_superseded() {
+        let (sender, mut events) = mpsc::unbounded_channel();
+        let mut pending = HashMap::new();
+        assert!(!superseded(Path::new("/f/a.wasm"), &mut events, &mut pending));
+        sender.send(Ok(event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), &["/f/a.wasm"]))).expect("open");
+        sender.send(Err(notify::Error::generic("overflow"))).expect("open");
+        assert!(superseded(Path::new("/f/a.wasm"), &mut events, &mut pending));
+        assert!(!superseded(Path::new("/f/b.wasm"), &mut events, &mut pending));
+    }
+}

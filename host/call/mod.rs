@@ -7,8 +7,9 @@
 //! codec), `wasm`, `registry` and `error`.
 
 use crate::error::CallError;
-use crate::model::Batch;
+use crate::model::{Batch, DataType};
 use crate::wasm::FunctionInstance;
+use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 
 pub mod function;
 #[cfg(feature = "native")]
@@ -51,4 +52,22 @@ impl Backend for FunctionInstance {
     fn finish(&mut self) -> Answer {
         FunctionInstance::finish(self)
     }
+}
+
+/// A request message decoded with the parameter types; `function` names the call in errors.
+fn decode(function: &str, message: &[u8], params: &[DataType]) -> Result<Batch, CallError> {
+    codec::decode(message, params)
+        .map_err(|error| CallError::BadInput { function: function.to_owned(), reason: error.to_string() })
+}
+
+/// `batch` encoded into answer messages no larger than `MAX_RESPONSE_BYTES`, each handed to
+/// `send`; `function` names the call in errors.
+fn encode<S>(function: &str, batch: &Batch, send: &mut S) -> Result<(), CallError>
+where
+    S: FnMut(EncodedRows) -> Result<(), CallError>,
+{
+    codec::encode(batch, MAX_RESPONSE_BYTES, send).map_err(|error| match error {
+        EncodeError::Emit(error) => error,
+        EncodeError::OversizedRow(bytes) => CallError::OversizedRow { function: function.to_owned(), bytes },
+    })
 }

@@ -8,9 +8,9 @@ use crate::error::CallError;
 use crate::model::{Batch, DataType, FunctionType, Script};
 use crate::wasm::script_engine::LABEL;
 use crate::wasm::{CancelFlag, ScriptEngine};
-use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
+use crate::wire::codec::EncodedRows;
 
-use super::CallStats;
+use super::{CallStats, decode, encode};
 
 /// Runs `script` on `engine`: feeds it every request message from `next`, then hands its answer,
 /// split into messages, to `send`.
@@ -29,18 +29,14 @@ where
     let mut evaluation = engine.evaluate(script, cancel)?;
     let mut stats = CallStats::default();
     while let Some(message) = next()? {
-        let batch = codec::decode(&message, &params)
-            .map_err(|error| CallError::BadInput { function: LABEL.to_owned(), reason: error.to_string() })?;
+        let batch = decode(LABEL, &message, &params)?;
         stats.rows_in += batch.rows;
         evaluation.update(batch)?;
     }
     let answer = evaluation.finish()?;
     check(script, &answer, stats.rows_in)?;
     stats.rows_out = answer.rows;
-    codec::encode(&answer, MAX_RESPONSE_BYTES, &mut send).map_err(|error| match error {
-        EncodeError::Emit(error) => error,
-        EncodeError::OversizedRow(bytes) => CallError::OversizedRow { function: LABEL.to_owned(), bytes },
-    })?;
+    encode(LABEL, &answer, &mut send)?;
     Ok(stats)
 }
 

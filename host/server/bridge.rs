@@ -267,3 +267,29 @@ impl Bridge {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_request_stream_keeps_the_clients_code_unless_it_is_the_clients_fault() {
+        let code = |status: Status| stream_error("F", &status).to_status().code();
+        assert_eq!(code(Status::out_of_range("message too large")), tonic::Code::OutOfRange);
+        assert_eq!(code(Status::resource_exhausted("too large")), tonic::Code::ResourceExhausted);
+        for bad in [Status::internal("h2 protocol error"), Status::unknown("?"), Status::data_loss("cut")] {
+            assert_eq!(code(bad), tonic::Code::InvalidArgument);
+        }
+        assert!(matches!(stream_error("F", &Status::cancelled("reset")), CallError::Cancelled));
+        assert!(
+            stream_error("F", &Status::internal("bad frame")).to_string().starts_with("F: the request stream failed")
+        );
+    }
+
+    #[test]
+    fn a_panicking_job_becomes_an_internal_error_naming_the_call() {
+        let error = run_job::<()>("SumOfRows", || panic!("index out of bounds")).unwrap_err();
+        assert!(matches!(&error, CallError::Internal(message) if message.contains("SumOfRows")), "{error}");
+        assert_eq!(run_job("F", || Ok(3)).expect("no panic"), 3);
+    }
+}

@@ -13,7 +13,7 @@ use crate::registry::{Registry, function_id};
 use crate::wasm::{CacheLocation, CancelFlag, Limits, Runtime};
 use crate::wire::pb;
 
-use super::load;
+use super::inspect::load;
 
 /// One input value for a parameter of type `data_type`, as Qlik would send it.
 fn dual(value: &str, data_type: DataType) -> pb::Dual {

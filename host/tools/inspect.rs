@@ -5,10 +5,8 @@ use std::path::Path;
 
 use crate::model::Mode;
 use crate::registry::function_id;
-use crate::wasm::{CacheLocation, Limits, Runtime};
+use crate::wasm::{CacheLocation, Guest, Limits, Runtime};
 use crate::wire::pb;
-
-use super::load;
 
 /// Loads `path` and writes what it declares to `out`.
 pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: &mut impl Write) -> anyhow::Result<()> {
@@ -55,4 +53,10 @@ pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: 
         }
     }
     Ok(())
+}
+
+/// Loads `path` as the server would, with the compile cache at `cache` if given.
+pub(crate) fn load(runtime: &Runtime, cache: Option<&CacheLocation>, path: &Path) -> anyhow::Result<Guest> {
+    let cache = cache.and_then(|c| c.open(runtime.wasmtime()));
+    Ok(Guest::load(runtime, cache.as_ref(), path)?.0)
 }

@@ -4,7 +4,7 @@
 tonic::include_proto!("qlik.sse");
 
 /// The host's own server side of `qlik.sse.Connector`: the same service and routes, but the
-/// streaming methods carry raw protobuf bytes (`super::super::codec`) instead of decoded
+/// streaming methods carry raw protobuf bytes (`wire::codec`) instead of decoded
 /// `BundledRows`. The prost-typed `connector_server` above serves only as a reference for
 /// comparisons.
 pub mod raw {

@@ -6,6 +6,7 @@ mod clients;
 mod errors;
 mod examples;
 mod languages;
+mod layout;
 mod loading;
 mod reload;
 mod sandbox;

@@ -261,3 +261,75 @@ impl<P: Plugin> GuestInvocation for InvocationResource<P> {
         self.state.borrow_mut().as_mut().map_err(|e| e.clone())?.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+
+    #[derive(Default)]
+    struct Mean(f64, f64);
+
+    impl Aggregate for Mean {
+        type Args = f64;
+        type Output = Result<f64, String>;
+        fn update(&mut self, x: f64) {
+            self.0 += x;
+            self.1 += 1.0;
+        }
+        fn finish(self) -> Result<f64, String> {
+            if self.1 == 0.0 { Err("no rows".into()) } else { Ok(self.0 / self.1) }
+        }
+    }
+
+    fn per_call(function: &Function) -> Box<dyn Invocation> {
+        match &function.implementation {
+            Implementation::PerCall(make) => make(),
+            Implementation::PerBatch(_) => panic!("{} is per-batch", function.def.name),
+        }
+    }
+
+    #[test]
+    fn declarations_follow_the_signature_and_the_builder() {
+        let f = Function::tensor("Pair", |a: f64, b: String| (a, b))
+            .params(["a", "b", "ignored"])
+            .table("Pairs", ["Number", "Text"])
+            .describe("pairs")
+            .not_cacheable();
+        let def = f.def();
+        assert_eq!(
+            (def.function_type, def.mode, def.return_type),
+            (FunctionType::Tensor, Mode::PerBatch, DataType::Numeric)
+        );
+        let params: Vec<_> = def.params.iter().map(|p| (p.name.as_str(), p.data_type)).collect();
+        assert_eq!(params, [("a", DataType::Numeric), ("b", DataType::Text)]);
+        let table = def.table.as_ref().expect("a table");
+        let fields: Vec<_> = table.fields.iter().map(|f| (f.name.as_str(), f.data_type)).collect();
+        assert_eq!(
+            (table.name.as_str(), fields),
+            ("Pairs", vec![("Number", DataType::Numeric), ("Text", DataType::Text)])
+        );
+        assert_eq!((def.description.as_str(), def.cacheable), ("pairs", false));
+
+        let scalar = Function::scalar("Half", |x: f64| x / 2.0);
+        assert_eq!(scalar.def().params[0].name, "arg1");
+        assert!(scalar.def().table.is_none() && scalar.def().cacheable);
+    }
+
+    #[test]
+    fn an_aggregation_takes_every_batch_then_answers_one_row() {
+        let f = Function::aggregate::<Mean>("Mean");
+        assert_eq!((f.def().function_type, f.def().mode), (FunctionType::Aggregation, Mode::PerCall));
+        assert_eq!(Function::aggregate::<Mean>("M").as_tensor().def().function_type, FunctionType::Tensor);
+        let mut call = per_call(&f);
+        for rows in [vec![1.0, 2.0], vec![], vec![6.0]] {
+            let batch = Batch { rows: rows.len() as u32, columns: vec![Column::Numeric(rows)] };
+            assert_eq!(call.update(batch).expect("takes rows").rows, 0, "nothing is answered before the end");
+        }
+        let answer = call.finish().expect("answers");
+        assert_eq!(answer.rows, 1);
+        assert!(matches!(&answer.columns[0], Column::Numeric(n) if n == &[3.0]));
+        assert_eq!(call.finish().unwrap_err(), "finish called twice");
+        assert_eq!(per_call(&f).finish().unwrap_err(), "no rows", "the aggregate's own error fails the call");
+    }
+}

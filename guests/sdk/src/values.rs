@@ -320,3 +320,81 @@ table_row!(A 0, B 1, C 2);
 table_row!(A 0, B 1, C 2, D 3);
 table_row!(A 0, B 1, C 2, D 3, E 4);
 table_row!(A 0, B 1, C 2, D 3, E 4, G 5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Duals;
+
+    fn strings(values: &[&str]) -> Strings {
+        let mut column = ColumnBuilder::new(DataType::Text, values.len());
+        values.iter().for_each(|v| column.push_text(v));
+        match column.finish() {
+            Column::Text(strings) => strings,
+            _ => unreachable!("a text builder makes text"),
+        }
+    }
+
+    fn numbers(column: &Column) -> &[f64] {
+        match column {
+            Column::Numeric(n) => n,
+            other => panic!("not numeric: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rust_types_declare_qliks_types() {
+        assert_eq!(<(f64, String, Dual) as Args>::types(), [DataType::Numeric, DataType::Text, DataType::Dual]);
+        assert_eq!(<Result<(f64, String), String> as Returns>::types(), [DataType::Numeric, DataType::Text]);
+        fn params<P, F: RowFn<P>>(_: &F) -> Vec<DataType> {
+            F::param_types()
+        }
+        assert_eq!(params(&|a: f64, b: String| format!("{a}{b}")), [DataType::Numeric, DataType::Text]);
+    }
+
+    #[test]
+    fn a_row_function_answers_one_row_per_row() {
+        let batch = Batch {
+            rows: 3,
+            columns: vec![Column::Numeric(vec![1.0, 2.0, 3.0]), Column::Numeric(vec![10.0, 20.0, 30.0])],
+        };
+        let answer = RowFn::<(f64, f64)>::apply(&|a: f64, b: f64| a + b, &batch).expect("answers");
+        assert_eq!(answer.rows, 3);
+        assert_eq!(numbers(&answer.columns[0]), [11.0, 22.0, 33.0]);
+    }
+
+    #[test]
+    fn values_read_across_types_as_qlik_means_them() {
+        let duals = Column::Dual(Duals { numbers: vec![5.0, f64::NAN], strings: strings(&["five", "none"]) });
+        assert_eq!(f64::read(&duals, 0), 5.0);
+        assert_eq!(String::read(&duals, 1), "none");
+        assert_eq!(Dual::read(&duals, 0), Dual { number: 5.0, text: "five".into() });
+        // A column of another type reads as Qlik's "no value".
+        let text = Column::Text(strings(&["x"]));
+        assert!(f64::read(&text, 0).is_nan());
+        assert_eq!(String::read(&Column::Numeric(vec![1.0]), 0), "");
+        let from_number = Dual::read(&Column::Numeric(vec![2.5]), 0);
+        assert_eq!((from_number.number, from_number.text.as_str()), (2.5, ""));
+        // Past the end: no value, never a panic.
+        assert!(f64::read(&Column::Numeric(vec![]), 3).is_nan());
+    }
+
+    #[test]
+    fn a_tuple_answers_a_table_and_an_error_fails_the_batch() {
+        let batch = Batch { rows: 2, columns: vec![Column::Numeric(vec![1.0, -1.0])] };
+        let table = RowFn::<(f64,)>::apply(&|x: f64| (x * 2.0, format!("{x}")), &batch).expect("answers");
+        assert_eq!(table.columns.len(), 2);
+        assert_eq!(numbers(&table.columns[0]), [2.0, -2.0]);
+        let checked = |x: f64| if x < 0.0 { Err(format!("{x} is negative")) } else { Ok(x.sqrt()) };
+        assert_eq!(RowFn::<(f64,)>::apply(&checked, &batch).unwrap_err(), "-1 is negative");
+    }
+
+    #[test]
+    fn a_short_parameter_column_is_an_error_not_a_panic() {
+        let batch = Batch { rows: 3, columns: vec![Column::Numeric(vec![1.0]), Column::Numeric(vec![1.0, 2.0, 3.0])] };
+        let error = RowFn::<(f64, f64)>::apply(&|a: f64, b: f64| a * b, &batch).unwrap_err();
+        assert!(error.contains("1 values for 3 rows"), "{error}");
+        let error = RowFn::<(f64,)>::apply(&|a: f64| a, &Batch { rows: 2, columns: vec![] }).unwrap_err();
+        assert!(error.contains("0 values for 2 rows"), "{error}");
+    }
+}
