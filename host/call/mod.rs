@@ -14,7 +14,7 @@ use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 pub mod function;
 #[cfg(feature = "native")]
 mod native;
-pub mod script;
+pub(crate) mod script;
 
 /// What a finished call did, for the log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,13 +6,13 @@
 //! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
 
 pub(crate) mod bindings;
-pub mod cache;
-pub mod guest;
-pub mod guest_log;
-pub mod instance;
-pub mod runtime;
-pub mod sandbox;
-pub mod script_engine;
+pub(crate) mod cache;
+pub(crate) mod guest;
+pub(crate) mod guest_log;
+pub(crate) mod instance;
+pub(crate) mod runtime;
+pub(crate) mod sandbox;
+pub(crate) mod script_engine;
 
 pub use cache::{CacheKey, CacheLocation, CompileCache, ContentHash, content_hash};
 pub use guest::{Compiled, Guest};

@@ -5,6 +5,6 @@
 //! (`server`, `tools`); they never appear in the model's types.
 
 pub mod codec;
-pub mod convert;
-pub mod format;
+pub(crate) mod convert;
+pub(crate) mod format;
 pub mod pb;
