@@ -69,7 +69,13 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_STALL_TIMEOUT", default_value_t = 60.0)]
     pub stall_timeout: f64,
 
-    /// Seconds calls in flight get to finish after Ctrl-C or SIGTERM before the host exits anyway.
+    /// Seconds between Ctrl-C or SIGTERM and closing the listener: the health service says
+    /// NOT_SERVING (for "" and qlik.sse.Connector) while calls are still accepted, so a load
+    /// balancer that checks health moves new calls elsewhere first. 0 closes at once.
+    #[arg(long, env = "SSE_WASM_DRAIN_DELAY", default_value_t = 5.0)]
+    pub drain_delay: f64,
+
+    /// Seconds calls in flight get to finish after the listener closes before the host exits anyway.
     #[arg(long, env = "SSE_WASM_SHUTDOWN_GRACE", default_value_t = 30.0)]
     pub shutdown_grace: f64,
 
@@ -182,6 +188,14 @@ impl Config {
                 max_message_bytes: flags.max_message.saturating_mul(1 << 20),
                 max_concurrent_calls: flags.max_concurrent_calls,
                 stall_timeout: seconds("--stall-timeout", flags.stall_timeout)?,
+                drain_delay: {
+                    anyhow::ensure!(
+                        flags.drain_delay.is_finite() && flags.drain_delay >= 0.0,
+                        "--drain-delay must be 0 or a positive number of seconds, not {}",
+                        flags.drain_delay
+                    );
+                    Duration::from_secs_f64(flags.drain_delay)
+                },
                 shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace)?,
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
                 scripts: !flags.no_scripts,
@@ -212,6 +226,7 @@ mod tests {
             (&["--call-timeout", "0"][..], "--call-timeout"),
             (&["--stall-timeout=-1"][..], "--stall-timeout"),
             (&["--max-message", "1"][..], "--max-message"),
+            (&["--drain-delay=-1"][..], "--drain-delay"),
         ] {
             let error = config(args).expect_err("refused").to_string();
             assert!(error.contains(flag), "{error}");

@@ -135,5 +135,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: no new calls; waiting for calls in flight");
+    tracing::info!("shutting down");
 }

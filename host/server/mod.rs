@@ -15,7 +15,9 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic_health::ServingStatus;
 
 use crate::registry::SharedRegistry;
 use crate::wasm::Runtime;
@@ -46,10 +48,11 @@ impl Server {
         self.slots.clone()
     }
 
-    /// Serves on `listener` until `shutdown` resolves; then stops accepting, reports NOT_SERVING
-    /// on the health service, and waits up to the grace period for calls in flight.
+    /// Serves on `listener` until `shutdown` resolves; then reports NOT_SERVING on the health
+    /// service, keeps accepting for the drain delay, ends health watches, stops accepting, and
+    /// waits up to the grace period for calls in flight.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let (mut health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ConnectorServer<ConnectorService>>().await;
 
         let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout };
@@ -75,9 +78,25 @@ impl Server {
         });
 
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let drain = self.options.drain_delay;
         let signal = async move {
             shutdown.await;
-            health.set_not_serving::<ConnectorServer<ConnectorService>>().await;
+            let connector = <ConnectorServer<ConnectorService> as NamedService>::NAME;
+            for service in ["", connector] {
+                health.set_service_status(service, ServingStatus::NotServing).await;
+            }
+            if !drain.is_zero() {
+                tracing::info!(
+                    "draining: health says NOT_SERVING; still accepting calls for {:.1} s",
+                    drain.as_secs_f64()
+                );
+                tokio::time::sleep(drain).await;
+            }
+            // Watch streams end with their service's status, so none keeps a stopping host alive.
+            for service in ["", connector] {
+                health.clear_service_status(service).await;
+            }
+            tracing::info!("no new calls; waiting for calls in flight");
             let _ = stopping.send(());
         };
         let serving =

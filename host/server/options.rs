@@ -15,7 +15,10 @@ pub struct ServeOptions {
     pub max_concurrent_calls: usize,
     /// How long a call waits on a client that neither sends nor reads.
     pub stall_timeout: Duration,
-    /// How long calls in flight get to finish once shutdown starts.
+    /// How long the health service says NOT_SERVING, while calls are still accepted, before the
+    /// listener closes.
+    pub drain_delay: Duration,
+    /// How long calls in flight get to finish once the listener closes.
     pub shutdown_grace: Duration,
     /// Mutual TLS material; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
@@ -31,6 +34,7 @@ impl Default for ServeOptions {
             max_message_bytes: 64 << 20,
             max_concurrent_calls: DEFAULT_CONCURRENT_CALLS,
             stall_timeout: Duration::from_secs(60),
+            drain_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             scripts: true,

@@ -9,6 +9,7 @@ use sse_wasm::registry::function_id;
 use sse_wasm::server::ServeOptions;
 use sse_wasm::wasm::Limits;
 use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::util::{
@@ -206,11 +207,8 @@ async fn shutdown_lets_calls_finish_within_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_service_reports_serving() {
     let server = TestServer::start(&["column_operations"]).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel =
+        Channel::from_shared(format!("http://{}", server.addr)).expect("uri").connect().await.expect("connect");
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "qlik.sse.Connector"] {
         let answer = health
@@ -220,6 +218,56 @@ async fn the_health_service_reports_serving() {
             .into_inner();
         assert_eq!(answer.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
     }
+}
+
+/// On shutdown the host drains: for the drain delay, health says NOT_SERVING for "" and the
+/// connector while calls (on new connections too) still succeed; open Watch streams are told
+/// NOT_SERVING and then end, so they do not hold the stopping host up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_with_health_not_serving_before_it_stops_accepting() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let drain = Duration::from_secs(3);
+    let options = ServeOptions { drain_delay: drain, ..ServeOptions::default() };
+    let mut server = TestServer::start_full(&["column_operations"], Limits::default(), options).await;
+    let channel =
+        Channel::from_shared(format!("http://{}", server.addr)).expect("uri").connect().await.expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut watches = Vec::new();
+    for service in ["", "qlik.sse.Connector"] {
+        let mut watch = health.watch(HealthCheckRequest { service: service.into() }).await.expect("watch").into_inner();
+        let first = watch.message().await.expect("a status").expect("not ended");
+        assert_eq!(first.status(), ServingStatus::Serving, "{service:?}");
+        watches.push(watch);
+    }
+
+    let started = Instant::now();
+    server.begin_shutdown();
+    let check = |service: &'static str| {
+        let mut health = health.clone();
+        async move { health.check(HealthCheckRequest { service: service.into() }).await.map(|r| r.into_inner().status()) }
+    };
+    eventually("health says NOT_SERVING", || async {
+        matches!(check("").await, Ok(ServingStatus::NotServing))
+            && matches!(check("qlik.sse.Connector").await, Ok(ServingStatus::NotServing))
+    })
+    .await;
+    // Still accepting: a new connection's call succeeds.
+    let mut client = server.client().await;
+    let answer =
+        call(&mut client, "SumOfColumn", bundles(numbers(&[1.0, 2.0]), 1)).await.expect("served while draining");
+    assert_eq!(answer.numbers(), [3.0]);
+    assert!(started.elapsed() < drain, "the call above ran within the drain delay ({:?})", started.elapsed());
+
+    for mut watch in watches {
+        let told = watch.message().await.expect("a status").expect("not ended yet");
+        assert_eq!(told.status(), ServingStatus::NotServing);
+        let end = tokio::time::timeout(drain * 3, watch.message()).await.expect("the watch ends after the delay");
+        assert!(matches!(end, Ok(None) | Err(_)), "the watch stream ends: {end:?}");
+    }
+    assert!(started.elapsed() >= drain, "watches end only once the delay is over");
+    server.stop().await.expect("clean exit");
 }
 
 /// Streams that are open but have sent nothing hold no call slot: hundreds of idle streams (a
