@@ -73,38 +73,58 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
         cache.check(&config.functions_dir)?;
     }
     let cache = config.cache.as_ref().and_then(|c| c.open(runtime.wasmtime()));
-    let functions = Functions::load(runtime.clone(), &config.functions_dir, cache)
-        .await
-        .with_context(|| format!("cannot read the functions folder {}", config.functions_dir.display()))?;
+    let dir = config.functions_dir.clone();
+    let mut functions = Functions::open(runtime.clone(), &dir, cache)
+        .with_context(|| format!("cannot read the functions folder {}", dir.display()))?;
     let registry = functions.registry();
-    let _watching = if config.watch {
-        Some(functions.watch().with_context(|| format!("cannot watch {}", config.functions_dir.display()))?)
-    } else {
-        drop(functions);
-        None
-    };
 
+    // The port opens at once; health says NOT_SERVING, and calls wait, until the folder is loaded.
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let served = registry.load().entries().len();
-    let languages = registry.load().script_languages().join(", ");
-    let scripts = match (config.serve.scripts, languages.is_empty()) {
-        (true, false) => format!(" and scripts in {languages}"),
-        (false, false) => " (scripts turned off)".to_owned(),
-        (_, true) => String::new(),
-    };
     tracing::info!(
-        "serving {served} function(s){scripts} from {} on {} ({}{})",
-        config.functions_dir.display(),
+        "listening on {} ({}); loading {}",
         listener.local_addr()?,
         if config.serve.tls.is_some() {
             "mutual TLS"
         } else {
             "plaintext: no TLS, use --certs-dir for Qlik's mutual TLS"
         },
-        if config.watch { "; reloading on change" } else { "" }
+        dir.display()
     );
-    Server::new(runtime, registry, config.serve).serve(listener, shutdown_signal()).await?;
+    let (ready, readiness) = tokio::sync::watch::channel(false);
+    let (scripts_on, watch) = (config.serve.scripts, config.watch);
+    let loading = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        if let Err(error) = functions.load_all().await {
+            tracing::error!("cannot load the functions folder {}: {error}", dir.display());
+        }
+        let registry = functions.registry();
+        let served = registry.load().entries().len();
+        let languages = registry.load().script_languages().join(", ");
+        let scripts = match (scripts_on, languages.is_empty()) {
+            (true, false) => format!(" and scripts in {languages}"),
+            (false, false) => " (scripts turned off)".to_owned(),
+            (_, true) => String::new(),
+        };
+        tracing::info!(
+            "serving {served} function(s){scripts} from {} (loaded in {:.1} s{})",
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            if watch { "; reloading on change" } else { "" }
+        );
+        let _ = ready.send(true);
+        if watch {
+            match functions.watch() {
+                // Watches until the host stops.
+                Ok(_watching) => std::future::pending::<()>().await,
+                Err(error) => tracing::error!("cannot watch {}: {error}; serving what is loaded", dir.display()),
+            }
+        }
+    });
+    let served =
+        Server::new(runtime, registry, config.serve).starting(readiness).serve(listener, shutdown_signal()).await;
+    loading.abort();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

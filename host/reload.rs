@@ -28,7 +28,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::registry::{Registry, SharedRegistry};
-use crate::wasm::{CompileCache, Guest, LOAD_PARALLELISM, Runtime, content_hash};
+use crate::wasm::{CompileCache, Guest, Runtime, content_hash};
 
 /// How long a finished write must stay quiet before the file is loaded.
 pub const SETTLE: Duration = Duration::from_millis(10);
@@ -62,6 +62,8 @@ pub struct ReloadStatus {
     pub failures: u64,
     /// True while no path is waiting to settle or being loaded.
     pub idle: bool,
+    /// True once the first scan of the folder has loaded (or refused) every file in it.
+    pub loaded: bool,
 }
 
 /// The served modules and everything needed to change them.
@@ -79,14 +81,13 @@ pub struct Functions {
 }
 
 impl Functions {
-    /// Loads every component of `dir`, several at once, each on a blocking thread (guest code
-    /// never runs on the async runtime's threads). A component that fails to load is logged with
-    /// the reason and skipped; the others serve.
+    /// Watches `dir` and serves nothing yet: [`Functions::load_all`] loads what is in it.
     ///
     /// The folder is watched from before it is scanned, so a file written meanwhile is loaded by
     /// the first reload, and paths are resolved once so the watcher's and the scan's agree.
-    pub async fn load(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+    pub fn open(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
         let dir = dir.canonicalize()?;
+        std::fs::read_dir(&dir)?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             // Never block the watcher's thread: hand the event over and return.
@@ -94,31 +95,47 @@ impl Functions {
         })
         .map_err(std::io::Error::other)?;
         watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(std::io::Error::other)?;
+        let registry = Arc::new(ArcSwap::from_pointee(Registry::default()));
+        let (status, _) = watch::channel(ReloadStatus { generation: 0, failures: 0, idle: true, loaded: false });
+        Ok(Self { runtime, dir, cache, guests: Vec::new(), registry, status, watcher: Some((watcher, receiver)) })
+    }
 
-        // A bounded number at once: each holds an instance (while describing) and a compiler.
-        let parallel = Arc::new(tokio::sync::Semaphore::new(LOAD_PARALLELISM));
-        let loads: Vec<_> = component_files(&dir)?
+    /// Opens `dir` and loads every component in it ([`Functions::open`], [`Functions::load_all`]).
+    pub async fn load(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
+        let mut functions = Self::open(runtime, dir, cache)?;
+        functions.load_all().await?;
+        Ok(functions)
+    }
+
+    /// Loads every component of the folder and publishes them together: a client never sees a
+    /// partial list. One at a time, smallest first, each on a blocking thread (guest code never
+    /// runs on the async runtime's threads): the compiler spreads one component over every core,
+    /// so loading several at once finishes none sooner and keeps small ones waiting behind large
+    /// ones. Each is logged when it starts and when it is done, with its own time. A component
+    /// that fails to load is logged with the reason and skipped; the others serve.
+    pub async fn load_all(&mut self) -> std::io::Result<()> {
+        let mut files: Vec<(PathBuf, u64)> = component_files(&self.dir)?
             .into_iter()
             .map(|path| {
-                let (runtime, cache, parallel) = (runtime.clone(), cache.clone(), parallel.clone());
-                tokio::spawn(async move {
-                    let _turn = parallel.acquire_owned().await;
-                    let load = tokio::task::spawn_blocking(move || {
-                        let loaded = Guest::load(&runtime, cache.as_ref(), &path);
-                        (path, loaded)
-                    });
-                    load.await
-                })
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                (path, size)
             })
             .collect();
+        files.sort_by_key(|&(_, size)| size);
         let mut guests = Vec::new();
         let mut failures = 0;
-        for load in loads {
-            let (path, loaded) = load.await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
+        for (path, size) in files {
+            tracing::info!("loading {} ({})", path.display(), kib(size));
+            let (runtime, cache) = (self.runtime.clone(), self.cache.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                let loaded = Guest::load(&runtime, cache.as_ref(), &path);
+                (path, loaded)
+            });
+            let (path, loaded) = loaded.await.map_err(std::io::Error::other)?;
             match loaded {
-                Ok((module, compiled)) => {
-                    tracing::info!("loaded {} ({compiled}): {}", path.display(), module.offers());
-                    guests.push(Arc::new(module));
+                Ok((guest, compiled)) => {
+                    tracing::info!("loaded {} ({compiled}): {}", path.display(), guest.offers());
+                    guests.push(Arc::new(guest));
                 }
                 Err(error) => {
                     failures += 1;
@@ -126,9 +143,15 @@ impl Functions {
                 }
             }
         }
-        let registry = Arc::new(ArcSwap::from_pointee(Registry::new(guests.clone())));
-        let (status, _) = watch::channel(ReloadStatus { generation: 0, failures, idle: true });
-        Ok(Self { runtime, dir, cache, guests, registry, status, watcher: Some((watcher, receiver)) })
+        // Precedence by file name, whatever order they loaded in.
+        guests.sort_by(|a, b| a.path.cmp(&b.path));
+        self.guests = guests;
+        self.registry.store(Arc::new(Registry::new(self.guests.clone())));
+        self.status.send_modify(|s| {
+            s.failures += failures;
+            s.loaded = true;
+        });
+        Ok(())
     }
 
     /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
@@ -296,6 +319,15 @@ fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
     let Some(writing) = writing else { return };
     for path in event.paths.iter().filter(|p| is_component_file(p)) {
         pending.insert(path.clone(), Touch { last: Instant::now(), writing });
+    }
+}
+
+/// A file size for people.
+fn kib(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }
 

@@ -3,6 +3,7 @@
 //! handed to the bridge.
 
 use prost::Message;
+use tokio::sync::watch;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -24,6 +25,8 @@ pub(crate) struct ConnectorService {
     runtime: Runtime,
     registry: SharedRegistry,
     bridge: Bridge,
+    /// True once `registry` holds the whole functions folder.
+    ready: watch::Receiver<bool>,
     scripts: bool,
     script_language: Option<String>,
 }
@@ -31,8 +34,30 @@ pub(crate) struct ConnectorService {
 impl ConnectorService {
     /// Serves the functions and script engines of `registry`, run by `runtime`, through `bridge`,
     /// as `options` say (scripts on or off, their default language).
-    pub(crate) fn new(runtime: Runtime, registry: SharedRegistry, bridge: Bridge, options: &ServeOptions) -> Self {
-        Self { runtime, registry, bridge, scripts: options.scripts, script_language: options.script_language.clone() }
+    pub(crate) fn new(
+        runtime: Runtime,
+        registry: SharedRegistry,
+        bridge: Bridge,
+        ready: watch::Receiver<bool>,
+        options: &ServeOptions,
+    ) -> Self {
+        let script_language = options.script_language.clone();
+        Self { runtime, registry, bridge, ready, scripts: options.scripts, script_language }
+    }
+}
+
+impl ConnectorService {
+    /// Waits, up to the stall timeout, until the functions folder is loaded: Qlik keeps what
+    /// GetCapabilities says at its handshake, so it must never see a partial list.
+    async fn loaded(&self) -> Result<(), Status> {
+        if *self.ready.borrow() {
+            return Ok(());
+        }
+        let mut ready = self.ready.clone();
+        match tokio::time::timeout(self.bridge.stall_timeout, ready.wait_for(|ready| *ready)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Status::unavailable("the host is still loading its functions folder; try again shortly")),
+        }
     }
 }
 
@@ -50,6 +75,7 @@ fn header<T: Message + Default>(metadata: &MetadataMap, key: &str, schema: Schem
 #[tonic::async_trait]
 impl Connector for ConnectorService {
     async fn get_capabilities(&self, _: Request<pb::Empty>) -> Result<Response<pb::Capabilities>, Status> {
+        self.loaded().await?;
         Ok(Response::new(pb::Capabilities {
             allow_script: self.scripts && self.registry.load().script_engines().next().is_some(),
             functions: self
@@ -67,6 +93,7 @@ impl Connector for ConnectorService {
     type ExecuteFunctionStream = AnswerStream;
 
     async fn execute_function(&self, request: Request<Streaming<WireRows>>) -> Result<Response<AnswerStream>, Status> {
+        self.loaded().await?;
         let (metadata, _, requests) = request.into_parts();
         let function: pb::FunctionRequestHeader =
             header(&metadata, pb::FUNCTION_HEADER, format::FUNCTION_REQUEST_HEADER)?
@@ -105,6 +132,7 @@ impl Connector for ConnectorService {
         if !self.scripts {
             return Err(CallError::ScriptsDisabled.to_status());
         }
+        self.loaded().await?;
         let (metadata, _, requests) = request.into_parts();
         let script: pb::ScriptRequestHeader = header(&metadata, pb::SCRIPT_HEADER, format::SCRIPT_REQUEST_HEADER)?
             .ok_or_else(|| CallError::BadHeader(format!("the {} header is missing", pb::SCRIPT_HEADER)))?;

@@ -13,6 +13,7 @@ mod options;
 use std::future::Future;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
@@ -34,13 +35,23 @@ pub struct Server {
     registry: SharedRegistry,
     options: ServeOptions,
     slots: CallSlots,
+    /// True once `registry` holds the whole functions folder.
+    ready: watch::Receiver<bool>,
 }
 
 impl Server {
-    /// A server for the functions of `registry`.
+    /// A server for the functions of `registry`, which is complete.
     pub fn new(runtime: Runtime, registry: SharedRegistry, options: ServeOptions) -> Self {
         let slots = CallSlots::new(options.max_concurrent_calls);
-        Self { runtime, registry, options, slots }
+        Self { runtime, registry, options, slots, ready: watch::channel(true).1 }
+    }
+
+    /// Serves while `registry` is still being filled: until `ready` turns true, the health
+    /// service says NOT_SERVING and calls wait for it (up to the stall timeout), so no client
+    /// ever sees a partial list of functions.
+    pub fn starting(mut self, ready: watch::Receiver<bool>) -> Self {
+        self.ready = ready;
+        self
     }
 
     /// The call slots, to watch how many calls are running.
@@ -53,10 +64,15 @@ impl Server {
     /// waits up to the grace period for calls in flight.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (mut health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<ConnectorServer<ConnectorService>>().await;
+        let connector_name = <ConnectorServer<ConnectorService> as NamedService>::NAME;
+        let mut ready = self.ready.clone();
+        let status = if *ready.borrow() { ServingStatus::Serving } else { ServingStatus::NotServing };
+        for service in ["", connector_name] {
+            health.set_service_status(service, status).await;
+        }
 
         let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout };
-        let service = ConnectorService::new(self.runtime, self.registry, bridge, &self.options);
+        let service = ConnectorService::new(self.runtime, self.registry, bridge, self.ready, &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
@@ -80,8 +96,19 @@ impl Server {
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = self.options.drain_delay;
         let signal = async move {
-            shutdown.await;
-            let connector = <ConnectorServer<ConnectorService> as NamedService>::NAME;
+            let serving_once_ready = async {
+                if !*ready.borrow() && ready.wait_for(|ready| *ready).await.is_ok() {
+                    for service in ["", connector_name] {
+                        health.set_service_status(service, ServingStatus::Serving).await;
+                    }
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = shutdown => {}
+                () = serving_once_ready => {}
+            }
+            let connector = connector_name;
             for service in ["", connector] {
                 health.set_service_status(service, ServingStatus::NotServing).await;
             }

@@ -1,5 +1,7 @@
 //! What the host does with the folder: broken files are skipped, duplicate names refused.
 
+use std::time::{Duration, Instant};
+
 use sse_wasm::wasm::Limits;
 
 use crate::util::{TestServer, bundles, call, eventually, function_names, guest_wasm, numbers};
@@ -94,4 +96,93 @@ async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing(
     let log = log();
     assert!(!log.contains("ERROR") && !log.contains("refused"), "a clean start logs no errors:\n{log}");
     assert!(!log.contains("reloaded"), "nothing was reloaded:\n{log}");
+}
+
+/// A first start that says what it is doing: the port opens at once with health NOT_SERVING,
+/// each component is logged when its load starts and ends (small ones first, not kept behind a
+/// large compile), GetCapabilities sent during the load waits and answers the whole list, and
+/// health turns SERVING once everything is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_opens_the_port_at_once_and_answers_only_the_whole_list() {
+    use tokio::io::AsyncBufReadExt;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let functions = root.path().join("functions");
+    std::fs::create_dir(&functions).expect("mkdir");
+    for guest in ["python_example", "column_operations"] {
+        std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
+    }
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+        .args(["--functions-dir", &functions.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        // A cold start: everything compiles. A generous stall timeout bounds how long calls wait.
+        .args(["--no-compile-cache", "--no-watch", "--stall-timeout", "600"])
+        .env("RUST_LOG", "sse_wasm=info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sse-wasm");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let collected = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            collected.lock().expect("lines").push(line);
+        }
+    });
+    let log = || lines.lock().expect("lines").clone();
+    let position = |needle: &str| log().iter().position(|line| line.contains(needle));
+
+    let uri = format!("http://127.0.0.1:{port}");
+    // The first answer of the health service, however long the port takes to open.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_status = loop {
+        assert!(Instant::now() < deadline, "the port opens within 30 s: {:#?}", log());
+        if let Ok(channel) = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            if let Ok(status) = health.check(HealthCheckRequest { service: String::new() }).await {
+                break Some(status.into_inner().status());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(
+        first_status,
+        Some(ServingStatus::NotServing),
+        "the port opened before the Python component compiled, and said so: {:#?}",
+        log()
+    );
+
+    let channel = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await.expect("connect");
+    let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(channel.clone());
+    let during_load = client.get_capabilities(sse_wasm::pb::Empty {}).await.expect("answered once loaded").into_inner();
+    // The log (read from the child's stderr) may lag behind; the line is there or comes.
+    eventually("the whole folder is logged as served", || async { position("serving ").is_some() }).await;
+    assert!(
+        position(&format!("loaded {}", functions.join("python_example.wasm").display())).is_some(),
+        "GetCapabilities answered only after the last load: {:#?}",
+        log()
+    );
+    let names: Vec<String> = during_load.functions.iter().map(|f| f.name.clone()).collect();
+    assert!(names.contains(&"SumOfRows".to_owned()) && names.len() > 3, "the whole list: {names:?}");
+    let again = client.get_capabilities(sse_wasm::pb::Empty {}).await.expect("capabilities").into_inner();
+    assert_eq!(during_load.functions.len(), again.functions.len());
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "qlik.sse.Connector"] {
+        let status = health.check(HealthCheckRequest { service: service.into() }).await.expect("check").into_inner();
+        assert_eq!(status.status(), ServingStatus::Serving, "{service:?}");
+    }
+
+    // Each load is logged when it starts and ends; the small one starts and ends first.
+    let small = functions.join("column_operations.wasm").display().to_string();
+    let large = functions.join("python_example.wasm").display().to_string();
+    let at = |what: &str, file: &str| position(&format!("{what} {file} (")).unwrap_or_else(|| panic!("{what} {file}"));
+    assert!(at("loading", &small) < at("loading", &large), "{:#?}", log());
+    assert!(at("loaded", &small) < at("loaded", &large), "the small one is not kept waiting: {:#?}", log());
+    assert!(log().iter().any(|l| l.contains(&format!("loading {large} (17.7 MiB)"))), "{:#?}", log());
+    child.kill().await.expect("kill");
 }
