@@ -24,6 +24,11 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Serve metrics (OpenMetrics text, which Prometheus scrapes) at `http://ADDR/metrics`.
+    /// Off by default.
+    #[arg(long, env = "SSE_WASM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Folder whose `*.wasm` components are served.
     #[arg(long, env = "SSE_WASM_FUNCTIONS_DIR", default_value = "functions")]
     pub functions_dir: PathBuf,
@@ -141,6 +146,8 @@ pub enum Command {
 pub struct Config {
     /// Where the server listens.
     pub listen: SocketAddr,
+    /// Where metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// The folder of components.
     pub functions_dir: PathBuf,
     /// The compile cache; `None` compiles at every load.
@@ -172,6 +179,7 @@ impl Config {
         anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
         Ok(Self {
             listen: flags.listen,
+            metrics_listen: flags.metrics_listen,
             cache: if flags.no_compile_cache {
                 None
             } else {

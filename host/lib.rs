@@ -11,6 +11,7 @@
 //! | [`model`] | batches of typed columns, function declarations and their rules, scripts |
 //! | [`wire`] | generated protobuf, its conversions to the model, the wire-format rules, the row codec |
 //! | [`error`] | why a load or a call failed, and the one mapping to gRPC statuses |
+//! | [`metrics`] | what the host counts for operators (Prometheus) |
 //! | [`wasm`] | wasmtime, the sandbox, the compile cache, loading guests, fresh instances, script engines |
 //! | `native` | functions written in Rust inside the host (feature `native`: tests and benchmarks) |
 //! | [`registry`] | the snapshot of served functions and their stable ids |
@@ -23,6 +24,7 @@
 pub mod call;
 pub mod cli;
 pub mod error;
+pub mod metrics;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod native;

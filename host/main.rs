@@ -121,8 +121,18 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let served =
-        Server::new(runtime, registry, config.serve).starting(readiness).serve(listener, shutdown_signal()).await;
+    let server = Server::new(runtime, registry, config.serve).starting(readiness);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = config.metrics_listen {
+        let metrics = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        tracing::info!("metrics at http://{}/metrics", metrics.local_addr()?);
+        let source = server.metrics_source();
+        tokio::spawn(sse_wasm::server::serve_metrics(metrics, source, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
+    let served = server.serve(listener, shutdown_signal()).await;
+    drop(stop_metrics);
     loading.abort();
     served?;
     tracing::info!("stopped");

@@ -27,6 +27,7 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::LoadLabels;
 use crate::registry::{Registry, SharedRegistry};
 use crate::wasm::{CompileCache, Guest, Runtime, content_hash};
 
@@ -135,11 +136,13 @@ impl Functions {
             match loaded {
                 Ok((guest, compiled)) => {
                     tracing::info!("loaded {} ({compiled}): {}", path.display(), guest.offers());
+                    self.count_load(&path, "loaded");
                     guests.push(Arc::new(guest));
                 }
                 Err(error) => {
                     failures += 1;
                     tracing::error!("skipped: {error}");
+                    self.count_load(&path, "failed");
                 }
             }
         }
@@ -152,6 +155,12 @@ impl Functions {
             s.loaded = true;
         });
         Ok(())
+    }
+
+    /// Counts a load of `path` in the metrics, by its file name.
+    fn count_load(&self, path: &Path, outcome: &'static str) {
+        let file = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        self.runtime.metrics().loads.get_or_create(&LoadLabels { file, outcome }).inc();
     }
 
     /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
@@ -242,6 +251,7 @@ impl Functions {
                         None => self.guests.push(module),
                     }
                     tracing::info!("{} loaded ({compiled})", path.display());
+                    self.count_load(&path, "reloaded");
                     changed.push(path);
                 }
                 Ok(Err(error)) if superseded(&path, events, pending) => {
@@ -250,6 +260,7 @@ impl Functions {
                 Ok(Err(error)) => {
                     let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
                     tracing::error!("{error}; {keeps}");
+                    self.count_load(&path, "failed");
                     self.status.send_modify(|s| s.failures += 1);
                 }
                 Err(panic) => {

@@ -18,6 +18,7 @@ use tonic::{Response, Status, Streaming};
 
 use crate::call::CallStats;
 use crate::error::CallError;
+use crate::metrics::{self, CallLabels, FunctionLabels, Metrics, ScriptLabels};
 use crate::wasm::CancelFlag;
 use crate::wire::codec::{EncodedRows, WireRows};
 
@@ -101,17 +102,50 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// One log line per call.
+/// What a call is counted as in the metrics.
+#[derive(Clone, Debug)]
+pub(crate) enum Counted {
+    /// A call of the function with this name.
+    Function(String),
+    /// An evaluation by the script engine of this language.
+    Script(String),
+}
+
+/// One log line, and the metrics, per call.
 struct CallLog {
     function: String,
     app: String,
     started: Instant,
+    counted: Counted,
+    metrics: Arc<Metrics>,
 }
 
 impl CallLog {
+    fn count(&self, result: &Result<CallStats, CallError>) {
+        let code = metrics::code_name(match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(error) => error.to_status().code(),
+        });
+        match &self.counted {
+            Counted::Function(function) => {
+                let labels = FunctionLabels { function: function.clone() };
+                self.metrics.calls.get_or_create(&CallLabels { function: function.clone(), code }).inc();
+                self.metrics.call_seconds.get_or_create(&labels).observe(self.started.elapsed().as_secs_f64());
+                if let Ok(stats) = result {
+                    self.metrics.rows_in.get_or_create(&labels).inc_by(stats.rows_in as u64);
+                    self.metrics.rows_out.get_or_create(&labels).inc_by(stats.rows_out as u64);
+                }
+            }
+            Counted::Script(engine) => {
+                self.metrics.script_evaluations.get_or_create(&ScriptLabels { engine: engine.clone(), code }).inc();
+            }
+        }
+    }
+
     /// Logs how the call ended; the status to send when it failed (none for a cancellation,
     /// which nobody hears).
     fn finish(&self, result: Result<CallStats, CallError>) -> Result<(), Status> {
+        self.count(&result);
         let (function, app) = (&self.function, &self.app);
         let ms = format_args!("{:.1}", self.started.elapsed().as_secs_f64() * 1e3);
         match result {
@@ -152,15 +186,18 @@ pub(crate) struct Bridge {
     pub(crate) slots: CallSlots,
     /// How long a call waits on a client that neither sends nor reads.
     pub(crate) stall_timeout: Duration,
+    /// Where calls are counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Bridge {
     /// Runs `job` on a blocking thread over the messages of `requests`, once a call slot is
     /// free, and answers with its messages after `response_metadata`. `label` names the call
-    /// in logs and errors.
+    /// in logs and errors, `counted` in the metrics.
     pub(crate) async fn respond<J>(
         &self,
         label: String,
+        counted: Counted,
         app: String,
         mut requests: Streaming<WireRows>,
         response_metadata: MetadataMap,
@@ -198,7 +235,9 @@ impl Bridge {
         // A call takes its slot once its first message (or the end of an empty stream) is in, so
         // streams that are open but idle hold no slot and cannot starve real calls. Waiting here
         // is the back-pressure: the client sees no answer headers until a slot frees.
+        let waiting = Instant::now();
         let slot = self.slots.acquire().await;
+        self.metrics.slot_wait_seconds.observe(waiting.elapsed().as_secs_f64());
         // Whatever else arrived while waiting for the slot.
         while !complete && arrived.len() < PREFETCH_MESSAGES {
             match requests.message().now_or_never() {
@@ -209,7 +248,8 @@ impl Bridge {
             }
         }
 
-        let call = CallLog { function: label.clone(), app, started: Instant::now() };
+        let metrics = self.metrics.clone();
+        let call = CallLog { function: label.clone(), app, started: Instant::now(), counted, metrics };
         if complete {
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
             let answers = tokio::task::spawn_blocking(move || {

@@ -16,7 +16,7 @@ use crate::wire::format::{self, Schema};
 use crate::wire::pb::raw::connector_server::Connector;
 use crate::wire::{convert, pb};
 
-use super::bridge::{AnswerStream, Bridge, Next, Sink};
+use super::bridge::{AnswerStream, Bridge, Counted, Next, Sink};
 use super::options::ServeOptions;
 
 /// The service Qlik talks to.
@@ -123,7 +123,8 @@ impl Connector for ConnectorService {
         let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| -> Result<CallStats, CallError> {
             call::function::run(&runtime, &entry, cancel, next, send)
         };
-        self.bridge.respond(label, common.app_id, requests, response_metadata, job).await
+        let counted = Counted::Function(label.clone());
+        self.bridge.respond(label, counted, common.app_id, requests, response_metadata, job).await
     }
 
     type EvaluateScriptStream = AnswerStream;
@@ -142,10 +143,12 @@ impl Connector for ConnectorService {
         let registry = self.registry.load_full();
         let guest = registry.script_engine(script.marker().as_deref(), self.script_language.as_deref())?.clone();
         let label = format!("script ({})", guest.name);
+        let language = guest.scripts.as_ref().map_or_else(String::new, |s| s.language.clone());
+        let counted = Counted::Script(language);
         let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
             let engine = guest.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
             call::script::run(engine, &script, cancel, next, send)
         };
-        self.bridge.respond(label, common.app_id, requests, MetadataMap::new(), job).await
+        self.bridge.respond(label, counted, common.app_id, requests, MetadataMap::new(), job).await
     }
 }

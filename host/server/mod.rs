@@ -8,6 +8,7 @@
 
 mod bridge;
 mod connector;
+mod metrics_http;
 mod options;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ use crate::wire::pb::raw::connector_server::ConnectorServer;
 use bridge::Bridge;
 pub use bridge::{AnswerStream, CallSlots};
 use connector::ConnectorService;
+pub use metrics_http::{MetricsSource, serve_metrics};
 pub use options::{ServeOptions, TlsFiles};
 
 /// The gRPC server: the connector, its limits and its health reporting.
@@ -54,6 +56,15 @@ impl Server {
         self
     }
 
+    /// What a metrics scrape reads: the runtime's metrics, the functions served, the call slots.
+    pub fn metrics_source(&self) -> MetricsSource {
+        MetricsSource {
+            metrics: self.runtime.metrics().clone(),
+            registry: self.registry.clone(),
+            slots: self.slots.clone(),
+        }
+    }
+
     /// The call slots, to watch how many calls are running.
     pub fn slots(&self) -> CallSlots {
         self.slots.clone()
@@ -71,7 +82,8 @@ impl Server {
             health.set_service_status(service, status).await;
         }
 
-        let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout };
+        let metrics = self.runtime.metrics().clone();
+        let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout, metrics };
         let service = ConnectorService::new(self.runtime, self.registry, bridge, self.ready, &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)

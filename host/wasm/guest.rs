@@ -83,6 +83,10 @@ impl Guest {
             }
         };
         let module = Self::from_component(runtime, path, &component, hash)?;
+        match compiled {
+            Compiled::FromCache(_) => runtime.metrics().cache_hits.inc(),
+            Compiled::Fresh(_) => runtime.metrics().cache_misses.inc(),
+        };
         // Only components that fit the world and describe themselves are worth caching.
         if let (Some(cache), Compiled::Fresh(_)) = (cache, compiled) {
             cache.store(&hash, &component);

@@ -9,6 +9,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 
+use crate::metrics::Metrics;
+
 use super::guest_log::{GuestOutput, LogRate};
 use super::sandbox::{self, CallState, CancelFlag};
 
@@ -66,6 +68,8 @@ pub struct Runtime {
     limits: Limits,
     /// The rate limit all guests' output shares.
     log_rate: Arc<LogRate>,
+    /// What the host counts.
+    metrics: Arc<Metrics>,
 }
 
 impl Runtime {
@@ -108,7 +112,7 @@ impl Runtime {
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
-        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate: Arc::default() })
+        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate: Arc::default(), metrics: Arc::default() })
     }
 
     /// The wasmtime engine.
@@ -119,6 +123,11 @@ impl Runtime {
     /// The linker holding everything a guest may import (WASI without authority).
     pub fn linker(&self) -> &Linker<CallState> {
         &self.linker
+    }
+
+    /// What the host counts: the runtime carries it to every layer that records.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The limits every call runs under.
@@ -143,7 +152,8 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel);
+        let live = self.metrics.instances_in_use.clone();
+        let state = CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel, live);
         let mut store = Store::new(&self.engine, state);
         sandbox::enforce(&mut store);
 

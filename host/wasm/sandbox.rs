@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
+use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -72,6 +73,14 @@ pub struct CallState {
     timeout: Duration,
     cancel: Option<CancelFlag>,
     stderr: GuestOutput,
+    /// Stores alive, for the metrics: one while this one lives.
+    live: Gauge,
+}
+
+impl Drop for CallState {
+    fn drop(&mut self) {
+        self.live.dec();
+    }
 }
 
 impl CallState {
@@ -83,7 +92,9 @@ impl CallState {
         max_memory_bytes: usize,
         timeout: Duration,
         cancel: Option<CancelFlag>,
+        live: Gauge,
     ) -> Self {
+        live.inc();
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -94,6 +105,7 @@ impl CallState {
             timeout,
             cancel,
             stderr,
+            live,
         }
     }
 

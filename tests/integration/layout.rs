@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first: each may use only those before it.
 const LAYERS: &[&str] =
-    &["model", "wire", "error", "wasm", "native", "registry", "call", "reload", "server", "tools", "cli"];
+    &["model", "wire", "error", "metrics", "wasm", "native", "registry", "call", "reload", "server", "tools", "cli"];
 
 fn host() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("host")

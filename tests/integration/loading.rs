@@ -54,7 +54,7 @@ async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing(
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
         .current_dir(root.path())
         .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--cache-dir", "cache", "--cache-key", "keys/cache.key"])
+        .args(["--cache-dir", "cache", "--cache-key", "keys/cache.key", "--metrics-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "sse_wasm=debug")
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -83,6 +83,15 @@ async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing(
             .is_ok_and(|caps| caps.into_inner().functions.len() == 8)
     })
     .await;
+    // --metrics-listen serves the metrics where the log says.
+    eventually("the metrics address is logged", || async { log().contains("metrics at http://") }).await;
+    let metrics_at = log()
+        .lines()
+        .find_map(|l| Some(l.split_once("metrics at http://")?.1.split_once("/metrics")?.0.to_owned()))
+        .expect("the metrics address is logged");
+    let (status, scrape) = crate::metrics::get(metrics_at.parse().expect("an address"), "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(crate::metrics::sample(&scrape, "sse_wasm_functions"), Some(8.0), "{scrape}");
     for guest in ["column_operations", "stats"] {
         let path = functions.join(format!("{guest}.wasm"));
         let permissions = std::fs::metadata(&path).expect("meta").permissions();

@@ -8,6 +8,7 @@ mod examples;
 mod languages;
 mod layout;
 mod loading;
+mod metrics;
 mod reload;
 mod sandbox;
 mod scripts;

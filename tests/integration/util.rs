@@ -9,7 +9,7 @@ use sse_wasm::pb::{self, connector_client::ConnectorClient};
 use sse_wasm::registry::function_id;
 use sse_wasm::reload::{Functions, ReloadStatus, WatchGuard};
 use sse_wasm::server::ServeOptions;
-use sse_wasm::server::{CallSlots, Server};
+use sse_wasm::server::{CallSlots, MetricsSource, Server};
 use sse_wasm::wasm::Limits;
 use sse_wasm::wasm::{CacheKey, CompileCache};
 use sse_wasm::{Runtime, SharedRegistry};
@@ -39,6 +39,8 @@ pub struct TestServer {
     pub slots: CallSlots,
     /// The compile cache's folder (outside the functions folder).
     pub cache_dir: PathBuf,
+    /// What a metrics scrape of this server reads.
+    pub metrics: MetricsSource,
     /// Holds the cache folder of a server that has its own.
     _cache_home: Option<tempfile::TempDir>,
     _watch: WatchGuard,
@@ -106,6 +108,7 @@ impl TestServer {
         let (shutdown, signal) = oneshot::channel::<()>();
         let server = Server::new(engine, registry.clone(), options);
         let slots = server.slots();
+        let metrics = server.metrics_source();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = signal.await;
         }));
@@ -116,6 +119,7 @@ impl TestServer {
             status,
             slots,
             cache_dir,
+            metrics,
             _cache_home: None,
             shutdown: Some(shutdown),
             task: Some(task),
