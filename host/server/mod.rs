@@ -12,6 +12,7 @@ mod metrics_http;
 mod options;
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,6 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::registry::SharedRegistry;
 use crate::wasm::Runtime;
@@ -76,7 +78,7 @@ impl Server {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (mut health, health_service) = tonic_health::server::health_reporter();
         let connector_name = <ConnectorServer<ConnectorService> as NamedService>::NAME;
-        let mut ready = self.ready.clone();
+        let ready = self.ready.clone();
         let status = if *ready.borrow() { ServingStatus::Serving } else { ServingStatus::NotServing };
         for service in ["", connector_name] {
             health.set_service_status(service, status).await;
@@ -108,34 +110,7 @@ impl Server {
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = self.options.drain_delay;
         let signal = async move {
-            let serving_once_ready = async {
-                if !*ready.borrow() && ready.wait_for(|ready| *ready).await.is_ok() {
-                    for service in ["", connector_name] {
-                        health.set_service_status(service, ServingStatus::Serving).await;
-                    }
-                }
-                std::future::pending::<()>().await;
-            };
-            tokio::select! {
-                () = shutdown => {}
-                () = serving_once_ready => {}
-            }
-            let connector = connector_name;
-            for service in ["", connector] {
-                health.set_service_status(service, ServingStatus::NotServing).await;
-            }
-            if !drain.is_zero() {
-                tracing::info!(
-                    "draining: health says NOT_SERVING; still accepting calls for {:.1} s",
-                    drain.as_secs_f64()
-                );
-                tokio::time::sleep(drain).await;
-            }
-            // Watch streams end with their service's status, so none keeps a stopping host alive.
-            for service in ["", connector] {
-                health.clear_service_status(service).await;
-            }
-            tracing::info!("no new calls; waiting for calls in flight");
+            lifecycle(&mut health, connector_name, ready, shutdown, drain).await;
             let _ = stopping.send(());
         };
         let serving =
@@ -159,6 +134,43 @@ impl Server {
             }
         }
     }
+}
+
+/// What health says over the server's life: SERVING once `ready` (if it was not already), and on
+/// `shutdown` NOT_SERVING for the drain delay, after which the statuses are cleared, which ends
+/// open Watch streams. Returns when the listener should close.
+async fn lifecycle(
+    health: &mut HealthReporter,
+    connector: &str,
+    mut ready: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let services = ["", connector];
+    let serving_once_ready = async {
+        if !*ready.borrow() && ready.wait_for(|ready| *ready).await.is_ok() {
+            for service in services {
+                health.set_service_status(service, ServingStatus::Serving).await;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = serving_once_ready => {}
+    }
+    for service in services {
+        health.set_service_status(service, ServingStatus::NotServing).await;
+    }
+    if !drain.is_zero() {
+        tracing::info!("draining: health says NOT_SERVING; still accepting calls for {:.1} s", drain.as_secs_f64());
+        tokio::time::sleep(drain).await;
+    }
+    // Watch streams end with their service's status, so none keeps a stopping host alive.
+    for service in services {
+        health.clear_service_status(service).await;
+    }
+    tracing::info!("no new calls; waiting for calls in flight");
 }
 
 /// Serves `registry` on `listener` with default options until `shutdown` resolves.
