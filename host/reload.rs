@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::metrics::LoadLabels;
 use crate::registry::{Registry, SharedRegistry};
-use crate::wasm::{CompileCache, Guest, Runtime, content_hash};
+use crate::wasm::{CompileCache, ContentHash, Guest, Runtime, content_hash};
 
 /// How long a finished write must stay quiet before the file is loaded.
 pub const SETTLE: Duration = Duration::from_millis(10);
@@ -254,7 +254,7 @@ impl Functions {
                     self.count_load(&path, "reloaded");
                     changed.push(path);
                 }
-                Ok(Err(error)) if superseded(&path, events, pending) => {
+                Ok(Err(error)) if superseded(&path, events, pending) || rewritten(&path, &hash, pending).await => {
                     tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
                 }
                 Ok(Err(error)) => {
@@ -315,6 +315,22 @@ fn superseded(path: &Path, events: &mut Events, pending: &mut HashMap<PathBuf, T
         }
     }
     pending.contains_key(path)
+}
+
+/// True when `path` no longer holds the bytes whose hash is `loaded`: a newer write is under way
+/// or done, though its events have not arrived yet (a busy machine delays them). The path is then
+/// pending again as being written, so it is loaded once its writer is done, or after
+/// `STALLED_WRITE` at the latest.
+async fn rewritten(path: &Path, loaded: &ContentHash, pending: &mut HashMap<PathBuf, Touch>) -> bool {
+    let now = match tokio::fs::read(path).await {
+        Ok(bytes) => content_hash(&bytes),
+        Err(_) => return false,
+    };
+    if now == *loaded {
+        return false;
+    }
+    pending.entry(path.to_owned()).or_insert(Touch { last: Instant::now(), writing: true });
+    true
 }
 
 /// Records what `event` says about the component files it names.
