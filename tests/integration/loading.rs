@@ -38,38 +38,64 @@ async fn shutdown_is_clean() {
     server.stop().await.expect("serve returns Ok after shutdown");
 }
 
+/// The real binary, running in `root` with a `functions` folder holding `guests`, listening on a
+/// free loopback port, its stderr lines collected.
+struct Binary {
+    child: tokio::process::Child,
+    port: u16,
+    functions: std::path::PathBuf,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Starts it in `root` (flags relative to it, as `make run` passes them) with `args` added.
+    async fn start(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+
+        let functions = root.join("functions");
+        std::fs::create_dir(&functions).expect("mkdir");
+        for guest in guests {
+            std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
+        }
+        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+            .current_dir(root)
+            .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("RUST_LOG", format!("sse_wasm={log_level}"))
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sse-wasm");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let collected = lines.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                collected.lock().expect("lines").push(line);
+            }
+        });
+        Self { child, port, functions, lines }
+    }
+
+    /// What reads the lines logged so far (the reader may lag behind the binary).
+    fn log(&self) -> impl Fn() -> Vec<String> + use<> {
+        let lines = self.lines.clone();
+        move || lines.lock().expect("lines").clone()
+    }
+}
+
 /// The real binary, started as `make run` starts it (a relative functions folder): a clean start
 /// logs no error, and events for files it has loaded (its own reads, a `chmod`) reload nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing() {
-    use tokio::io::AsyncBufReadExt;
-
     let root = tempfile::tempdir().expect("temp dir");
-    let functions = root.path().join("functions");
-    std::fs::create_dir(&functions).expect("mkdir");
-    for guest in ["column_operations", "stats"] {
-        std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
-    }
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
-        .current_dir(root.path())
-        .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--cache-dir", "cache", "--cache-key", "keys/cache.key", "--metrics-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "sse_wasm=debug")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn sse-wasm");
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let collected = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            collected.lock().expect("lines").push(line);
-        }
-    });
-    let log = || lines.lock().expect("lines").join("\n");
+    let args = ["--cache-dir", "cache", "--cache-key", "keys/cache.key", "--metrics-listen", "127.0.0.1:0"];
+    let mut binary = Binary::start(root.path(), &["column_operations", "stats"], &args, "debug").await;
+    let (port, functions) = (binary.port, binary.functions.clone());
+    let lines = binary.log();
+    let log = || lines().join("\n");
 
     eventually("the binary serves", || async {
         let Ok(channel) =
@@ -101,7 +127,7 @@ async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing(
         log().matches("touched but unchanged").count() >= 2
     })
     .await;
-    child.kill().await.expect("kill");
+    binary.child.kill().await.expect("kill");
     let log = log();
     assert!(!log.contains("ERROR") && !log.contains("refused"), "a clean start logs no errors:\n{log}");
     assert!(!log.contains("reloaded"), "nothing was reloaded:\n{log}");
@@ -113,36 +139,15 @@ async fn a_clean_start_logs_no_errors_and_touching_loaded_files_reloads_nothing(
 /// health turns SERVING once everything is loaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_start_opens_the_port_at_once_and_answers_only_the_whole_list() {
-    use tokio::io::AsyncBufReadExt;
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
 
     let root = tempfile::tempdir().expect("temp dir");
-    let functions = root.path().join("functions");
-    std::fs::create_dir(&functions).expect("mkdir");
-    for guest in ["python_example", "column_operations"] {
-        std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
-    }
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
-        .args(["--functions-dir", &functions.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
-        // A cold start: everything compiles. A generous stall timeout bounds how long calls wait.
-        .args(["--no-compile-cache", "--no-watch", "--stall-timeout", "600"])
-        .env("RUST_LOG", "sse_wasm=info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn sse-wasm");
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let collected = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            collected.lock().expect("lines").push(line);
-        }
-    });
-    let log = || lines.lock().expect("lines").clone();
+    // A cold start: everything compiles. A generous stall timeout bounds how long calls wait.
+    let args = ["--no-compile-cache", "--no-watch", "--stall-timeout", "600"];
+    let mut binary = Binary::start(root.path(), &["python_example", "column_operations"], &args, "info").await;
+    let (port, functions) = (binary.port, binary.functions.clone());
+    let log = binary.log();
     let position = |needle: &str| log().iter().position(|line| line.contains(needle));
 
     let uri = format!("http://127.0.0.1:{port}");
@@ -193,5 +198,5 @@ async fn a_first_start_opens_the_port_at_once_and_answers_only_the_whole_list() 
     assert!(at("loading", &small) < at("loading", &large), "{:#?}", log());
     assert!(at("loaded", &small) < at("loaded", &large), "the small one is not kept waiting: {:#?}", log());
     assert!(log().iter().any(|l| l.contains(&format!("loading {large} (17.7 MiB)"))), "{:#?}", log());
-    child.kill().await.expect("kill");
+    binary.child.kill().await.expect("kill");
 }
