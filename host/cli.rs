@@ -165,6 +165,12 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// Like [`seconds`], where 0 turns the thing off.
+fn seconds_or_zero(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(value.is_finite() && value >= 0.0, "{flag} must be 0 or a positive number of seconds, not {value}");
+    Ok(Duration::from_secs_f64(value))
+}
+
 impl Config {
     /// Checks the flags and turns them into a configuration.
     pub fn from_flags(flags: Flags) -> anyhow::Result<Self> {
@@ -196,14 +202,7 @@ impl Config {
                 max_message_bytes: flags.max_message.saturating_mul(1 << 20),
                 max_concurrent_calls: flags.max_concurrent_calls,
                 stall_timeout: seconds("--stall-timeout", flags.stall_timeout)?,
-                drain_delay: {
-                    anyhow::ensure!(
-                        flags.drain_delay.is_finite() && flags.drain_delay >= 0.0,
-                        "--drain-delay must be 0 or a positive number of seconds, not {}",
-                        flags.drain_delay
-                    );
-                    Duration::from_secs_f64(flags.drain_delay)
-                },
+                drain_delay: seconds_or_zero("--drain-delay", flags.drain_delay)?,
                 shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace)?,
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
                 scripts: !flags.no_scripts,

@@ -30,7 +30,7 @@ pub struct Limits {
     /// Linear-memory cap of one instance, in bytes.
     pub max_memory_bytes: usize,
     /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
-    /// `--max-concurrent-calls`, loads by `LOAD_PARALLELISM`; this leaves room for both.
+    /// `--max-concurrent-calls`; `LOAD_PARALLELISM` sizes the room left beside them.
     pub instances: u32,
 }
 
@@ -40,7 +40,10 @@ pub const DEFAULT_CONCURRENT_CALLS: usize = 256;
 /// The most calls that may run at once (each reserves address space in the instance pool).
 pub const MAX_CONCURRENT_CALLS: usize = 4096;
 
-/// Components loaded (compiled and described) at the same time.
+/// Room beside the calls, in the instance pool and the blocking threads, for work that is not a
+/// call: loading components (one at a time since loads went sequential, `reload`), describing
+/// them, and the instances script engines prepare ahead of time. Kept at its former size so the
+/// pool and thread limits did not change.
 pub const LOAD_PARALLELISM: usize = 8;
 
 impl Limits {
