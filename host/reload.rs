@@ -13,11 +13,12 @@
 //! compiled on a blocking thread — or taken from the compile cache — and described. Only then is
 //! one new registry built from the whole module list and swapped in atomically. A call holds the
 //! registry snapshot it started with, so it finishes on the version it began on; calls that start
-//! after the swap see the new one. A file that fails to load is logged, and its previous version,
-//! if any, keeps serving. Modules keep their place in the list when replaced; new ones go last, so
+//! after the swap see the new one. A file that fails to load is judged again after `RECHECK`: if
+//! it was touched meanwhile it is loaded again, and only if it still holds the bytes that failed
+//! is the failure logged and counted; its previous version, if any, keeps serving. Modules keep their place in the list when replaced; new ones go last, so
 //! when two files declare the same function, the one served first keeps it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,10 @@ use crate::wasm::{CompileCache, ContentHash, Guest, Runtime, content_hash};
 pub const SETTLE: Duration = Duration::from_millis(10);
 /// How long an unfinished write must stay quiet before the file is loaded anyway.
 pub const STALLED_WRITE: Duration = Duration::from_secs(2);
+/// How long a file that failed to load must stay untouched and unchanged before the failure is
+/// reported: what was read may have been a write caught half-way whose events are still on their
+/// way (a busy machine delays them), and such a write shows itself within this time.
+pub const RECHECK: Duration = Duration::from_millis(250);
 
 /// True for the files the host serves: `*.wasm`, not hidden (copy tools and editors write their
 /// temporary files as `.name.wasm`, `name.wasm.tmp` or `name.wasm~`).
@@ -187,6 +192,8 @@ impl Functions {
         loop {
             let next_due = pending.values().map(Touch::due).min();
             tokio::select! {
+                // Events first: a path touched again is not due, whatever the timer says.
+                biased;
                 event = events.recv() => match event {
                     Some(Ok(event)) => note(&mut pending, &event),
                     Some(Err(error)) => tracing::warn!("watching {}: {error}", self.dir.display()),
@@ -194,9 +201,7 @@ impl Functions {
                 },
                 () = sleep_until(next_due) => {
                     let now = Instant::now();
-                    let due: BTreeSet<PathBuf> =
-                        pending.iter().filter(|(_, t)| t.due() <= now).map(|(p, _)| p.clone()).collect();
-                    pending.retain(|path, _| !due.contains(path));
+                    let due: BTreeMap<PathBuf, Touch> = pending.extract_if(|_, t| t.due() <= now).collect();
                     self.status.send_modify(|s| s.idle = false);
                     self.apply(due, &mut events, &mut pending).await;
                 }
@@ -206,14 +211,21 @@ impl Functions {
         }
     }
 
-    /// Brings the module list in line with `paths` and publishes the result once.
+    /// Brings the module list in line with the due `paths` and publishes the result once.
     ///
-    /// A file written to again while it was being loaded is left to its pending reload: what was
-    /// read may be half of the new write, and judging it would report a failure that is not one.
-    async fn apply(&mut self, paths: BTreeSet<PathBuf>, events: &mut Events, pending: &mut HashMap<PathBuf, Touch>) {
+    /// A file that fails to load is not judged at once: what was read may be half of a newer write.
+    /// If it was written to while it loaded, its pending reload takes over; otherwise it is pending
+    /// again for `RECHECK`, with the failure, and the failure stands only if the file then still
+    /// holds the same bytes.
+    async fn apply(
+        &mut self,
+        paths: BTreeMap<PathBuf, Touch>,
+        events: &mut Events,
+        pending: &mut HashMap<PathBuf, Touch>,
+    ) {
         let before = self.registry.load_full();
         let mut changed = Vec::new();
-        for path in paths {
+        for (path, touch) in paths {
             let position = self.guests.iter().position(|m| m.path == path);
             let bytes = match tokio::fs::read(&path).await {
                 Ok(bytes) => bytes,
@@ -234,7 +246,19 @@ impl Functions {
                     continue;
                 }
             };
+            if bytes.is_empty() {
+                // Never a component: a writer has truncated it and not written yet.
+                tracing::info!("{} is empty; waiting for it to be written", path.display());
+                continue;
+            }
             let hash = content_hash(&bytes);
+            if let Some(failure) = touch.failed.filter(|f| f.hash == hash) {
+                let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
+                tracing::error!("{}; {keeps}", failure.error);
+                self.count_load(&path, "failed");
+                self.status.send_modify(|s| s.failures += 1);
+                continue;
+            }
             if position.is_some_and(|p| self.guests[p].hash == hash) {
                 tracing::debug!("{} touched but unchanged", path.display());
                 continue;
@@ -254,14 +278,13 @@ impl Functions {
                     self.count_load(&path, "reloaded");
                     changed.push(path);
                 }
-                Ok(Err(error)) if superseded(&path, events, pending) || rewritten(&path, &hash, pending).await => {
+                Ok(Err(error)) if superseded(&path, events, pending) => {
                     tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
                 }
                 Ok(Err(error)) => {
-                    let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
-                    tracing::error!("{error}; {keeps}");
-                    self.count_load(&path, "failed");
-                    self.status.send_modify(|s| s.failures += 1);
+                    tracing::debug!("{error}; reported if {} is still unchanged in {RECHECK:?}", path.display());
+                    let failed = Some(Arc::new(Failure { hash, error: error.to_string() }));
+                    pending.insert(path, Touch { last: Instant::now(), writing: false, failed });
                 }
                 Err(panic) => {
                     tracing::error!("loading {} failed: {panic}", path.display());
@@ -291,16 +314,32 @@ impl Drop for WatchGuard {
 }
 
 /// What the watcher last said about one path.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Touch {
     last: Instant,
     /// Created or written to, and not yet closed or renamed into place.
     writing: bool,
+    /// Set when the path is pending only to confirm that a failed load stands.
+    failed: Option<Arc<Failure>>,
+}
+
+/// A load that failed, waiting for `RECHECK` to tell whether the file was still being written.
+#[derive(Debug)]
+struct Failure {
+    hash: ContentHash,
+    error: String,
 }
 
 impl Touch {
     fn due(&self) -> Instant {
-        self.last + if self.writing { STALLED_WRITE } else { SETTLE }
+        let quiet = if self.failed.is_some() {
+            RECHECK
+        } else if self.writing {
+            STALLED_WRITE
+        } else {
+            SETTLE
+        };
+        self.last + quiet
     }
 }
 
@@ -317,22 +356,6 @@ fn superseded(path: &Path, events: &mut Events, pending: &mut HashMap<PathBuf, T
     pending.contains_key(path)
 }
 
-/// True when `path` no longer holds the bytes whose hash is `loaded`: a newer write is under way
-/// or done, though its events have not arrived yet (a busy machine delays them). The path is then
-/// pending again as being written, so it is loaded once its writer is done, or after
-/// `STALLED_WRITE` at the latest.
-async fn rewritten(path: &Path, loaded: &ContentHash, pending: &mut HashMap<PathBuf, Touch>) -> bool {
-    let now = match tokio::fs::read(path).await {
-        Ok(bytes) => content_hash(&bytes),
-        Err(_) => return false,
-    };
-    if now == *loaded {
-        return false;
-    }
-    pending.entry(path.to_owned()).or_insert(Touch { last: Instant::now(), writing: true });
-    true
-}
-
 /// Records what `event` says about the component files it names.
 fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
     let writing = match event.kind {
@@ -345,7 +368,7 @@ fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
     };
     let Some(writing) = writing else { return };
     for path in event.paths.iter().filter(|p| is_component_file(p)) {
-        pending.insert(path.clone(), Touch { last: Instant::now(), writing });
+        pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None });
     }
 }
 
@@ -400,7 +423,7 @@ mod tests {
     }
 
     fn touch(pending: &HashMap<PathBuf, Touch>, path: &str) -> Option<Touch> {
-        pending.get(Path::new(path)).copied()
+        pending.get(Path::new(path)).cloned()
     }
 
     #[test]
@@ -433,6 +456,19 @@ mod tests {
         // Reading a file (the host's own read included) does not postpone it.
         note(&mut pending, &event(EventKind::Access(AccessKind::Close(AccessMode::Read)), &["/f/a.wasm"]));
         assert_eq!(touch(&pending, "/f/a.wasm").expect("noted").last, closed.last);
+    }
+
+    #[test]
+    fn a_failed_load_waits_to_be_confirmed_and_any_touch_retries_it() {
+        let mut pending = HashMap::new();
+        let failed = Some(Arc::new(Failure { hash: [7; 32], error: "not a component".into() }));
+        let confirming = Touch { last: Instant::now(), writing: false, failed };
+        assert_eq!(confirming.due(), confirming.last + RECHECK);
+        pending.insert(PathBuf::from("/f/a.wasm"), confirming);
+        note(&mut pending, &event(EventKind::Modify(ModifyKind::Data(DataChange::Content)), &["/f/a.wasm"]));
+        let touched = touch(&pending, "/f/a.wasm").expect("noted");
+        assert!(touched.failed.is_none(), "a write after the failure means loading again, not reporting");
+        assert!(touched.writing);
     }
 
     #[test]

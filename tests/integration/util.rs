@@ -96,6 +96,7 @@ impl TestServer {
     /// Serves whatever `dir` holds, with the compile cache in `cache` (entries authenticated with
     /// this process's test key).
     pub async fn start_cached(dir: tempfile::TempDir, cache: &Path, limits: Limits, options: ServeOptions) -> Self {
+        log_to_test_output();
         let engine = Runtime::new(limits).expect("engine");
         let cache_dir = cache.to_owned();
         let cache = CompileCache::new(cache, test_cache_key(), engine.wasmtime()).expect("cache");
@@ -403,4 +404,12 @@ pub const EXECUTE_FUNCTION: &str = "/qlik.sse.Connector/ExecuteFunction";
 /// A function header for `name`, serialized.
 pub fn function_header(name: &str) -> Vec<u8> {
     pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() }.encode_to_vec()
+}
+
+/// Sends the host's log to the test's output (shown for failed tests, or all with
+/// `--nocapture`), filtered by `RUST_LOG` (e.g. `RUST_LOG=sse_wasm=debug`); silent without it.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
 }
