@@ -1,6 +1,7 @@
 //! End-to-end tests: a real sse-wasm server on loopback, driven by a real gRPC client generated
 //! from Qlik's proto, serving the example and test guests built by `make guests`.
 
+mod balancer;
 mod cache;
 mod clients;
 mod errors;
