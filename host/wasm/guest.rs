@@ -17,20 +17,36 @@ use super::runtime::Runtime;
 use super::sandbox::{CallState, CancelFlag, enter};
 use super::script_engine::ScriptEngine;
 
-/// Where a module's machine code came from, and how long getting it took.
+/// Where a module's machine code came from, how long getting it took, and how long the whole load
+/// took (code, linking and `describe`): the time until it could serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compiled {
     /// Compiled with Cranelift.
-    Fresh(Duration),
+    Fresh {
+        /// Compiling.
+        compile: Duration,
+        /// The whole load.
+        ready: Duration,
+    },
     /// Read from the compile cache.
-    FromCache(Duration),
+    FromCache {
+        /// Reading and checking the entry.
+        read: Duration,
+        /// The whole load.
+        ready: Duration,
+    },
 }
 
 impl std::fmt::Display for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
         match self {
-            Self::Fresh(took) => write!(f, "compiled in {:.1} ms", took.as_secs_f64() * 1e3),
-            Self::FromCache(took) => write!(f, "cache hit, {:.1} ms", took.as_secs_f64() * 1e3),
+            Self::Fresh { compile, ready } => {
+                write!(f, "compiled in {:.1} ms, ready in {:.1} ms", ms(compile), ms(ready))
+            }
+            Self::FromCache { read, ready } => {
+                write!(f, "cache hit in {:.1} ms, ready in {:.1} ms", ms(read), ms(ready))
+            }
         }
     }
 }
@@ -74,23 +90,28 @@ impl Guest {
         hash: ContentHash,
     ) -> Result<(Self, Compiled), LoadError> {
         let started = Instant::now();
-        let (component, compiled) = match cache.and_then(|c| c.load(runtime.wasmtime(), path, &hash)) {
-            Some(component) => (component, Compiled::FromCache(started.elapsed())),
+        let (component, from_cache) = match cache.and_then(|c| c.load(runtime.wasmtime(), path, &hash)) {
+            Some(component) => (component, true),
             None => {
                 let component =
                     runtime.compile(bytes).map_err(|reason| LoadError::Compile { path: path.to_owned(), reason })?;
-                (component, Compiled::Fresh(started.elapsed()))
+                (component, false)
             }
         };
+        let code = started.elapsed();
         let module = Self::from_component(runtime, path, &component, hash)?;
-        match compiled {
-            Compiled::FromCache(_) => runtime.metrics().cache_hits.inc(),
-            Compiled::Fresh(_) => runtime.metrics().cache_misses.inc(),
+        let ready = started.elapsed();
+        let compiled = if from_cache {
+            runtime.metrics().cache_hits.inc();
+            Compiled::FromCache { read: code, ready }
+        } else {
+            runtime.metrics().cache_misses.inc();
+            // Only components that fit the world and describe themselves are worth caching.
+            if let Some(cache) = cache {
+                cache.store(&hash, &component);
+            }
+            Compiled::Fresh { compile: code, ready }
         };
-        // Only components that fit the world and describe themselves are worth caching.
-        if let (Some(cache), Compiled::Fresh(_)) = (cache, compiled) {
-            cache.store(&hash, &component);
-        }
         Ok((module, compiled))
     }
 

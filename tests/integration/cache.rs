@@ -23,8 +23,8 @@ fn entries_are_reused_and_damaged_ones_rebuilt() {
     let cache = CompileCache::new(&dir.path().join("cache"), test_cache_key(), engine.wasmtime()).expect("cache");
     let path = guest_wasm("column_operations");
 
-    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh(_)));
-    assert!(matches!(load(&engine, &cache, &path), Compiled::FromCache(_)));
+    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh { .. }));
+    assert!(matches!(load(&engine, &cache, &path), Compiled::FromCache { .. }));
 
     // Every entry damaged: one byte flipped in the artifact, or cut short.
     let entries: Vec<_> = std::fs::read_dir(cache.dir()).expect("list").map(|e| e.expect("entry").path()).collect();
@@ -35,12 +35,12 @@ fn entries_are_reused_and_damaged_ones_rebuilt() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(entry, &bytes).expect("write");
-    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh(_)), "a flipped byte is detected");
-    assert!(matches!(load(&engine, &cache, &path), Compiled::FromCache(_)), "and the entry rebuilt");
+    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh { .. }), "a flipped byte is detected");
+    assert!(matches!(load(&engine, &cache, &path), Compiled::FromCache { .. }), "and the entry rebuilt");
 
     let bytes = std::fs::read(entry).expect("read");
     std::fs::write(entry, &bytes[..bytes.len() / 3]).expect("truncate");
-    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh(_)), "a torn entry is detected");
+    assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh { .. }), "a torn entry is detected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
