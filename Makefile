@@ -2,7 +2,7 @@
 GUEST_TARGET := wasm32-wasip2
 GUEST_OUT    := guests/target/$(GUEST_TARGET)/release
 # The components `make run` serves (the test-only guests stay out of functions/).
-EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example c_example
+EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example js_scripts c_example
 LISTEN       ?= 127.0.0.1:50051
 
 # Guest toolchains other than Rust's live in guests/.tools, installed on first use.
@@ -57,7 +57,7 @@ $(GUEST_OUT)/python_scripts.wasm: $(wildcard guests/python/script-engine/*.py gu
 	cd guests/python/script-engine && $(abspath $(COMPONENTIZE_PY)) -d ../../../wit -w script-engine componentize app -p . -p ../sdk -o $(abspath $@)
 
 # JavaScript guests (componentize-js, pinned by guests/js/package-lock.json).
-js-guests: $(GUEST_OUT)/js_example.wasm
+js-guests: $(GUEST_OUT)/js_example.wasm $(GUEST_OUT)/js_scripts.wasm
 
 $(COMPONENTIZE_JS): guests/js/package.json guests/js/package-lock.json
 	cd guests/js && npm install --no-audit --no-fund --loglevel=error
@@ -67,6 +67,11 @@ $(GUEST_OUT)/js_example.wasm: $(wildcard guests/js/example/*.js guests/js/sdk/*.
 	mkdir -p $(GUEST_OUT)
 	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name plugin \
 		--disable http fetch-event -o $(abspath $@) example/app.js
+
+$(GUEST_OUT)/js_scripts.wasm: guests/js/script-engine/app.js $(WIT) | $(COMPONENTIZE_JS)
+	mkdir -p $(GUEST_OUT)
+	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name script-engine \
+		--disable http fetch-event -o $(abspath $@) script-engine/app.js
 
 # C guests: zig's clang and wasi-libc (wasip1, from PyPI's ziglang), the committed wit-bindgen C
 # bindings in guests/c/gen, and the WASI adapter that makes the module a component.
@@ -93,7 +98,7 @@ c-bindings:
 	sha256sum $(WIT) | cut -d' ' -f1 > guests/c/gen/WIT_SHA256
 
 run: guests build
-	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions
+	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --script-language python
 
 test: guests
 	cargo test

@@ -6,6 +6,7 @@ mod cache;
 mod clients;
 mod errors;
 mod examples;
+mod js_scripts;
 mod languages;
 mod layout;
 mod loading;

@@ -1,6 +1,7 @@
 //! Shared test plumbing: a server in a temp folder on 127.0.0.1:0, a client, and request helpers.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -74,14 +75,20 @@ impl TestServer {
     }
 
     /// Serves the named guests with a compile cache shared by every test of this process: for
-    /// the large guests (Python, JavaScript) that take seconds to compile.
+    /// the large guests (Python, JavaScript) that take seconds to compile. Tests that start the
+    /// same guests at once take turns, so that one compiles and the others read its cache entry.
     pub async fn start_shared(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
         static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+        static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
         let cache = SHARED.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().join("cache");
         let dir = tempfile::tempdir().expect("temp dir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
         }
+        let turn =
+            TURNS.get_or_init(Default::default).lock().expect("turns").entry(guests.join(",")).or_default().clone();
+        let _turn = turn.lock().await;
         Self::start_cached(dir, &cache, limits, options).await
     }
 
@@ -196,6 +203,7 @@ pub fn bundles(rows: Vec<pb::Row>, size: usize) -> Vec<pb::BundledRows> {
 }
 
 /// What a call answered.
+#[derive(Debug)]
 pub struct Answer {
     pub metadata: MetadataMap,
     pub messages: Vec<pb::BundledRows>,
