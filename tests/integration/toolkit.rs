@@ -201,3 +201,21 @@ fn new_c_guest_builds_and_passes_inspect() {
         "Trim(Text: STRING) -> STRING",
     );
 }
+
+#[test]
+fn new_zig_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "zig",
+        |dir| {
+            let zig = format!("{} -m ziglang", repo("guests/.tools/venv/bin/python").display());
+            run_in(
+                dir,
+                "make",
+                &[],
+                &[("WASM_TOOLS", repo("guests/.tools/venv/bin/wasm-tools").into()), ("ZIG", zig.into())],
+            )
+        },
+        "my_guest.wasm",
+        "Initials(Text: STRING) -> STRING",
+    );
+}
