@@ -120,9 +120,9 @@ async fn go_functions() {
     assert_eq!(function_names(&server).await, ["Product", "RoundTo", "SnakeCase"]);
     let mut client = server.client().await;
 
-    let rows = vec![row(&[V::N(3.14159), V::N(2.0)]), row(&[V::N(-2.5), V::N(0.0)])];
+    let rows = vec![row(&[V::N(1.23456), V::N(2.0)]), row(&[V::N(-2.5), V::N(0.0)])];
     let answer = call(&mut client, "RoundTo", bundles(rows, 1)).await.expect("RoundTo");
-    assert_eq!(answer.numbers(), [3.14, -3.0]);
+    assert_eq!(answer.numbers(), [1.23, -3.0]);
     let result = call(&mut client, "RoundTo", bundles(vec![row(&[V::N(1.0), V::N(99.0)])], 1)).await;
     assert_status(result, tonic::Code::InvalidArgument, &["Digits must be from 0 to 15, not 99"]);
 
