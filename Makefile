@@ -82,9 +82,16 @@ $(ZIGLANG): | $(COMPONENTIZE_PY)
 	$(TOOLS)/venv/bin/pip install --quiet ziglang==0.17.1
 	touch $@
 
+# Copied from the adapter crate's sources (the same bytes `sse-wasm wasi-adapter` writes), so that
+# building guests never builds the host: `make test` then compiles wasmtime once, with the tests.
+ADAPTER_CRATE := wasi-preview1-component-adapter-provider
+
 $(ADAPTER):
 	mkdir -p $(TOOLS)
-	cargo run --quiet -- wasi-adapter $@
+	cargo metadata --format-version 1 --locked | $(PYTHON) -c 'import json, os, sys; \
+		p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "$(ADAPTER_CRATE)"); \
+		print(os.path.join(os.path.dirname(p["manifest_path"]), "artefacts", "wasi_snapshot_preview1.reactor.wasm"))' \
+		| xargs -I{} cp {} $@
 
 $(GUEST_OUT)/c_example.wasm: guests/c/example/functions.c $(wildcard guests/c/gen/*) | $(WASM_TOOLS) $(ADAPTER) $(ZIGLANG)
 	mkdir -p $(GUEST_OUT) $(TOOLS)/c
