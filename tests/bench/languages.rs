@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::throughput::Server;
-use crate::util::guest;
+use crate::util::{guest, micros_at};
 use crate::wire::{self, Cell};
 
 /// A guest, its language, and a one-row call of one of its functions.
@@ -40,11 +40,13 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
             wire::call(&server.channel, function, message.clone()).await?;
             latencies.push(started.elapsed());
         }
-        latencies.sort();
-        let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
         let size = std::fs::metadata(guest(file))?.len() as f64 / 1024.0;
         let size = if size >= 1024.0 { format!("{:.1} MiB", size / 1024.0) } else { format!("{size:.0} KiB") };
-        println!("| {language} | `{function}` | {size} | {:.0} µs | {:.0} µs |", at(0.5), at(0.99));
+        println!(
+            "| {language} | `{function}` | {size} | {:.0} µs | {:.0} µs |",
+            micros_at(&mut latencies, 0.5),
+            micros_at(&mut latencies, 0.99)
+        );
     }
     Ok(())
 }

@@ -76,13 +76,11 @@ async fn measure(engine: &Engine, quick: bool) -> anyhow::Result<()> {
         wire::evaluate(&server.channel, &aggr, one_row.clone()).await?;
         latencies.push(started.elapsed());
     }
-    latencies.sort();
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
     println!(
         "| one-row ScriptAggr `{}`, p50 / p99 latency | {:.0} µs / {:.0} µs |",
         engine.aggr,
-        percentile(0.5),
-        percentile(0.99)
+        crate::util::micros_at(&mut latencies, 0.5),
+        crate::util::micros_at(&mut latencies, 0.99)
     );
 
     let window = Duration::from_secs(if quick { 1 } else { 3 });

@@ -222,8 +222,6 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
             wire::call(&server.channel, "SumOfRows", one_row.clone()).await?;
             latencies.push(started.elapsed());
         }
-        latencies.sort();
-        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
         let window = Duration::from_secs(if quick { 1 } else { 3 });
         let (channel, messages) = (server.channel.clone(), one_row.clone());
         let rate = crate::util::calls_per_second(64, window, move || {
@@ -234,8 +232,8 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
         println!(
             "| {} | {:.0} µs | {:.0} µs | {:.0} |",
             server.name,
-            percentile(0.5).as_secs_f64() * 1e6,
-            percentile(0.99).as_secs_f64() * 1e6,
+            crate::util::micros_at(&mut latencies, 0.5),
+            crate::util::micros_at(&mut latencies, 0.99),
             rate
         );
     }

@@ -75,6 +75,12 @@ pub fn median_max(samples: &mut [Duration]) -> (Duration, Duration) {
     (samples[samples.len() / 2], samples[samples.len() - 1])
 }
 
+/// The `p` quantile (0 to 1) of `samples`, in µs; sorts them.
+pub fn micros_at(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
