@@ -82,26 +82,14 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
         }
         Language::C => {
             files.push(("functions.c".into(), C_FUNCTIONS.into()));
-            files.push(("gen/plugin.c".into(), C_BINDINGS.into()));
-            files.push(("gen/plugin.h".into(), C_HEADER.into()));
-            files.push(("gen/plugin_component_type.o".into(), C_COMPONENT_TYPE.into()));
-            files.push((
-                "wasi_snapshot_preview1.reactor.wasm".into(),
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
-            ));
+            files.extend(c_bindings_and_adapter());
             files.push(("Makefile".into(), c_makefile(&stem).into()));
             "make".to_owned()
         }
         Language::Zig => {
             files.push(("functions.zig".into(), ZIG_FUNCTIONS.into()));
             files.push(("gen/bindings.zig".into(), ZIG_BINDINGS.into()));
-            files.push(("gen/plugin.c".into(), C_BINDINGS.into()));
-            files.push(("gen/plugin.h".into(), C_HEADER.into()));
-            files.push(("gen/plugin_component_type.o".into(), C_COMPONENT_TYPE.into()));
-            files.push((
-                "wasi_snapshot_preview1.reactor.wasm".into(),
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
-            ));
+            files.extend(c_bindings_and_adapter());
             files.push(("Makefile".into(), zig_makefile(&stem).into()));
             "make".to_owned()
         }
@@ -114,10 +102,7 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
             ));
             files.push(("sse/abi.go".into(), GO_ABI.into()));
             files.push(("sse/functions.go".into(), GO_FUNCTIONS.into()));
-            files.push((
-                "wasi_snapshot_preview1.reactor.wasm".into(),
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
-            ));
+            files.push(adapter());
             files.push(("Makefile".into(), go_makefile(&stem).into()));
             "make".to_owned()
         }
@@ -131,6 +116,24 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
         std::fs::write(&path, contents).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(build)
+}
+
+/// wit-bindgen's C bindings (C and Zig guests use them) and the WASI adapter.
+fn c_bindings_and_adapter() -> [(String, Vec<u8>); 4] {
+    [
+        ("gen/plugin.c".into(), C_BINDINGS.into()),
+        ("gen/plugin.h".into(), C_HEADER.into()),
+        ("gen/plugin_component_type.o".into(), C_COMPONENT_TYPE.into()),
+        adapter(),
+    ]
+}
+
+/// The WASI preview1 reactor adapter that makes a wasip1 module (C, Zig, Go) a component.
+fn adapter() -> (String, Vec<u8>) {
+    (
+        "wasi_snapshot_preview1.reactor.wasm".into(),
+        wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.into(),
+    )
 }
 
 fn rust_manifest(name: &str, sdk: &Path) -> String {
