@@ -69,7 +69,7 @@ $(GUEST_OUT)/js_example.wasm: $(wildcard guests/js/example/*.js guests/js/sdk/*.
 	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name plugin \
 		--disable http fetch-event -o $(abspath $@) example/app.js
 
-$(GUEST_OUT)/js_scripts.wasm: guests/js/script-engine/app.js $(WIT) | $(COMPONENTIZE_JS)
+$(GUEST_OUT)/js_scripts.wasm: $(wildcard guests/js/script-engine/*.js guests/js/sdk/*.js) $(WIT) | $(COMPONENTIZE_JS)
 	mkdir -p $(GUEST_OUT)
 	cd guests/js && ./node_modules/.bin/componentize-js --wit ../../wit --world-name script-engine \
 		--disable http fetch-event -o $(abspath $@) script-engine/app.js

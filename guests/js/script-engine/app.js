@@ -11,29 +11,7 @@
 // Scripts run in strict mode, so an undeclared name is an error rather than a global. Every
 // evaluation runs in a fresh instance of this engine: nothing one script does is seen by the next.
 
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
-
-function texts({ data, offsets }) {
-  const out = new Array(offsets.length - 1);
-  for (let i = 0; i + 1 < offsets.length; i++) {
-    out[i] = decoder.decode(data.subarray(offsets[i], offsets[i + 1]));
-  }
-  return out;
-}
-
-function strings(values) {
-  const encoded = values.map((v) => encoder.encode(v));
-  const offsets = new Uint32Array(encoded.length + 1);
-  let end = 0;
-  encoded.forEach((e, i) => {
-    end += e.length;
-    offsets[i + 1] = end;
-  });
-  const data = new Uint8Array(end);
-  encoded.forEach((e, i) => data.set(e, offsets[i]));
-  return { data, offsets };
-}
+import { strings, texts } from "../sdk/sse-guest.js";
 
 // What a thrown value becomes: the `err` text Qlik shows, `Name: message`, and for an error in
 // the script itself `(line N)` counted in the script's own text (`lines` long, `offset` lines

@@ -53,7 +53,8 @@ export function aggregation(name, params, returns, run, options) {
   declare("aggregation", "per-call", name, params, returns, run, options);
 }
 
-function texts({ data, offsets }) {
+/** A WIT `strings` (one UTF-8 buffer plus offsets) as an array of strings. */
+export function texts({ data, offsets }) {
   const out = new Array(offsets.length - 1);
   for (let i = 0; i + 1 < offsets.length; i++) {
     out[i] = decoder.decode(data.subarray(offsets[i], offsets[i + 1]));
@@ -61,7 +62,8 @@ function texts({ data, offsets }) {
   return out;
 }
 
-function strings(values) {
+/** An array of values as a WIT `strings`; null and undefined are empty. */
+export function strings(values) {
   const encoded = values.map((v) => encoder.encode(String(v ?? "")));
   const offsets = new Uint32Array(encoded.length + 1);
   let end = 0;
