@@ -15,8 +15,9 @@
 //! registry snapshot it started with, so it finishes on the version it began on; calls that start
 //! after the swap see the new one. A file that fails to load is judged again after `RECHECK`: if
 //! it was touched meanwhile it is loaded again, and only if it still holds the bytes that failed
-//! is the failure logged and counted; its previous version, if any, keeps serving. Modules keep their place in the list when replaced; new ones go last, so
-//! when two files declare the same function, the one served first keeps it.
+//! is the failure logged and counted; its previous version, if any, keeps serving. Modules keep
+//! their place in the list when replaced; new ones go last, so when two files declare the same
+//! function, the one served first keeps it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
