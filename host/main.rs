@@ -50,6 +50,9 @@ fn run() -> anyhow::Result<()> {
             writeln!(out, "created {}; build it with:\n\n    cd {} && {build}", dir.display(), dir.display())?;
             Ok(())
         }
+        Some(Command::DatasciSnapshot { python, stdlib, driver, out }) => {
+            sse_wasm::wasm::datasci_snapshot(&python, &stdlib, &driver, &out)
+        }
         Some(Command::WasiAdapter { out: path }) => {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))
@@ -72,7 +75,7 @@ async fn serve_folder(config: Config) -> anyhow::Result<()> {
     if let Some(cache) = &config.cache {
         cache.check(&config.functions_dir)?;
     }
-    let cache = config.cache.as_ref().and_then(|c| c.open(runtime.wasmtime()));
+    let cache = config.cache.as_ref().and_then(|c| c.open());
     let dir = config.functions_dir.clone();
     let mut functions = Functions::open(runtime.clone(), &dir, cache)
         .with_context(|| format!("cannot read the functions folder {}", dir.display()))?;

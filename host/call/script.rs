@@ -1,28 +1,31 @@
 //! One evaluation of a script (`EvaluateScript`): every request message decoded with the script's
 //! parameter types and fed to a fresh instance of its engine, then the answer checked against
-//! what the script's function type promises and encoded into capped messages.
+//! what the script's function type promises (and the table it describes, if it describes one),
+//! and encoded into capped messages after that table.
 
 use bytes::Bytes;
 
 use crate::error::CallError;
-use crate::model::{Batch, DataType, FunctionType, Script};
+use crate::model::{DataType, FunctionType, Script, ScriptAnswer, ScriptTable};
 use crate::wasm::script_engine::LABEL;
 use crate::wasm::{CancelFlag, ScriptEngine};
 use crate::wire::codec::EncodedRows;
 
 use super::{CallStats, decode, encode};
 
-/// Runs `script` on `engine`: feeds it every request message from `next`, then hands its answer,
-/// split into messages, to `send`.
-pub fn run<N, S>(
+/// Runs `script` on `engine`: feeds it every request message from `next`, then hands the table
+/// its answer describes (if any) to `table`, and its answer, split into messages, to `send`.
+pub fn run<N, T, S>(
     engine: &ScriptEngine,
     script: &Script,
     cancel: CancelFlag,
     mut next: N,
+    table: T,
     mut send: S,
 ) -> Result<CallStats, CallError>
 where
     N: FnMut() -> Result<Option<Bytes>, CallError>,
+    T: FnOnce(Option<&ScriptTable>),
     S: FnMut(EncodedRows) -> Result<(), CallError>,
 {
     let params: Vec<DataType> = script.params.iter().map(|(_, t)| *t).collect();
@@ -35,20 +38,31 @@ where
     }
     let answer = evaluation.finish()?;
     check(script, &answer, stats.rows_in)?;
-    stats.rows_out = answer.rows;
-    encode(LABEL, &answer, &mut send)?;
+    stats.rows_out = answer.batch.rows;
+    table(answer.table.as_ref());
+    encode(LABEL, &answer.batch, &mut send)?;
     Ok(stats)
 }
 
-/// A script's answer must have the rows its function type promises, in columns of its return type.
-fn check(script: &Script, answer: &Batch, rows_in: usize) -> Result<(), CallError> {
+/// A script's answer must have the rows its function type promises, in columns of its return type
+/// (or, when it describes its table, one column per field, of the field's type).
+fn check(script: &Script, answer: &ScriptAnswer, rows_in: usize) -> Result<(), CallError> {
     let wrong = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
+    let (answer, table) = (&answer.batch, &answer.table);
     if answer.columns.is_empty() {
         return Err(wrong("the script answered no columns".to_owned()));
     }
-    let types = vec![script.return_type; answer.columns.len()];
-    answer.check(&types).map_err(|reason| wrong(format!("the answer does not fit the return type: {reason}")))?;
-    if let Some(expected) = script.expected_rows(rows_in)
+    if let Some(table) = table {
+        let types: Vec<DataType> = table.fields.iter().map(|f| f.data_type).collect();
+        answer
+            .check(&types)
+            .map_err(|reason| wrong(format!("the answer does not fit its TableDescription: {reason}")))?;
+    } else {
+        let types = vec![script.return_type; answer.columns.len()];
+        answer.check(&types).map_err(|reason| wrong(format!("the answer does not fit the return type: {reason}")))?;
+    }
+    // A script that describes its table answers a table (`Load ... Extension`): any number of rows.
+    if let Some(expected) = script.expected_rows(rows_in).filter(|_| table.is_none())
         && answer.rows != expected
     {
         let function = match script.function_type {

@@ -10,4 +10,4 @@ pub mod script;
 
 pub use batch::{Batch, Column, DataType, Strings};
 pub use function::{FunctionDef, FunctionType, MAX_FUNCTIONS, Mode, TableDef};
-pub use script::Script;
+pub use script::{Script, ScriptAnswer, ScriptField, ScriptTable};

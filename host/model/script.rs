@@ -1,6 +1,6 @@
 //! The script of one `EvaluateScript` call, as Qlik's `ScriptRequestHeader` describes it.
 
-use super::batch::DataType;
+use super::batch::{Batch, DataType};
 use super::function::FunctionType;
 
 /// The script of one `EvaluateScript` call, from its `ScriptRequestHeader`.
@@ -14,6 +14,38 @@ pub struct Script {
     pub function_type: FunctionType,
     /// The type of every answer column.
     pub return_type: DataType,
+}
+
+/// A script's answer: its rows, and the TableDescription the script asked to send with them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptAnswer {
+    /// The rows.
+    pub batch: Batch,
+    /// Set when the script described its answer's table (`tableDescription = True`).
+    pub table: Option<ScriptTable>,
+}
+
+/// The table a script describes: Qlik's `TableDescription`, which names a `Load ... Extension`
+/// statement's fields and types the answer's columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptTable {
+    /// The table's name.
+    pub name: String,
+    /// One per answer column.
+    pub fields: Vec<ScriptField>,
+    /// What the script set as the table's number of rows.
+    pub number_of_rows: i64,
+}
+
+/// One field of a [`ScriptTable`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptField {
+    /// The field's name.
+    pub name: String,
+    /// Its data type, which is its answer column's type.
+    pub data_type: DataType,
+    /// Its tags.
+    pub tags: Vec<String>,
 }
 
 impl Script {

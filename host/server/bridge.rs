@@ -1,8 +1,9 @@
 //! The bridge between tonic's async streams and a call's blocking thread: call slots
 //! (back-pressure), taking in a request that has already arrived whole, the stall timeout,
 //! cancellation when the client goes away, panics of the host's own code turned into errors,
-//! and one log line per call.
+//! answer headers a call decides while it runs, and one log line per call.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::metadata::MetadataMap;
 use tonic::{Response, Status, Streaming};
 
@@ -32,6 +33,47 @@ pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<EncodedRows, Status>> +
 pub(crate) type Next<'a> = &'a mut dyn FnMut() -> Result<Option<Bytes>, CallError>;
 /// Where a call sends its answer messages to.
 pub(crate) type Sink<'a> = &'a mut dyn FnMut(EncodedRows) -> Result<(), CallError>;
+/// Where a call adds answer headers (a script's TableDescription), before its first message.
+pub(crate) type Headers<'a> = &'a mut dyn FnMut(MetadataMap);
+
+/// When a call's answer headers are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadersKnown {
+    /// Before it runs: they are sent at once, and the call adds none.
+    Before,
+    /// Only when it sends its first message (or ends): a script decides its TableDescription.
+    AtFirstMessage,
+}
+
+/// `more` added to `metadata`.
+fn merged(metadata: MetadataMap, more: MetadataMap) -> MetadataMap {
+    let mut headers = metadata.into_headers();
+    headers.extend(more.into_headers());
+    MetadataMap::from_headers(headers)
+}
+
+/// Headers a call may still add to, until its first message sends them.
+struct PendingHeaders {
+    metadata: Option<MetadataMap>,
+    sender: Option<oneshot::Sender<MetadataMap>>,
+}
+
+impl PendingHeaders {
+    fn add(&mut self, more: MetadataMap) {
+        if let Some(metadata) = self.metadata.take() {
+            self.metadata = Some(merged(metadata, more));
+        } else {
+            tracing::warn!("answer headers added after the first answer message are not sent");
+        }
+    }
+
+    fn commit(&mut self) {
+        if let (Some(metadata), Some(sender)) = (self.metadata.take(), self.sender.take()) {
+            // The receiver is gone only when the client is: nobody to send them to.
+            let _ = sender.send(metadata);
+        }
+    }
+}
 
 /// The slots for calls running at once. A call takes a slot before it starts and gives it back
 /// when it ends however it ends, so calls beyond the limit wait (back-pressure) instead of piling
@@ -192,8 +234,10 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     /// Runs `job` on a blocking thread over the messages of `requests`, once a call slot is
-    /// free, and answers with its messages after `response_metadata`. `label` names the call
-    /// in logs and errors, `counted` in the metrics.
+    /// free, and answers with its messages after `response_metadata` and the headers the job
+    /// adds (if `known` lets it). `label` names the call in logs and errors, `counted` in the
+    /// metrics.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn respond<J>(
         &self,
         label: String,
@@ -201,10 +245,11 @@ impl Bridge {
         app: String,
         mut requests: Streaming<WireRows>,
         response_metadata: MetadataMap,
+        known: HeadersKnown,
         job: J,
     ) -> Result<Response<AnswerStream>, Status>
     where
-        J: FnOnce(CancelFlag, Next<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
+        J: FnOnce(CancelFlag, Next<'_>, Headers<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
     {
         let stall = self.stall_timeout;
         let cancel = CancelFlag::default();
@@ -252,31 +297,46 @@ impl Bridge {
         let call = CallLog { function: label.clone(), app, started: Instant::now(), counted, metrics };
         if complete {
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
-            let answers = tokio::task::spawn_blocking(move || {
+            let (answers, metadata) = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
                 let mut answers = Vec::new();
+                let mut metadata = response_metadata;
                 let mut next = || Ok(arrived.pop_front());
+                let mut headers = |more: MetadataMap| {
+                    if known == HeadersKnown::AtFirstMessage {
+                        metadata = merged(std::mem::take(&mut metadata), more);
+                    }
+                };
                 let mut send = |message| {
                     answers.push(Ok(message));
                     Ok(())
                 };
-                let result = run_job(&call.function, || job(cancel, &mut next, &mut send));
+                let result = run_job(&call.function, || job(cancel, &mut next, &mut headers, &mut send));
                 if let Err(error) = call.finish(result) {
                     answers.push(Err(error));
                 }
-                answers
+                (answers, metadata)
             })
             .await
             .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
             let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
-            *response.metadata_mut() = response_metadata;
+            *response.metadata_mut() = metadata;
             return Ok(response);
         }
 
         let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let runtime = tokio::runtime::Handle::current();
         let call_cancel = cancel.clone();
+        // Headers the job decides are sent with its first message (or when it ends).
+        let (headers_sender, headers_receiver) = oneshot::channel();
+        let (mut metadata, pending) = match known {
+            HeadersKnown::Before => (response_metadata, PendingHeaders { metadata: None, sender: None }),
+            HeadersKnown::AtFirstMessage => {
+                (MetadataMap::new(), PendingHeaders { metadata: Some(response_metadata), sender: Some(headers_sender) })
+            }
+        };
         tokio::task::spawn_blocking(move || {
+            let pending = RefCell::new(pending);
             let _slot = slot;
             let mut next = || {
                 if let Some(message) = arrived.pop_front() {
@@ -287,12 +347,17 @@ impl Bridge {
                     Err(_) => Err(stalled(stall)),
                 }
             };
-            let mut send = |message| match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
+            let mut headers = |more: MetadataMap| pending.borrow_mut().add(more);
+            let mut send = |message| {
+                pending.borrow_mut().commit();
+                match runtime.block_on(sender.send_timeout(Ok(message), stall)) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(stalled(stall)),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
+                }
             };
-            let result = run_job(&call.function, || job(call_cancel, &mut next, &mut send));
+            let result = run_job(&call.function, || job(call_cancel, &mut next, &mut headers, &mut send));
+            pending.borrow_mut().commit();
             if let Err(status) = call.finish(result) {
                 // The status must follow the answers already queued, or the client would take
                 // a partial answer for a whole one. A client that does not read for the stall
@@ -301,9 +366,14 @@ impl Bridge {
             }
         });
 
+        let cancel_on_drop = CancelOnDrop(cancel);
+        if known == HeadersKnown::AtFirstMessage {
+            // A job that fails before deciding drops the sender: its status follows no headers.
+            metadata = headers_receiver.await.unwrap_or_default();
+        }
         let mut response =
-            Response::new(Box::pin(Answers { receiver, _cancel_on_drop: CancelOnDrop(cancel) }) as AnswerStream);
-        *response.metadata_mut() = response_metadata;
+            Response::new(Box::pin(Answers { receiver, _cancel_on_drop: cancel_on_drop }) as AnswerStream);
+        *response.metadata_mut() = metadata;
         Ok(response)
     }
 }

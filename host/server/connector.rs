@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::call::{self, CallStats};
 use crate::error::CallError;
+use crate::model::ScriptTable;
 use crate::registry::SharedRegistry;
 use crate::wasm::{CancelFlag, Runtime};
 use crate::wire::codec::WireRows;
@@ -16,7 +17,7 @@ use crate::wire::format::{self, Schema};
 use crate::wire::pb::raw::connector_server::Connector;
 use crate::wire::{convert, pb};
 
-use super::bridge::{AnswerStream, Bridge, Counted, Next, Sink};
+use super::bridge::{AnswerStream, Bridge, Counted, Headers, HeadersKnown, Next, Sink};
 use super::options::ServeOptions;
 
 /// The service Qlik talks to.
@@ -120,11 +121,13 @@ impl Connector for ConnectorService {
 
         let runtime = self.runtime.clone();
         let label = def.name.clone();
-        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| -> Result<CallStats, CallError> {
-            call::function::run(&runtime, &entry, cancel, next, send)
-        };
+        let job =
+            move |cancel: CancelFlag, next: Next<'_>, _: Headers<'_>, send: Sink<'_>| -> Result<CallStats, CallError> {
+                call::function::run(&runtime, &entry, cancel, next, send)
+            };
         let counted = Counted::Function(label.clone());
-        self.bridge.respond(label, counted, common.app_id, requests, response_metadata, job).await
+        let known = HeadersKnown::Before;
+        self.bridge.respond(label, counted, common.app_id, requests, response_metadata, known, job).await
     }
 
     type EvaluateScriptStream = AnswerStream;
@@ -145,10 +148,20 @@ impl Connector for ConnectorService {
         let label = format!("script ({})", guest.name);
         let language = guest.scripts.as_ref().map_or_else(String::new, |s| s.language.clone());
         let counted = Counted::Script(language);
-        let job = move |cancel: CancelFlag, next: Next<'_>, send: Sink<'_>| {
+        let job = move |cancel: CancelFlag, next: Next<'_>, headers: Headers<'_>, send: Sink<'_>| {
             let engine = guest.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
-            call::script::run(engine, &script, cancel, next, send)
+            // A script that describes its table sends it as Qlik's TableDescription header.
+            let table = |table: Option<&ScriptTable>| {
+                if let Some(table) = table {
+                    let mut metadata = MetadataMap::new();
+                    let description = convert::script_table(table).encode_to_vec();
+                    metadata.insert_bin(pb::TABLE_DESCRIPTION, MetadataValue::from_bytes(&description));
+                    headers(metadata);
+                }
+            };
+            call::script::run(engine, &script, cancel, next, table, send)
         };
-        self.bridge.respond(label, counted, common.app_id, requests, MetadataMap::new(), job).await
+        let known = HeadersKnown::AtFirstMessage;
+        self.bridge.respond(label, counted, common.app_id, requests, MetadataMap::new(), known, job).await
     }
 }

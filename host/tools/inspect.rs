@@ -57,6 +57,6 @@ pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: 
 
 /// Loads `path` as the server would, with the compile cache at `cache` if given.
 pub(crate) fn load(runtime: &Runtime, cache: Option<&CacheLocation>, path: &Path) -> anyhow::Result<Guest> {
-    let cache = cache.and_then(|c| c.open(runtime.wasmtime()));
+    let cache = cache.and_then(|c| c.open());
     Ok(Guest::load(runtime, cache.as_ref(), path)?.0)
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use wasmtime::Module;
 use wasmtime::component::Component;
 
 /// The first bytes of every entry; bump the digit when the layout changes.
@@ -183,23 +184,62 @@ fn check_private(_: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// A folder of compiled components.
+/// What the cache holds: compiled components, and compiled core modules (the data-science
+/// engine's).
+pub trait Artifact: Sized {
+    /// The compiled code, as `deserialize` takes it back.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Code `serialize` made, for `engine`.
+    ///
+    /// # Safety
+    /// `bytes` must be exactly what `serialize` produced: the code runs as it is.
+    #[allow(unsafe_code)]
+    unsafe fn deserialize(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Component {
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    #[allow(unsafe_code)]
+    unsafe fn deserialize(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on from the caller.
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+}
+
+impl Artifact for Module {
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    #[allow(unsafe_code)]
+    unsafe fn deserialize(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on from the caller.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+/// A folder of compiled components (and modules), for any engine: an entry's name and MAC
+/// carry the compatibility hash of the engine that compiled it.
 #[derive(Clone, Debug)]
 pub struct CompileCache {
     dir: PathBuf,
-    compatibility: String,
     key: CacheKey,
 }
 
+/// What tells apart the code of two engine configurations (or versions of the host).
+fn compatibility(engine: &wasmtime::Engine) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 impl CompileCache {
-    /// A cache in `dir` (created if missing) for components compiled by `engine`, its entries
-    /// authenticated with `key`.
-    pub fn new(dir: &Path, key: CacheKey, engine: &wasmtime::Engine) -> std::io::Result<Self> {
+    /// A cache in `dir` (created if missing), its entries authenticated with `key`.
+    pub fn new(dir: &Path, key: CacheKey) -> std::io::Result<Self> {
         create_private_dir(dir)?;
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(Self { dir: dir.to_owned(), compatibility: format!("{:016x}", hasher.finish()), key })
+        Ok(Self { dir: dir.to_owned(), key })
     }
 
     /// The folder.
@@ -207,15 +247,15 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The entry file for the component whose bytes hash to `content`.
-    pub fn entry(&self, content: &ContentHash) -> PathBuf {
-        self.dir.join(format!("{}-{}.cwasm", hex(content), self.compatibility))
+    /// The entry file for the code `engine` compiles from the bytes that hash to `content`.
+    pub fn entry(&self, engine: &wasmtime::Engine, content: &ContentHash) -> PathBuf {
+        self.dir.join(format!("{}-{}.cwasm", hex(content), compatibility(engine)))
     }
 
-    /// The cached compilation of `source`, whose bytes hash to `content`, if there is an
-    /// authentic one.
-    pub fn load(&self, engine: &wasmtime::Engine, source: &Path, content: &ContentHash) -> Option<Component> {
-        let path = self.entry(content);
+    /// The cached compilation of `source`, whose bytes hash to `content`, by `engine`, if there
+    /// is an authentic one.
+    pub fn load<A: Artifact>(&self, engine: &wasmtime::Engine, source: &Path, content: &ContentHash) -> Option<A> {
+        let path = self.entry(engine, content);
         let bytes = std::fs::read(&path).ok()?;
         match self.verified(engine, content, &bytes) {
             Ok(component) => Some(component),
@@ -232,11 +272,16 @@ impl CompileCache {
         }
     }
 
-    fn verified(&self, engine: &wasmtime::Engine, content: &ContentHash, bytes: &[u8]) -> Result<Component, String> {
+    fn verified<A: Artifact>(
+        &self,
+        engine: &wasmtime::Engine,
+        content: &ContentHash,
+        bytes: &[u8],
+    ) -> Result<A, String> {
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not an entry of this version")?;
         let (tag, artifact) = rest.split_at_checked(TAG_BYTES).ok_or("truncated")?;
         self.key
-            .tag(content, &self.compatibility, artifact)
+            .tag(content, &compatibility(engine), artifact)
             .verify_slice(tag)
             .map_err(|_| "its MAC does not match: it was not written by this host for this file")?;
         // SAFETY: `deserialize` runs the artifact's machine code as it is, so it must be exactly
@@ -247,21 +292,22 @@ impl CompileCache {
         // name, edited, torn or forged without the key fails it. wasmtime itself also refuses
         // artifacts from another version or engine configuration.
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(engine, artifact) };
-        component.map_err(|e| format!("{e:#}"))
+        let compiled = unsafe { A::deserialize(engine, artifact) };
+        compiled.map_err(|e| format!("{e:#}"))
     }
 
-    /// Stores the compilation of the component whose bytes hash to `content`. Failure is logged
-    /// and otherwise harmless: the cache only saves time.
-    pub fn store(&self, content: &ContentHash, component: &Component) {
-        let result = component.serialize().map_err(|e| format!("{e:#}")).and_then(|artifact| {
-            let tag = self.key.tag(content, &self.compatibility, &artifact).finalize().into_bytes();
+    /// Stores the compilation, by `engine`, of the bytes that hash to `content`. Failure is
+    /// logged and otherwise harmless: the cache only saves time.
+    pub fn store<A: Artifact>(&self, engine: &wasmtime::Engine, content: &ContentHash, compiled: &A) {
+        let compatibility = compatibility(engine);
+        let result = compiled.serialize().map_err(|e| format!("{e:#}")).and_then(|artifact| {
+            let tag = self.key.tag(content, &compatibility, &artifact).finalize().into_bytes();
             let mut entry = Vec::with_capacity(MAGIC.len() + TAG_BYTES + artifact.len());
             entry.extend_from_slice(MAGIC);
             entry.extend_from_slice(&tag);
             entry.extend_from_slice(&artifact);
             // Written aside, then renamed: a reader never sees half an entry.
-            let path = self.entry(content);
+            let path = self.entry(engine, content);
             let temporary = path.with_extension(format!("tmp{}", std::process::id()));
             std::fs::write(&temporary, &entry)
                 .and_then(|()| std::fs::rename(&temporary, &path))
@@ -342,11 +388,10 @@ impl CacheLocation {
         Ok(())
     }
 
-    /// Opens the cache for `engine`; `None`, with a warning saying why, when it cannot be used.
-    pub fn open(&self, engine: &wasmtime::Engine) -> Option<CompileCache> {
+    /// Opens the cache; `None`, with a warning saying why, when it cannot be used.
+    pub fn open(&self) -> Option<CompileCache> {
         let opened = CacheKey::load_or_create(&self.key).map_err(|e| e.to_string()).and_then(|key| {
-            CompileCache::new(&self.dir, key, engine)
-                .map_err(|e| format!("cannot use the folder {}: {e}", self.dir.display()))
+            CompileCache::new(&self.dir, key).map_err(|e| format!("cannot use the folder {}: {e}", self.dir.display()))
         });
         match opened {
             Ok(cache) => Some(cache),

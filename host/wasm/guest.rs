@@ -12,6 +12,7 @@ use crate::model::{FunctionDef, MAX_FUNCTIONS};
 
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::cache::{CompileCache, ContentHash, content_hash};
+use super::datasci::DataSci;
 use super::instance::FunctionInstance;
 use super::runtime::Runtime;
 use super::sandbox::{CallState, CancelFlag, enter};
@@ -49,6 +50,11 @@ impl std::fmt::Display for Compiled {
             }
         }
     }
+}
+
+/// True for a core WebAssembly module (version 1), false for a component or anything else.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
 /// A component ready to serve: compiled, linked, its functions known.
@@ -89,8 +95,18 @@ impl Guest {
         bytes: &[u8],
         hash: ContentHash,
     ) -> Result<(Self, Compiled), LoadError> {
+        if is_core_module(bytes) {
+            // Not a component: the data-science engine's snapshot, run by its own engine.
+            let (engine, language, compiled) = DataSci::load(runtime, cache, path, bytes, &hash)?;
+            let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+            let scripts = Some(ScriptEngine::datasci(language, engine));
+            return Ok((
+                Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts },
+                compiled,
+            ));
+        }
         let started = Instant::now();
-        let (component, from_cache) = match cache.and_then(|c| c.load(runtime.wasmtime(), path, &hash)) {
+        let (component, from_cache) = match cache.and_then(|c| c.load::<Component>(runtime.wasmtime(), path, &hash)) {
             Some(component) => (component, true),
             None => {
                 let component =
@@ -108,7 +124,7 @@ impl Guest {
             runtime.metrics().cache_misses.inc();
             // Only components that fit the world and describe themselves are worth caching.
             if let Some(cache) = cache {
-                cache.store(&hash, &component);
+                cache.store(runtime.wasmtime(), &hash, &component);
             }
             Compiled::Fresh { compile: code, ready }
         };

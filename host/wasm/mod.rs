@@ -1,18 +1,20 @@
 //! Everything WebAssembly: the runtime (wasmtime engine, instance pool, epochs), the sandbox each
 //! call runs in, guests' output, the compile cache, loading a component (compile, pre-instantiate,
-//! describe), a call's fresh instance, and script engines.
+//! describe), a call's fresh instance, script engines, and the data-science engine.
 //!
 //! Depends on `model` and `error` only. Generated WIT bindings stay inside this module: callers
 //! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
 
 pub(crate) mod bindings;
 pub(crate) mod cache;
+pub(crate) mod datasci;
 pub(crate) mod guest;
 pub(crate) mod guest_log;
 pub(crate) mod instance;
 pub(crate) mod runtime;
 pub(crate) mod sandbox;
 pub(crate) mod script_engine;
+pub(crate) mod snapshot;
 
 pub use cache::{CacheKey, CacheLocation, CompileCache, ContentHash, content_hash};
 pub use guest::{Compiled, Guest};
@@ -20,3 +22,4 @@ pub use instance::FunctionInstance;
 pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
 pub use sandbox::CancelFlag;
 pub use script_engine::ScriptEngine;
+pub use snapshot::datasci_snapshot;

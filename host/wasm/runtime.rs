@@ -11,6 +11,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::metrics::Metrics;
 
+use super::datasci::{DataSciRuntime, DataSciState};
 use super::guest_log::{GuestOutput, LogRate};
 use super::sandbox::{self, CallState, CancelFlag};
 
@@ -73,6 +74,8 @@ pub struct Runtime {
     log_rate: Arc<LogRate>,
     /// What the host counts.
     metrics: Arc<Metrics>,
+    /// The data-science engine's own wasmtime engine and linker.
+    datasci: Arc<DataSciRuntime>,
 }
 
 impl Runtime {
@@ -107,15 +110,21 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
 
-        let weak = engine.weak();
+        let datasci = Arc::new(DataSciRuntime::new()?);
+
+        let (weak, datasci_weak) = (engine.weak(), datasci.engine().weak());
         std::thread::Builder::new().name("sse-wasm-epoch".into()).spawn(move || {
             while let Some(engine) = weak.upgrade() {
                 engine.increment_epoch();
+                if let Some(datasci) = datasci_weak.upgrade() {
+                    datasci.increment_epoch();
+                }
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
-        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate: Arc::default(), metrics: Arc::default() })
+        let (log_rate, metrics) = (Arc::default(), Arc::default());
+        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate, metrics, datasci })
     }
 
     /// The wasmtime engine.
@@ -141,6 +150,38 @@ impl Runtime {
     /// Compiles a component (Cranelift; seconds for large guests, so never on a request path).
     pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
         Component::new(&self.engine, bytes)
+    }
+
+    /// The data-science engine's runtime.
+    pub(crate) fn datasci(&self) -> &DataSciRuntime {
+        &self.datasci
+    }
+
+    /// A fresh store of the data-science engine for one call into `module`, with the same
+    /// limits as every store; `state` makes its data from the sandbox's state and the guest's
+    /// stdout and stderr.
+    pub(crate) fn datasci_store(
+        &self,
+        module: &Arc<str>,
+        cancel: Option<CancelFlag>,
+        state: impl FnOnce(CallState, GuestOutput, GuestOutput) -> DataSciState,
+    ) -> Store<DataSciState> {
+        let stdout = GuestOutput::new(module.clone(), "stdout", self.log_rate.clone());
+        let stderr = GuestOutput::new(module.clone(), "stderr", self.log_rate.clone());
+        let live = self.metrics.instances_in_use.clone();
+        // The sandbox's own WASI context stays empty: the engine speaks WASI preview 1, set up by
+        // `state`.
+        let call = CallState::new(
+            WasiCtxBuilder::new().build(),
+            stderr.clone(),
+            self.limits.max_memory_bytes,
+            self.limits.call_timeout,
+            cancel,
+            live,
+        );
+        let mut store = Store::new(self.datasci.engine(), state(call, stdout, stderr));
+        sandbox::enforce(&mut store);
+        store
     }
 
     /// A fresh store for one call into `module`: no preopened files, no sockets, no environment,

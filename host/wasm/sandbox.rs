@@ -118,12 +118,36 @@ impl CallState {
         self.wall_budget = self.timeout.saturating_mul(WALL_FACTOR);
     }
 
+    /// The last lines the guest wrote to stderr.
+    pub fn last_words(&self) -> String {
+        self.stderr.last_words()
+    }
+
     /// The memory cap's error, if the guest was refused memory during this call (a guest that
     /// handles the refusal itself, as Python does with `MemoryError`, still hit the cap).
     pub fn memory_exhausted(&self, function: &str) -> Option<CallError> {
         self.memory
             .hit
             .then(|| CallError::Memory { function: function.to_owned(), limit_mib: self.memory.max_bytes >> 20 })
+    }
+}
+
+/// A store's data that carries a [`CallState`]: the sandbox's rules apply to every such store
+/// (components' stores hold a `CallState` alone; the data-science engine's add WASI preview 1
+/// and the data crossing its door).
+pub trait Sandboxed: Send + 'static {
+    /// The sandbox's state.
+    fn call_state(&self) -> &CallState;
+    /// The sandbox's state, to change.
+    fn call_state_mut(&mut self) -> &mut CallState;
+}
+
+impl Sandboxed for CallState {
+    fn call_state(&self) -> &CallState {
+        self
+    }
+    fn call_state_mut(&mut self) -> &mut CallState {
+        self
     }
 }
 
@@ -135,11 +159,11 @@ impl WasiView for CallState {
 
 /// Applies the sandbox to a fresh store: the memory cap, and the epoch check that stops the guest
 /// at its deadline or when the call is cancelled, within one epoch tick.
-pub(super) fn enforce(store: &mut Store<CallState>) {
-    store.limiter(|state| &mut state.memory);
+pub(super) fn enforce<T: Sandboxed>(store: &mut Store<T>) {
+    store.limiter(|state| &mut state.call_state_mut().memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|context| {
-        let state = context.data();
+        let state = context.data().call_state();
         if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Interrupted::Cancelled.into());
         }
@@ -162,15 +186,15 @@ pub(super) fn enforce(store: &mut Store<CallState>) {
 /// The budget is CPU time of the calling thread, which runs the guest and nothing else meanwhile:
 /// a busy machine does not make a call fail, and time spent waiting for the client between
 /// batches does not count.
-pub fn enter<R>(
-    store: &mut Store<CallState>,
+pub fn enter<T: Sandboxed, R>(
+    store: &mut Store<T>,
     function: &str,
-    f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    f: impl FnOnce(&mut Store<T>) -> wasmtime::Result<R>,
 ) -> Result<R, CallError> {
     let (cpu, wall) = (thread_cpu(), Instant::now());
-    store.data_mut().entered = Some((cpu, wall));
+    store.data_mut().call_state_mut().entered = Some((cpu, wall));
     let result = f(store);
-    let state = store.data_mut();
+    let state = store.data_mut().call_state_mut();
     state.entered = None;
     state.budget = state.budget.saturating_sub(thread_cpu().saturating_sub(cpu));
     state.wall_budget = state.wall_budget.saturating_sub(wall.elapsed());
@@ -183,8 +207,8 @@ fn thread_cpu() -> Duration {
 }
 
 /// Names what made a guest call fail, by the error's type, never its text.
-fn classify(store: &Store<CallState>, function: &str, error: wasmtime::Error) -> CallError {
-    let state = store.data();
+fn classify<T: Sandboxed>(store: &Store<T>, function: &str, error: wasmtime::Error) -> CallError {
+    let state = store.data().call_state();
     let function = function.to_owned();
     if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
         return match interrupted {

@@ -7,6 +7,9 @@
 //! pre-linked component is cheap (the interpreter's start-up was done when the component was
 //! built, and its memory image is mapped copy-on-write), and each engine keeps a few instances
 //! made ahead of time by a thread of its own, which also frees the stores of finished calls.
+//!
+//! The data-science engine (`datasci`), a core module rather than a component, is a script
+//! engine too: [`ScriptEngine`] holds either kind and an [`Evaluation`] runs on either.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -15,11 +18,12 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, ResourceAny};
 
 use crate::error::{CallError, LoadError};
-use crate::model::{Batch, Script};
+use crate::model::{Batch, Script, ScriptAnswer};
 
 use super::bindings::qlik::sse::types as wit;
 use super::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
 use super::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
+use super::datasci::{DataSci, DataSciEvaluation};
 use super::runtime::Runtime;
 use super::sandbox::{CallState, CancelFlag, enter};
 
@@ -36,12 +40,31 @@ struct Fresh {
     bindings: Bindings,
 }
 
-/// A loaded script engine: its language, the pre-linked component every evaluation
-/// instantiates afresh, and a few such instances made ahead of time.
+/// A loaded script engine: its language, and what every evaluation instantiates afresh.
 pub struct ScriptEngine {
     /// The language it runs, lower case.
     pub language: String,
-    shared: Arc<Shared>,
+    kind: Kind,
+}
+
+/// The two kinds of script engine.
+enum Kind {
+    /// A component exporting `scripts`: the pre-linked component and a few instances made ahead
+    /// of time.
+    Component(Arc<Shared>),
+    /// The data-science engine.
+    DataSci(DataSci),
+}
+
+/// Checks the language an engine names: a short lower-case name such as "python".
+pub(crate) fn check_language(language: &str) -> Result<(), String> {
+    if language.is_empty()
+        || language.len() > 32
+        || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(format!("the script language {language:?} is not a short lower-case name such as \"python\""));
+    }
+    Ok(())
 }
 
 /// What the engine and its preparing thread share.
@@ -79,14 +102,7 @@ impl ScriptEngine {
         let bindings = enter(&mut store, &what, |s| pre.instantiate(s)).map_err(|e| load_error(e.to_string()))?;
         let language = enter(&mut store, &what, |s| bindings.qlik_sse_scripts().call_language(s))
             .map_err(|e| load_error(e.to_string()))?;
-        if language.is_empty()
-            || language.len() > 32
-            || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(load_error(format!(
-                "the script language {language:?} is not a short lower-case name such as \"python\""
-            )));
-        }
+        check_language(&language).map_err(&load_error)?;
         let shared = Arc::new(Shared {
             runtime: runtime.clone(),
             module: module.clone(),
@@ -101,13 +117,54 @@ impl ScriptEngine {
             .name(format!("sse-wasm-prepare-{language}"))
             .spawn(move || prepare(&weak))
             .map_err(|e| load_error(format!("cannot start its preparing thread: {e}")))?;
-        Ok(Self { language, shared })
+        Ok(Self { language, kind: Kind::Component(shared) })
+    }
+
+    /// The data-science engine `engine`, which runs `language`.
+    pub(crate) fn datasci(language: String, engine: DataSci) -> Self {
+        Self { language, kind: Kind::DataSci(engine) }
     }
 
     /// Starts evaluating `script` in a fresh instance that `cancel` stops.
     pub fn evaluate(&self, script: &Script, cancel: CancelFlag) -> Result<Evaluation<'_>, CallError> {
+        match &self.kind {
+            Kind::Component(shared) => Ok(Evaluation::Component(ComponentEvaluation::start(shared, script, cancel)?)),
+            Kind::DataSci(engine) => Ok(Evaluation::DataSci(engine.evaluate(script, cancel))),
+        }
+    }
+}
+
+/// One evaluation of a script, by either kind of engine.
+pub enum Evaluation<'a> {
+    /// By a component.
+    Component(ComponentEvaluation<'a>),
+    /// By the data-science engine.
+    DataSci(DataSciEvaluation<'a>),
+}
+
+impl Evaluation<'_> {
+    /// Feeds the script one batch of rows.
+    pub fn update(&mut self, input: Batch) -> Result<(), CallError> {
+        match self {
+            Self::Component(evaluation) => evaluation.update(input),
+            Self::DataSci(evaluation) => evaluation.update(input),
+        }
+    }
+
+    /// No more rows: the script's answer.
+    pub fn finish(self) -> Result<ScriptAnswer, CallError> {
+        match self {
+            Self::Component(evaluation) => evaluation.finish().map(|batch| ScriptAnswer { batch, table: None }),
+            Self::DataSci(evaluation) => evaluation.finish(),
+        }
+    }
+}
+
+impl<'a> ComponentEvaluation<'a> {
+    /// Starts evaluating `script` in a fresh instance of the component that `cancel` stops.
+    fn start(shared: &'a Shared, script: &Script, cancel: CancelFlag) -> Result<Self, CallError> {
         // A fresh instance in a store of its own: its own memory, CPU budget and output budget.
-        let Fresh { mut store, bindings } = self.fresh(cancel)?;
+        let Fresh { mut store, bindings } = shared.fresh(cancel)?;
         let header = ScriptHeader {
             text: script.text.clone(),
             params: script
@@ -121,31 +178,33 @@ impl ScriptEngine {
         let started =
             enter(&mut store, LABEL, |s| bindings.qlik_sse_scripts().evaluation().call_constructor(s, &header));
         match started {
-            Ok(handle) => Ok(Evaluation { engine: self, store: Some(store), bindings, handle }),
+            Ok(handle) => Ok(Self { engine: shared, store: Some(store), bindings, handle }),
             Err(error) => {
-                self.discard(store);
+                shared.discard(store);
                 Err(error)
             }
         }
     }
+}
 
+impl Shared {
     /// A fresh instance for one call: one made ahead of time, or one made now.
     fn fresh(&self, cancel: CancelFlag) -> Result<Fresh, CallError> {
-        let prepared = self.shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-        self.shared.wanted.notify_one();
+        let prepared = self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        self.wanted.notify_one();
         match prepared {
             Some(mut fresh) => {
                 fresh.store.data_mut().arm(cancel);
                 Ok(fresh)
             }
-            None => self.shared.instantiate(Some(cancel)),
+            None => self.instantiate(Some(cancel)),
         }
     }
 
     /// Hands the store of a finished call to the preparing thread to free.
     fn discard(&self, store: Store<CallState>) {
-        self.shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(store);
-        self.shared.wanted.notify_one();
+        self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(store);
+        self.wanted.notify_one();
     }
 }
 
@@ -179,16 +238,16 @@ fn prepare(shared: &std::sync::Weak<Shared>) {
     }
 }
 
-/// One evaluation of a script in a fresh instance; its store is handed back for freeing when it
-/// ends, however it ends.
-pub struct Evaluation<'a> {
-    engine: &'a ScriptEngine,
+/// One evaluation of a script in a fresh instance of a component; its store is handed back for
+/// freeing when it ends, however it ends.
+pub struct ComponentEvaluation<'a> {
+    engine: &'a Shared,
     store: Option<Store<CallState>>,
     bindings: Bindings,
     handle: ResourceAny,
 }
 
-impl Evaluation<'_> {
+impl ComponentEvaluation<'_> {
     /// Runs `f` in the evaluation's instance; an error of the script, or one the sandbox caught.
     fn enter<R>(
         &mut self,
@@ -217,7 +276,7 @@ impl Evaluation<'_> {
     }
 }
 
-impl Drop for Evaluation<'_> {
+impl Drop for ComponentEvaluation<'_> {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
             self.engine.discard(store);

@@ -3,7 +3,7 @@
 //! a `ScriptRequestHeader`. Unknown enum values from a client are refused here, with a message
 //! naming the field.
 
-use crate::model::{DataType, FunctionDef, FunctionType, Script};
+use crate::model::{DataType, FunctionDef, FunctionType, Script, ScriptTable};
 
 use super::pb;
 
@@ -79,6 +79,23 @@ pub fn table_description(def: &FunctionDef) -> Option<pb::TableDescription> {
         name: table.name.clone(),
         number_of_rows: i64::from(def.function_type == FunctionType::Aggregation),
     })
+}
+
+/// The TableDescription a script described.
+pub fn script_table(table: &ScriptTable) -> pb::TableDescription {
+    pb::TableDescription {
+        fields: table
+            .fields
+            .iter()
+            .map(|field| pb::FieldDescription {
+                data_type: pb::DataType::from(field.data_type).into(),
+                name: field.name.clone(),
+                tags: field.tags.clone(),
+            })
+            .collect(),
+        name: table.name.clone(),
+        number_of_rows: table.number_of_rows,
+    }
 }
 
 /// The script a `ScriptRequestHeader` carries; an unknown enum value is refused with a message

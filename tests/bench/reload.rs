@@ -17,7 +17,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let engine = Runtime::new(Limits::default())?;
     let cache_home = tempfile::tempdir()?;
-    let cache = CompileCache::new(&cache_home.path().join("cache"), CacheKey::random()?, engine.wasmtime())?;
+    let cache = CompileCache::new(&cache_home.path().join("cache"), CacheKey::random()?)?;
     let file = dir.path().join("versioned.wasm");
     let one = std::fs::read(guest("version_one"))?;
     let two = std::fs::read(guest("version_two"))?;

@@ -6,6 +6,7 @@ use sse_wasm::server::ServeOptions;
 use sse_wasm::wasm::Limits;
 use sse_wasm::wasm::{CacheKey, CompileCache, content_hash};
 use sse_wasm::wasm::{Compiled, Guest};
+use wasmtime::component::Component;
 
 use crate::util::{TestServer, bundles, call, function_names, guest_bytes, guest_wasm, numbers, test_cache_key};
 
@@ -20,7 +21,7 @@ fn load(runtime: &Runtime, cache: &CompileCache, path: &std::path::Path) -> Comp
 fn entries_are_reused_and_damaged_ones_rebuilt() {
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = Runtime::new(Limits::default()).expect("engine");
-    let cache = CompileCache::new(&dir.path().join("cache"), test_cache_key(), engine.wasmtime()).expect("cache");
+    let cache = CompileCache::new(&dir.path().join("cache"), test_cache_key()).expect("cache");
     let path = guest_wasm("column_operations");
 
     assert!(matches!(load(&engine, &cache, &path), Compiled::Fresh { .. }));
@@ -30,7 +31,7 @@ fn entries_are_reused_and_damaged_ones_rebuilt() {
     let entries: Vec<_> = std::fs::read_dir(cache.dir()).expect("list").map(|e| e.expect("entry").path()).collect();
     assert_eq!(entries.len(), 1, "one entry per content: {entries:?}");
     let entry = &entries[0];
-    assert_eq!(entry, &cache.entry(&content_hash(&guest_bytes("column_operations"))));
+    assert_eq!(entry, &cache.entry(engine.wasmtime(), &content_hash(&guest_bytes("column_operations"))));
     let mut bytes = std::fs::read(entry).expect("read");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
@@ -72,8 +73,8 @@ async fn an_entry_moved_to_another_files_name_is_refused_and_recompiled() {
     drop(server);
 
     let engine = Runtime::new(Limits::default()).expect("engine");
-    let cache = CompileCache::new(&cache_dir, test_cache_key(), engine.wasmtime()).expect("cache");
-    let target = cache.entry(&content_hash(&guest_bytes("column_operations")));
+    let cache = CompileCache::new(&cache_dir, test_cache_key()).expect("cache");
+    let target = cache.entry(engine.wasmtime(), &content_hash(&guest_bytes("column_operations")));
     let planted = std::fs::read(&stats_entry).expect("read");
     std::fs::write(&target, &planted).expect("plant");
 
@@ -101,13 +102,16 @@ async fn an_entry_made_with_another_key_is_refused_and_recompiled() {
         let cache_dir = cache_dir.clone();
         move || {
             let engine = Runtime::new(Limits::default()).expect("engine");
-            let forger =
-                CompileCache::new(&cache_dir, CacheKey::random().expect("key"), engine.wasmtime()).expect("cache");
+            let forger = CompileCache::new(&cache_dir, CacheKey::random().expect("key")).expect("cache");
             let component = engine.compile(&guest_bytes("stats")).expect("compiles");
-            forger.store(&column_operations, &component);
-            let entry = forger.entry(&column_operations);
+            forger.store(engine.wasmtime(), &column_operations, &component);
+            let entry = forger.entry(engine.wasmtime(), &column_operations);
             // A real host with the forger's key would run it: the entry itself is well formed.
-            assert!(forger.load(engine.wasmtime(), &guest_wasm("column_operations"), &column_operations).is_some());
+            assert!(
+                forger
+                    .load::<Component>(engine.wasmtime(), &guest_wasm("column_operations"), &column_operations)
+                    .is_some()
+            );
             std::fs::read(entry).expect("forged entry")
         }
     })

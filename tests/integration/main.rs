@@ -4,6 +4,7 @@
 mod balancer;
 mod cache;
 mod clients;
+mod datasci;
 mod errors;
 mod examples;
 mod js_scripts;

@@ -20,11 +20,15 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-/// Where `make guests` leaves the components.
+/// Where `make guests` leaves the components (and `make datasci-engine` the data-science engine,
+/// `datasci`).
 pub fn guest_wasm(name: &str) -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target/wasm32-wasip2/release").join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `make guests` (or `make test`, which does) first", path.display());
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/target");
+    let (path, make) = match name {
+        "datasci" => (target.join("datasci/datasci.wasm"), "make datasci-engine"),
+        _ => (target.join("wasm32-wasip2/release").join(format!("{name}.wasm")), "make guests"),
+    };
+    assert!(path.is_file(), "{} is missing: run `{make}` (or `make test`, which does) first", path.display());
     path
 }
 
@@ -106,7 +110,7 @@ impl TestServer {
         log_to_test_output();
         let engine = Runtime::new(limits).expect("engine");
         let cache_dir = cache.to_owned();
-        let cache = CompileCache::new(cache, test_cache_key(), engine.wasmtime()).expect("cache");
+        let cache = CompileCache::new(cache, test_cache_key()).expect("cache");
         let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
         let registry = functions.registry();
         let status = functions.status();

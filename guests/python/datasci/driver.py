@@ -1,0 +1,607 @@
+"""The data-science script engine's driver: runs once, inside the interpreter, while
+`sse-wasm datasci-snapshot` pre-initializes it, and stays in the snapshot every evaluation
+starts from.
+
+It imports numpy and pandas (and warms up the parts of pandas that import lazily), moves the
+standard library archive into memory so that later imports need no files, and defines
+`_sse_evaluate`, which each evaluation calls in a fresh instance. The data crosses through the
+interpreter's one host import (`_host.call`): the evaluation asks for its input frame, and answers
+with a frame of columns, or with an error.
+
+Scripts follow Qlik's two full-script-support examples, unchanged:
+
+- an expression (fullscriptsupport): evaluated with the globals `args` (one list per parameter,
+  a DUAL parameter as `[numbers, texts]`) and `numpy`; its value's elements are the rows;
+- statements (fullscriptsupport_pandas): run with the globals `q` (a DataFrame, one column per
+  parameter named as in the expression; a DUAL parameter adds `<name>_str` and `<name>_num`),
+  `numpy`, `pandas` and `table` (a TableDescription); the answer is `qResult`, and
+  `tableDescription = True` sends `table` to Qlik and types the answer's columns by its fields.
+"""
+
+import sys
+
+# Imports before the snapshot, from the archive on the file system; afterwards, from memory.
+_ARCHIVE_PATH = sys.path[0] if sys.path else "/usr/local/lib/python315.zip"
+
+
+def _install_memory_importer():
+    """Reads the standard library archive into memory and imports from it from now on, so an
+    evaluation, which has no files at all, can still import any module of the archive."""
+    import _frozen_importlib as bootstrap
+    import io
+    import marshal
+    import zipfile
+
+    with open(_ARCHIVE_PATH, "rb") as f:
+        archive = f.read()
+    zf = zipfile.ZipFile(io.BytesIO(archive))
+    names = set(zf.namelist())
+    # Folders without an __init__ are namespace packages.
+    folders = {name.rsplit("/", 1)[0] for name in names if "/" in name}
+    folders |= {f.rsplit("/", i)[0] for f in list(folders) for i in range(1, f.count("/") + 1)}
+    prefix = _ARCHIVE_PATH + "/"
+
+    class Loader:
+        def __init__(self, entry, package):
+            self.entry = entry
+            self.package = package
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            data = zf.read(self.entry)
+            if self.entry.endswith(".pyc"):
+                code = marshal.loads(memoryview(data)[16:])
+            else:
+                code = compile(data, prefix + self.entry, "exec", dont_inherit=True)
+            exec(code, module.__dict__)
+
+        def is_package(self, fullname):
+            return self.package
+
+        def get_data(self, path):
+            name = path[len(prefix):] if path.startswith(prefix) else path
+            try:
+                return zf.read(name)
+            except KeyError:
+                raise OSError(f"no such resource: {path}") from None
+
+        def get_source(self, fullname):
+            return None
+
+        def get_resource_reader(self, fullname):
+            # Package data (CSS, tables, fonts) read through importlib.resources, from memory.
+            if not self.package:
+                return None
+            from importlib.resources.abc import TraversableResources
+
+            folder = self.entry.rsplit("/", 1)[0] + "/"
+
+            class Reader(TraversableResources):
+                def files(self):
+                    return zipfile.Path(zf, folder)
+
+            return Reader()
+
+    class MemoryFinder:
+        @classmethod
+        def find_spec(cls, fullname, path=None, target=None):
+            base = fullname.replace(".", "/")
+            for entry, package in (
+                (base + "/__init__.pyc", True),
+                (base + "/__init__.py", True),
+                (base + ".pyc", False),
+                (base + ".py", False),
+            ):
+                if entry in names:
+                    spec = bootstrap.ModuleSpec(
+                        fullname, Loader(entry, package), origin=prefix + entry, is_package=package
+                    )
+                    if package:
+                        spec.submodule_search_locations = [prefix + base]
+                    spec.has_location = True
+                    return spec
+            if base in folders:
+                spec = bootstrap.ModuleSpec(fullname, None, is_package=True)
+                spec.submodule_search_locations = [prefix + base]
+                return spec
+            return None
+
+        @classmethod
+        def invalidate_caches(cls):
+            pass
+
+    sys.meta_path.insert(0, MemoryFinder)
+
+
+_install_memory_importer()
+
+# What the snapshot holds ready. Anything else in the archive imports on first use.
+import collections  # noqa: E402
+import datetime  # noqa: E402
+import functools  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402, F401
+import linecache  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import struct  # noqa: E402
+import traceback  # noqa: E402
+
+import _host  # noqa: E402
+import numpy  # noqa: E402
+import pandas  # noqa: E402
+import scipy  # noqa: E402
+import scipy.cluster.hierarchy  # noqa: E402
+import scipy.fft  # noqa: E402
+import scipy.integrate  # noqa: E402
+import scipy.interpolate  # noqa: E402
+import scipy.linalg  # noqa: E402
+import scipy.optimize  # noqa: E402
+import scipy.signal  # noqa: E402
+import scipy.spatial  # noqa: E402
+import scipy.special  # noqa: E402
+import scipy.stats  # noqa: E402
+import sklearn  # noqa: E402
+import sklearn.cluster  # noqa: E402
+import sklearn.decomposition  # noqa: E402
+import sklearn.ensemble  # noqa: E402
+import sklearn.linear_model  # noqa: E402
+import sklearn.metrics  # noqa: E402
+import sklearn.model_selection  # noqa: E402
+import sklearn.neighbors  # noqa: E402
+import sklearn.pipeline  # noqa: E402
+import sklearn.preprocessing  # noqa: E402
+import sklearn.tree  # noqa: E402
+import statsmodels.api  # noqa: E402
+import statsmodels.tsa.api  # noqa: E402
+
+
+def _warm_up():
+    """Runs what scripts commonly do, so the modules pandas and numpy import on first use are in
+    the snapshot rather than imported by every evaluation."""
+    frame = pandas.DataFrame(
+        {"a": numpy.arange(8.0), "b": ["x", "y"] * 4, "c": [(1.0, "1")] * 8, "d": list("abcdefgh")}
+    )
+    frame.groupby("b")["a"].agg(["mean", "sum", "count", "min", "max", "std", "median"])
+    frame.groupby("b").a.transform("mean")
+    frame.describe()
+    frame.sort_values("a").reset_index(drop=True)
+    frame.pivot_table(index="b", values="a", aggfunc="sum")
+    frame.merge(frame, on="b", how="left")
+    frame["a"].rolling(3).mean()
+    frame["a"].cumsum()
+    frame["a"].rank()
+    frame["a"].quantile([0.25, 0.75])
+    frame["d"].str.upper()
+    frame["b"].value_counts()
+    frame.values
+    frame.to_numpy()
+    pandas.to_datetime(pandas.Series([45000.0]), unit="D", origin="1899-12-30")
+    pandas.concat([frame, frame])
+    repr(frame)
+    values = numpy.linspace(0.0, 1.0, 50)
+    numpy.percentile(values, [10, 50, 90])
+    numpy.histogram(values, bins=5)
+    numpy.corrcoef(values, values[::-1])
+    numpy.polyfit(values, values * 2.0, 1)
+    numpy.linalg.lstsq(numpy.vstack([values, numpy.ones(50)]).T, values, rcond=None)
+    numpy.random.default_rng(1).normal(size=3)
+    numpy.fft.rfft(values)
+    points = numpy.column_stack([values, values[::-1]])
+    scipy.stats.norm.cdf(values)
+    scipy.stats.linregress(values, values * 3.0)
+    scipy.stats.pearsonr(values, values[::-1])
+    scipy.stats.ttest_ind(values, values * 2.0)
+    scipy.optimize.minimize(lambda x: (x[0] - 1.0) ** 2, [0.0])
+    scipy.optimize.curve_fit(lambda x, a, b: a * x + b, values, values * 2.0 + 1.0)
+    scipy.interpolate.interp1d(values, values)(0.5)
+    sklearn.linear_model.LinearRegression().fit(points, values).predict(points)
+    sklearn.linear_model.LogisticRegression().fit(points, values > 0.5).predict(points)
+    sklearn.cluster.KMeans(n_clusters=2, n_init=1, random_state=0).fit_predict(points)
+    sklearn.preprocessing.StandardScaler().fit_transform(points)
+    sklearn.decomposition.PCA(n_components=1).fit_transform(points)
+    sklearn.ensemble.RandomForestRegressor(n_estimators=2, random_state=0).fit(points, values).predict(points)
+    sklearn.metrics.mean_squared_error(values, values)
+    statsmodels.api.OLS(values, statsmodels.api.add_constant(values[::-1])).fit().params
+
+
+_warm_up()
+del _warm_up
+
+# Nothing reads the file system after the snapshot: every import comes from memory.
+sys.path.clear()
+sys.path_importer_cache.clear()
+try:
+    import zipimport
+
+    zipimport._zip_directory_cache.clear()
+except (ImportError, AttributeError):
+    pass
+
+_FILENAME = "<script>"
+LANGUAGE = "pandas"  # what `#!` line chooses this engine
+NUMERIC, TEXT, DUAL = 1, 0, 2  # Qlik's DataType numbers
+
+
+class FieldDescription:
+    """One field of a TableDescription, as Qlik's protobuf message has it."""
+
+    __slots__ = ("name", "dataType", "featureType", "tags")
+
+    def __init__(self, name="", dataType=0, featureType=0, tags=None):
+        self.name = name
+        self.dataType = dataType
+        self.featureType = featureType
+        self.tags = list(tags or [])
+
+    def __repr__(self):
+        return f"FieldDescription(name={self.name!r}, dataType={self.dataType!r})"
+
+
+class _Fields(list):
+    """The repeated `fields` of a TableDescription, with protobuf's `add`."""
+
+    def add(self, **fields):
+        field = FieldDescription(**fields)
+        self.append(field)
+        return field
+
+
+class TableDescription:
+    """Qlik's TableDescription message, as a script fills it (`table.name = ...`,
+    `table.fields.add(name=..., dataType=...)`)."""
+
+    def __init__(self):
+        self.name = ""
+        self.tags = []
+        self.fields = _Fields()
+        self.numberOfRows = 0
+
+    def __repr__(self):
+        return f"TableDescription(name={self.name!r}, fields={list(self.fields)!r})"
+
+
+def _read_input(frame):
+    """The script, its parameters and their columns from the host's input frame."""
+    view = memoryview(frame)
+    version, function_type, return_type, rows, count = struct.unpack_from("<5I", view, 0)
+    at = 20
+    params = []
+    for _ in range(count):
+        kind, length = struct.unpack_from("<2I", view, at)
+        at += 8
+        params.append((bytes(view[at : at + length]).decode(), kind))
+        at += length
+    (length,) = struct.unpack_from("<I", view, at)
+    at += 4
+    script = bytes(view[at : at + length]).decode()
+    at += length
+    columns = []
+
+    def numbers():
+        nonlocal at
+        at = (at + 7) & ~7
+        values = numpy.frombuffer(view, dtype="<f8", count=rows, offset=at)
+        at += 8 * rows
+        return values
+
+    def texts():
+        nonlocal at
+        at = (at + 3) & ~3
+        offsets = numpy.frombuffer(view, dtype="<u4", count=rows + 1, offset=at)
+        at += 4 * (rows + 1)
+        data = bytes(view[at : at + int(offsets[-1])])
+        at += int(offsets[-1])
+        if data.isascii():
+            text = data.decode("ascii")
+            bounds = offsets.tolist()
+            return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        bounds = offsets.tolist()
+        return [data[a:b].decode() for a, b in zip(bounds, bounds[1:])]
+
+    for _, kind in params:
+        if kind == NUMERIC:
+            columns.append(numbers())
+        elif kind == TEXT:
+            columns.append(texts())
+        else:
+            columns.append((numbers(), texts()))
+    return script, params, return_type, rows, columns
+
+
+def _number(value, where):
+    if value is None:
+        return math.nan
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{where} is the text {value!r} where a number is expected")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} is {type(value).__name__} {value!r}, not a number") from None
+
+
+def _text(value, where):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (int, float, numpy.number, numpy.bool_)):
+        return str(value)
+    raise TypeError(f"{where} is {type(value).__name__} {value!r}, not a text")
+
+
+def _is_scalar(value):
+    return isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")
+
+
+def _encode_numbers(values, out):
+    array = numpy.ascontiguousarray(values, dtype="<f8")
+    out.append(b"\0" * (-sum(map(len, out)) % 8))
+    out.append(array.tobytes())
+
+
+def _encode_texts(values, out):
+    encoded = [v.encode() for v in values]
+    offsets = numpy.zeros(len(encoded) + 1, dtype="<u4")
+    if encoded:
+        lengths = numpy.fromiter(map(len, encoded), dtype=numpy.int64, count=len(encoded))
+        total = numpy.cumsum(lengths)
+        if total[-1] >= 1 << 32:
+            raise ValueError("the answer's texts pass 4 GiB")
+        offsets[1:] = total
+    out.append(b"\0" * (-sum(map(len, out)) % 4))
+    out.append(offsets.tobytes())
+    out.append(b"".join(encoded))
+
+
+def _column_values(rows, column, kind):
+    """Column `column` of `rows` (lists), converted to `kind`."""
+    if kind == NUMERIC:
+        return [_number(row[column], f"row {i + 1}, column {column + 1}") for i, row in enumerate(rows)]
+    if kind == TEXT:
+        return [_text(row[column], f"row {i + 1}, column {column + 1}") for i, row in enumerate(rows)]
+    values = []
+    for i, row in enumerate(rows):
+        value = row[column]
+        where = f"row {i + 1}, column {column + 1}"
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            values.append((_number(value[0], where), _text(value[1], where)))
+        else:
+            values.append((_number(value, where), _text(value, where)))
+    return values
+
+
+def _rows(result, pairs):
+    """The answer's rows, each a list of columns: a scalar is one row of one column; otherwise
+    each element is a row, and an element that is itself iterable (not a text) is its columns."""
+    if isinstance(result, pandas.DataFrame):
+        return [list(row) for row in result.itertuples(index=False, name=None)]
+    if _is_scalar(result):
+        return [[result]]
+    if isinstance(result, numpy.ndarray) and result.ndim == 2:
+        return result.tolist()
+    return [[row] if _is_scalar(row) or (pairs and _pair(row)) else list(row) for row in result]
+
+
+def _pair(row):
+    return isinstance(row, tuple) and len(row) == 2 and isinstance(row[1], str) and not isinstance(row[0], str)
+
+
+def _fast_numeric(result, types):
+    """The columns of a numeric array answer without a loop per value, or None."""
+    if not all(kind == NUMERIC for kind in types):
+        return None
+    if isinstance(result, (pandas.Series, pandas.Index)):
+        result = result.to_numpy()
+    elif isinstance(result, pandas.DataFrame):
+        if not all(pandas.api.types.is_numeric_dtype(t) for t in result.dtypes):
+            return None
+        result = result.to_numpy(dtype="f8")
+    if not isinstance(result, numpy.ndarray) or result.dtype.kind not in "fiub":
+        return None
+    if result.ndim == 1:
+        columns = [result]
+    elif result.ndim == 2:
+        columns = [result[:, j] for j in range(result.shape[1])]
+    else:
+        return None
+    if len(columns) != len(types):
+        return None
+    return len(result), columns
+
+
+def _answer(result, types):
+    """The answer frame: row count, then each column as the host reads it."""
+    fast = _fast_numeric(result, types)
+    if fast is not None:
+        count, columns = fast
+        values = [(NUMERIC, c) for c in columns]
+    else:
+        rows = _rows(result, types == [DUAL])
+        count = len(rows)
+        for i, row in enumerate(rows):
+            if len(row) != len(types):
+                raise ValueError(
+                    f"row {i + 1} of the answer has {len(row)} column(s); the answer has {len(types)}"
+                )
+        values = [(kind, _column_values(rows, c, kind)) for c, kind in enumerate(types)]
+    out = [struct.pack("<4sII", b"ANSW", len(values), count)]
+    out.append(b"".join(struct.pack("<I", kind) for kind, _ in values))
+    for kind, column in values:
+        if kind == NUMERIC:
+            _encode_numbers(column, out)
+        elif kind == TEXT:
+            _encode_texts(column, out)
+        else:
+            _encode_numbers([n for n, _ in column], out)
+            _encode_texts([s for _, s in column], out)
+    return out
+
+
+def _table_frame(table):
+    """The TableDescription a script filled in, for the host: name, rows, then each field's data
+    type, name and tags (lengths before texts, little-endian)."""
+
+    def text(value):
+        data = str(value).encode()
+        return struct.pack("<I", len(data)) + data
+
+    out = [text(table.name), struct.pack("<qI", int(table.numberOfRows), len(table.fields))]
+    for field in table.fields:
+        out.append(struct.pack("<i", int(field.dataType)))
+        out.append(text(field.name))
+        out.append(struct.pack("<I", len(field.tags)))
+        out.extend(text(tag) for tag in field.tags)
+    return b"".join(out)
+
+
+def _dual_pairs(result):
+    """True for a list of (number, text) pairs: one DUAL column, not two."""
+    if _is_scalar(result) or isinstance(result, (numpy.ndarray, pandas.DataFrame)):
+        return False
+    rows = list(result)
+    return bool(rows) and all(
+        isinstance(r, tuple) and len(r) == 2 and isinstance(r[1], str) and not isinstance(r[0], str) for r in rows
+    )
+
+
+def _width(result):
+    """How many columns Qlik's pandas example makes of `qResult` (without a TableDescription)."""
+    if isinstance(result, pandas.DataFrame):
+        return result.shape[1]
+    if _is_scalar(result):
+        return 1
+    if isinstance(result, (list, tuple)):
+        shape = numpy.array(result, dtype=object).shape if result else (0,)
+        return 1 if len(shape) == 1 else shape[1]
+    shape = getattr(result, "shape", None)
+    if shape is not None:
+        return 1 if len(shape) <= 1 else shape[1]
+    return 1
+
+
+def _expression_width(result):
+    """How many columns an expression's value answers: its first row's."""
+    if isinstance(result, pandas.DataFrame):
+        return result.shape[1]
+    if isinstance(result, numpy.ndarray):
+        return 1 if result.ndim <= 1 else result.shape[1]
+    if _is_scalar(result):
+        return 1
+    for row in result:
+        return 1 if _is_scalar(row) else len(list(row))
+    return 1
+
+
+def _frame(names, params, columns):
+    """`q`: one column per parameter, named after it; a DUAL parameter also as `_str`, `_num`."""
+    data, labels = [], []
+    for (name, kind), column in zip(params, columns):
+        if kind == DUAL:
+            numbers, texts = column
+            data.append(list(zip(numbers.tolist(), texts)))
+            data.append(texts)
+            data.append(numbers)
+            labels += [name, name + "_str", name + "_num"]
+        else:
+            data.append(column)
+            labels.append(name)
+    if not data:
+        return pandas.DataFrame()
+    frame = pandas.DataFrame({i: column for i, column in enumerate(data)})
+    frame.columns = labels
+    return frame
+
+
+def _line(error):
+    """The script's line an exception came from, if it came from the script."""
+    if isinstance(error, SyntaxError) and error.filename == _FILENAME:
+        return error.lineno
+    line = None
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == _FILENAME:
+            line = lineno
+    return line
+
+
+def _message(error):
+    text = f"{type(error).__name__}: {error}"
+    line = _line(error)
+    return text if line is None else f"{text} (line {line})"
+
+
+def _evaluate(script, params, return_type, columns):
+    """Runs the script by the convention its form asks for; the answer's frame parts and table."""
+    linecache.cache[_FILENAME] = (len(script), None, script.splitlines(True), _FILENAME)
+    try:
+        code = compile(script, _FILENAME, "eval", dont_inherit=True)
+        expression = True
+    except SyntaxError:
+        code = compile(script, _FILENAME, "exec", dont_inherit=True)
+        expression = False
+    if expression:
+        args = []
+        for (_, kind), column in zip(params, columns):
+            if kind == NUMERIC:
+                args.append(column.tolist())
+            elif kind == TEXT:
+                args.append(column)
+            else:
+                args.append([column[0].tolist(), column[1]])
+        result = eval(code, {"args": args, "numpy": numpy})
+        width = 1 if return_type == DUAL and _dual_pairs(result) else _expression_width(result)
+        types = [return_type] * width
+        return _answer(result, types), None
+    table = TableDescription()
+    q = _frame([name for name, _ in params], params, columns)
+    # One namespace (Qlik's example passes separate globals and locals to exec, where a function
+    # or generator expression of the script cannot see the script's own imports and variables).
+    scope = {"q": q, "numpy": numpy, "pandas": pandas, "table": table}
+    exec(code, scope)
+    if "qResult" not in scope:
+        raise _NoResult()
+    result = scope["qResult"]
+    if scope.get("tableDescription") is True:
+        types = [int(field.dataType) for field in table.fields]
+        for kind in types:
+            if kind not in (NUMERIC, TEXT, DUAL):
+                raise ValueError(f"a field of the TableDescription has the data type {kind} (0, 1 or 2)")
+        return _answer(result, types), _table_frame(table)
+    width = 1 if return_type == DUAL and _dual_pairs(result) else _width(result)
+    return _answer(result, [return_type] * width), None
+
+
+class _NoResult(Exception):
+    pass
+
+
+def _sse_describe():
+    """Tells the host, when it loads the engine, which language it runs."""
+    _host.call(b"language" + LANGUAGE.encode())
+
+
+def _sse_evaluate():
+    """One evaluation: the input from the host, the script run, the answer (or error) back."""
+    random.seed()
+    numpy.random.seed()
+    try:
+        script, params, return_type, rows, columns = _read_input(_host.call(b"input"))
+        parts, table = _evaluate(script, params, return_type, columns)
+    except _NoResult:
+        _host.call(b"noresult")
+        return
+    except MemoryError:
+        _host.call(b"error" + b"MemoryError: the script ran out of memory")
+        return
+    except BaseException as error:  # the script's failure is the answer
+        _host.call(b"error" + _message(error).encode("utf-8", "replace"))
+        return
+    if table is not None:
+        _host.call(b"table" + table)
+    _host.call(b"answer" + b"".join(parts))

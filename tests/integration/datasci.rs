@@ -1,0 +1,363 @@
+//! The data-science script engine (`#!pandas`) through EvaluateScript: Qlik's two full-script
+//! conventions (numpy expressions over `args`, pandas statements over `q` answering `qResult`,
+//! with a TableDescription), scipy and scikit-learn, errors that name the exception and the
+//! script's line, the sandbox's limits, and nothing kept from one evaluation to the next.
+
+use std::time::Duration;
+
+use prost::Message;
+use sse_wasm::pb::{self, DataType as T, FunctionType as F};
+use sse_wasm::server::ServeOptions;
+use sse_wasm::wasm::Limits;
+
+use crate::util::*;
+
+const ENGINE: &str = "datasci";
+
+async fn server_with(limits: Limits) -> TestServer {
+    TestServer::start_shared(&[ENGINE], limits, ServeOptions::default()).await
+}
+
+async fn server() -> TestServer {
+    server_with(Limits::default()).await
+}
+
+/// The values of every row, column by column, as numbers.
+fn number_rows(answer: &Answer) -> Vec<Vec<f64>> {
+    answer.rows().iter().map(|r| r.duals.iter().map(|d| d.num_data).collect()).collect()
+}
+
+/// No rows: a script without parameters.
+fn nothing() -> Vec<pb::BundledRows> {
+    Vec::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qliks_numpy_convention_serves_all_eight_script_functions() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let capabilities = client.get_capabilities(pb::Empty {}).await.expect("caps").into_inner();
+    assert!(capabilities.allow_script);
+    let x = [("X", T::Numeric)];
+
+    // ScriptEval: numpy on the columns, over several bundles; a list comprehension.
+    let rows: Vec<pb::Row> = (0..10).map(|i| row(&[V::N(f64::from(i)), V::N(0.5)])).collect();
+    let params = [("A", T::Numeric), ("B", T::Numeric)];
+    let script = "numpy.asarray(args[0]) + numpy.asarray(args[1])";
+    let answer =
+        evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows, 3)).await.expect("ScriptEval");
+    assert_eq!(answer.numbers(), (0..10).map(|i| f64::from(i) + 0.5).collect::<Vec<_>>());
+    let answer =
+        evaluate(&mut client, "[a * 2 for a in args[0]]", F::Scalar, T::Numeric, &x, bundles(numbers(&[1.0, -2.5]), 1))
+            .await
+            .expect("scalar");
+    assert_eq!(answer.numbers(), [2.0, -5.0]);
+
+    // ScriptAggr over 1000 rows in many bundles.
+    let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+    let answer =
+        evaluate(&mut client, "numpy.sum(args[0])", F::Aggregation, T::Numeric, &x, bundles(numbers(&values), 128))
+            .await
+            .expect("ScriptAggr");
+    assert_eq!(answer.numbers(), [500_500.0]);
+
+    // ScriptEvalStr and ScriptAggrStr.
+    let texts = vec![row(&[V::S("äpfel")]), row(&[V::S("b")]), row(&[V::S("")])];
+    let s = [("S", T::String)];
+    let answer =
+        evaluate(&mut client, "[v.upper() for v in args[0]]", F::Scalar, T::String, &s, bundles(texts.clone(), 2))
+            .await
+            .expect("ScriptEvalStr");
+    assert_eq!(answer.strings(), ["ÄPFEL", "B", ""]);
+    let answer = evaluate(&mut client, "'|'.join(args[0])", F::Aggregation, T::String, &s, bundles(texts, 2))
+        .await
+        .expect("ScriptAggrStr");
+    assert_eq!(answer.strings(), ["äpfel|b|"]);
+
+    // The Ex variants: a dual parameter arrives as [numbers, texts].
+    let params = [("Amount", T::Numeric), ("Name", T::String), ("Day", T::Dual)];
+    let rows = vec![
+        row(&[V::N(1.5), V::S("a"), V::D(45_000.0, "2023-03-15")]),
+        row(&[V::N(2.0), V::S("b"), V::D(45_001.0, "2023-03-16")]),
+    ];
+    let script = "[n + d for n, d in zip(args[0], args[2][0])]";
+    let answer = evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("ScriptEvalEx");
+    assert_eq!(answer.numbers(), [45_001.5, 45_003.0]);
+    let script = "[s + '@' + d for s, d in zip(args[1], args[2][1])]";
+    let answer = evaluate(&mut client, script, F::Tensor, T::String, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("ScriptEvalExStr");
+    assert_eq!(answer.strings(), ["a@2023-03-15", "b@2023-03-16"]);
+    let script = "numpy.ptp(args[2][0]) + numpy.sum(args[0])";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::Numeric, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("ScriptAggrEx");
+    assert_eq!(answer.numbers(), [4.5]);
+    let script = "args[1][int(numpy.argmax(args[2][0]))]";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::String, &params, bundles(rows, 1))
+        .await
+        .expect("ScriptAggrExStr");
+    assert_eq!(answer.strings(), ["b"]);
+
+    // Rows that are lists answer several columns; a 2-D array too.
+    let answer = evaluate(
+        &mut client,
+        "[[a, a * a] for a in args[0]]",
+        F::Tensor,
+        T::Numeric,
+        &x,
+        bundles(numbers(&[2.0, 3.0]), 1),
+    )
+    .await
+    .expect("two columns");
+    assert_eq!(number_rows(&answer), [[2.0, 4.0], [3.0, 9.0]]);
+    let script = "numpy.column_stack([args[0], numpy.cumsum(args[0])])";
+    let answer = evaluate(&mut client, script, F::Tensor, T::Numeric, &x, bundles(numbers(&[1.0, 2.0, 3.0]), 2))
+        .await
+        .expect("2-D array");
+    assert_eq!(number_rows(&answer), [[1.0, 1.0], [2.0, 3.0], [3.0, 6.0]]);
+}
+
+/// Qlik's own load-script example (SSE_Full_Script_Support_pandas.qvf), character for character.
+const QLIK_TABLE_SCRIPT: &str = "\ntableDescription = True\t          # tableDescription must be set to True if it should be sent to Qlik
+table.name = \"SSETableLoad\"       # Set the table name, note that it is overridden in a table name is specified in the Load Script
+num_of_fields = len(q.columns)
+for i in range(num_of_fields):    # The number of fields sent back must match the number of fields in the TableDescription
+    field = table.fields.add()    # Add a field to the tableDescription   
+    field.name = q.columns[i]     # Take the same name as in the data frame recieved from Qlik
+    field.dataType = 1            # The datatype of the field is numeric (1)
+qResult=q.values                  # Return the same values as retrieved";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qliks_pandas_convention_answers_q_result_and_sends_the_table_description() {
+    let server = server().await;
+    let mut client = server.client().await;
+
+    // Qlik's table load: the TableDescription comes as a header before the rows.
+    let params = [("Id1", T::Numeric), ("Id2", T::Numeric), ("Id3", T::Numeric)];
+    let rows: Vec<pb::Row> =
+        (1..=5).map(|i| row(&[V::N(f64::from(i)), V::N(f64::from(i) * 10.0), V::N(-1.0)])).collect();
+    let answer = evaluate(&mut client, QLIK_TABLE_SCRIPT, F::Tensor, T::Numeric, &params, bundles(rows, 2))
+        .await
+        .expect("table load");
+    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription header");
+    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
+    assert_eq!(table.name, "SSETableLoad");
+    let fields: Vec<(&str, i32)> = table.fields.iter().map(|f| (f.name.as_str(), f.data_type)).collect();
+    assert_eq!(fields, [("Id1", T::Numeric as i32), ("Id2", T::Numeric as i32), ("Id3", T::Numeric as i32)]);
+    let expected: Vec<Vec<f64>> = (1..=5).map(|i| vec![f64::from(i), f64::from(i) * 10.0, -1.0]).collect();
+    assert_eq!(number_rows(&answer), expected);
+
+    // Fields of several types: the answer's columns take the fields' types.
+    let params = [("Name", T::String), ("Value", T::Numeric)];
+    let rows = vec![row(&[V::S("a"), V::N(1.0)]), row(&[V::S("b"), V::N(2.0)]), row(&[V::S("a"), V::N(4.0)])];
+    let script = "table.name = 'Totals'\ntable.fields.add(name='Name', dataType=0)\n\
+                  table.fields.add(name='Total', dataType=1)\ntableDescription = True\n\
+                  totals = q.groupby('Name', sort=True)['Value'].sum()\n\
+                  qResult = list(zip(totals.index, totals.values))";
+    let answer = evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows.clone(), 2))
+        .await
+        .expect("mixed table");
+    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription header");
+    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
+    assert_eq!(table.name, "Totals");
+    assert_eq!(table.fields.iter().map(|f| f.data_type).collect::<Vec<_>>(), [T::String as i32, T::Numeric as i32]);
+    let got: Vec<(String, f64)> =
+        answer.rows().iter().map(|r| (r.duals[0].str_data.clone(), r.duals[1].num_data)).collect();
+    assert_eq!(got, [("a".to_owned(), 5.0), ("b".to_owned(), 2.0)]);
+
+    // Without tableDescription, no header; a Series answers one row per input row.
+    let script = "qResult = q.groupby('Name')['Value'].transform('sum')";
+    let answer = evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("transform");
+    assert!(answer.metadata.get_bin(pb::TABLE_DESCRIPTION).is_none());
+    assert_eq!(answer.numbers(), [5.0, 2.0, 5.0]);
+
+    // A scalar qResult answers one row (an aggregation).
+    let script = "qResult = q['Value'].median()";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::Numeric, &params, bundles(rows.clone(), 2))
+        .await
+        .expect("scalar");
+    assert_eq!(answer.numbers(), [2.0]);
+
+    // The columns of q: one per parameter, named after it; a dual adds _str and _num.
+    let params = [("V", T::Numeric), ("D", T::Dual)];
+    let rows = vec![row(&[V::N(1.0), V::D(7.0, "seven")]), row(&[V::N(2.0), V::D(8.0, "eight")])];
+    let script = "qResult = ', '.join(q.columns)";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::String, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("columns");
+    assert_eq!(answer.strings(), ["V, D, D_str, D_num"]);
+    let script = "qResult = [f'{n:g}={s}' for n, s in q['D']]";
+    let answer = evaluate(&mut client, script, F::Tensor, T::String, &params, bundles(rows.clone(), 1))
+        .await
+        .expect("dual tuples");
+    assert_eq!(answer.strings(), ["7=seven", "8=eight"]);
+    let script = "qResult = q['D_num'] * q['V']";
+    let answer =
+        evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows, 2)).await.expect("dual numbers");
+    assert_eq!(answer.numbers(), [7.0, 16.0]);
+
+    // A DUAL answer: (number, text) pairs.
+    let script = "qResult = [(1.0, 'one'), (2.0, 'two')]";
+    let answer =
+        evaluate(&mut client, script, F::Tensor, T::Dual, &[("X", T::Numeric)], bundles(numbers(&[0.0, 0.0]), 2))
+            .await
+            .expect("duals");
+    let duals: Vec<(f64, String)> =
+        answer.rows().iter().map(|r| (r.duals[0].num_data, r.duals[0].str_data.clone())).collect();
+    assert_eq!(duals, [(1.0, "one".to_owned()), (2.0, "two".to_owned())]);
+
+    // Statements that assign no qResult: Qlik's own message.
+    let result = evaluate(&mut client, "x = 1\ny = 2", F::Scalar, T::Numeric, &[], nothing()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["No result was saved to qResult, check your script."]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scipy_scikit_learn_and_statsmodels_run_in_the_sandbox() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let xy = [("X", T::Numeric), ("Y", T::Numeric)];
+    let rows: Vec<pb::Row> = (0..20).map(|i| row(&[V::N(f64::from(i)), V::N(3.0 * f64::from(i) + 1.0)])).collect();
+
+    let script =
+        "import scipy.stats\nfit = scipy.stats.linregress(q['X'], q['Y'])\nqResult = [[fit.slope, fit.intercept]]";
+    let answer =
+        evaluate(&mut client, script, F::Aggregation, T::Numeric, &xy, bundles(rows.clone(), 7)).await.expect("scipy");
+    let fit = &number_rows(&answer)[0];
+    assert!((fit[0] - 3.0).abs() < 1e-9 && (fit[1] - 1.0).abs() < 1e-9, "{fit:?}");
+
+    let script = "from sklearn.linear_model import LinearRegression\n\
+                  model = LinearRegression().fit(q[['X']].values, q['Y'].values)\n\
+                  qResult = model.predict(q[['X']].values)";
+    let answer =
+        evaluate(&mut client, script, F::Tensor, T::Numeric, &xy, bundles(rows.clone(), 7)).await.expect("sklearn");
+    for (got, i) in answer.numbers().iter().zip(0..) {
+        assert!((got - (3.0 * f64::from(i) + 1.0)).abs() < 1e-6, "row {i}: {got}");
+    }
+
+    let script = "import statsmodels.api as sm\n\
+                  fit = sm.OLS(q['Y'].values, sm.add_constant(q['X'].values)).fit()\n\
+                  qResult = [fit.params[1]]";
+    let answer =
+        evaluate(&mut client, script, F::Aggregation, T::Numeric, &xy, bundles(rows, 7)).await.expect("statsmodels");
+    assert!((answer.numbers()[0] - 3.0).abs() < 1e-9);
+
+    // A module of the standard library that the snapshot did not import comes from memory.
+    let script = "import fractions\nqResult = [float(fractions.Fraction(3, 4))]";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::Numeric, &[], nothing()).await.expect("stdlib");
+    assert_eq!(answer.numbers(), [0.75]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_python_exception_and_the_scripts_line() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let x = [("X", T::Numeric)];
+    let three = || bundles(numbers(&[1.0, 2.0, 3.0]), 2);
+
+    let result =
+        evaluate(&mut client, "numpy.sum(args[0]) / 0 + undefined", F::Aggregation, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["NameError", "undefined", "line 1"]);
+    let result = evaluate(
+        &mut client,
+        "a = int(q['X'].sum())\nb = a // 0\nqResult = [b]",
+        F::Aggregation,
+        T::Numeric,
+        &x,
+        three(),
+    )
+    .await;
+    assert_status(result, tonic::Code::InvalidArgument, &["ZeroDivisionError", "line 2"]);
+    let result = evaluate(&mut client, "#!pandas\nqResult = [1\nx = (", F::Aggregation, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["SyntaxError", "line 2"]);
+    let result = evaluate(&mut client, "raise ValueError('bad input')", F::Scalar, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["ValueError: bad input", "line 1"]);
+    let result = evaluate(&mut client, "['a' for v in args[0]]", F::Tensor, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["TypeError", "row 1", "where a number is expected"]);
+    let result = evaluate(&mut client, "[1.0]", F::Tensor, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["1 rows for 3 input rows"]);
+    let result = evaluate(&mut client, "import requests_that_do_not_exist", F::Scalar, T::Numeric, &x, three()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["ModuleNotFoundError"]);
+
+    let answer =
+        evaluate(&mut client, "len(args[0])", F::Aggregation, T::Numeric, &x, three()).await.expect("serves on");
+    assert_eq!(answer.numbers(), [3.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_sandboxed_and_bounded_and_keep_nothing() {
+    let limits = Limits { call_timeout: Duration::from_secs(2), ..Limits::default() };
+    let server = server_with(limits).await;
+    let mut client = server.client().await;
+    let ok = |answer: Result<Answer, tonic::Status>| answer.expect("evaluates").numbers();
+
+    // The CPU deadline, and a memory bomb past the 512 MiB cap, and the engine serves on.
+    let result = evaluate(&mut client, "while True: pass", F::Scalar, T::Numeric, &[], nothing()).await;
+    assert_status(result, tonic::Code::DeadlineExceeded, &["time limit"]);
+    let result =
+        evaluate(&mut client, "qResult = [len(bytearray(1 << 30))]", F::Scalar, T::Numeric, &[], nothing()).await;
+    assert_status(result, tonic::Code::ResourceExhausted, &["512 MiB"]);
+    let result =
+        evaluate(&mut client, "qResult = [numpy.ones(200_000_000).sum()]", F::Scalar, T::Numeric, &[], nothing()).await;
+    assert_status(result, tonic::Code::ResourceExhausted, &["512 MiB"]);
+    assert_eq!(ok(evaluate(&mut client, "qResult = [1]", F::Scalar, T::Numeric, &[], nothing()).await), [1.0]);
+
+    // No files: not the standard library archive, not the root; no environment.
+    for script in [
+        "qResult = [len(open('/usr/local/lib/python315.zip', 'rb').read())]",
+        "import os\nqResult = [len(os.listdir('/'))]",
+        "qResult = [len(open('/etc/passwd').read())]",
+        "open('/tmp/x', 'w').write('x')\nqResult = [1]",
+    ] {
+        let result = evaluate(&mut client, script, F::Scalar, T::Numeric, &[], nothing()).await;
+        assert_status(result, tonic::Code::InvalidArgument, &["Error"]);
+    }
+    // The host's environment is not the guest's.
+    let script = "import os\nqResult = [sum(k in os.environ for k in ('PATH', 'HOME', 'USER', 'RUST_LOG'))]";
+    assert_eq!(ok(evaluate(&mut client, script, F::Scalar, T::Numeric, &[], nothing()).await), [0.0]);
+
+    // No network: a listener on loopback sees no connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let script = format!("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)\nqResult = [1]");
+    let result = evaluate(&mut client, &script, F::Scalar, T::Numeric, &[], nothing()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Error"]);
+    assert!(tokio::time::timeout(Duration::from_millis(100), listener.accept()).await.is_err(), "nothing connected");
+
+    // Nothing one evaluation changes is seen by the next: modules, builtins, globals.
+    let leak = "import builtins\nbuiltins.leaked = 1\nnumpy.leaked = 2\nimport sys\nsys.modules['json'].leaked = 3\nqResult = [1]";
+    assert_eq!(ok(evaluate(&mut client, leak, F::Scalar, T::Numeric, &[], nothing()).await), [1.0]);
+    let look = "import builtins, json\nqResult = [hasattr(builtins, 'leaked') + hasattr(numpy, 'leaked') + hasattr(json, 'leaked')]";
+    assert_eq!(ok(evaluate(&mut client, look, F::Scalar, T::Numeric, &[], nothing()).await), [0.0]);
+
+    // Each evaluation draws other random numbers (Python's and numpy's), though all start from
+    // one snapshot.
+    let draw = "import random\nqResult = [[random.random(), numpy.random.rand()]]";
+    let first = evaluate(&mut client, draw, F::Scalar, T::Numeric, &[], nothing()).await.expect("draw");
+    let second = evaluate(&mut client, draw, F::Scalar, T::Numeric, &[], nothing()).await.expect("draw");
+    let (first, second) = (number_rows(&first), number_rows(&second));
+    assert!(first[0][0] != second[0][0] && first[0][1] != second[0][1], "{first:?} {second:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_evaluations_at_once_fit_the_default_limits() {
+    let server = server().await;
+    let values: Vec<f64> = (0..100_000).map(f64::from).collect();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let mut client = server.client().await;
+        let rows = bundles(numbers(&values), 10_000);
+        tasks.push(tokio::spawn(async move {
+            let script = format!("qResult = [q['X'].sum() + {i}]");
+            evaluate(&mut client, &script, F::Aggregation, T::Numeric, &[("X", T::Numeric)], rows).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let answer = task.await.expect("task").expect("evaluates");
+        assert_eq!(answer.numbers(), [4_999_950_000.0 + i as f64]);
+    }
+}
