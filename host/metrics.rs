@@ -65,6 +65,8 @@ pub struct Metrics {
     pub slots_in_use: Gauge,
     /// Guest stores alive now: each holds its instances' slots of the pool.
     pub instances_in_use: Gauge,
+    /// Peak linear memory of each guest store, observed when it is dropped.
+    pub guest_memory_bytes: Histogram,
     /// Finished script evaluations.
     pub script_evaluations: Family<ScriptLabels, Counter>,
     /// Loads of component files.
@@ -104,6 +106,13 @@ impl Default for Metrics {
             "Guest stores alive (calls, loads, prepared script instances)",
             instances_in_use.clone(),
         );
+        // 1 MiB to 4 GiB.
+        let guest_memory_bytes = Histogram::new(exponential_buckets(f64::from(1 << 20), 2.0, 13));
+        registry.register(
+            "guest_memory_bytes",
+            "Peak linear memory of each guest store (a call, an evaluation, a load), for sizing --max-memory",
+            guest_memory_bytes.clone(),
+        );
         let script_evaluations = Family::default();
         registry.register(
             "script_evaluations",
@@ -127,6 +136,7 @@ impl Default for Metrics {
             slot_wait_seconds,
             slots_in_use,
             instances_in_use,
+            guest_memory_bytes,
             script_evaluations,
             loads,
             cache_hits,

@@ -84,9 +84,12 @@ impl Server {
             health.set_service_status(service, status).await;
         }
 
+        // Calls waiting for the folder are let through once health says SERVING, never before: a
+        // client that saw an answer and then asks health must not read NOT_SERVING.
+        let (serving, serving_seen) = watch::channel(*ready.borrow());
         let metrics = self.runtime.metrics().clone();
         let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout, metrics };
-        let service = ConnectorService::new(self.runtime, self.registry, bridge, self.ready, &self.options);
+        let service = ConnectorService::new(self.runtime, self.registry, bridge, serving_seen, &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
@@ -110,7 +113,7 @@ impl Server {
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = self.options.drain_delay;
         let signal = async move {
-            lifecycle(&mut health, connector_name, ready, shutdown, drain).await;
+            lifecycle(&mut health, connector_name, ready, serving, shutdown, drain).await;
             let _ = stopping.send(());
         };
         let serving =
@@ -136,13 +139,14 @@ impl Server {
     }
 }
 
-/// What health says over the server's life: SERVING once `ready` (if it was not already), and on
-/// `shutdown` NOT_SERVING for the drain delay, after which the statuses are cleared, which ends
-/// open Watch streams. Returns when the listener should close.
+/// What health says over the server's life: SERVING once `ready` (if it was not already), then
+/// `serving` turns true; on `shutdown` NOT_SERVING for the drain delay, after which the statuses
+/// are cleared, which ends open Watch streams. Returns when the listener should close.
 async fn lifecycle(
     health: &mut HealthReporter,
     connector: &str,
     mut ready: watch::Receiver<bool>,
+    serving: watch::Sender<bool>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
@@ -152,6 +156,7 @@ async fn lifecycle(
             for service in services {
                 health.set_service_status(service, ServingStatus::Serving).await;
             }
+            serving.send_replace(true);
         }
         std::future::pending::<()>().await;
     };

@@ -178,6 +178,7 @@ impl Runtime {
             self.limits.call_timeout,
             cancel,
             live,
+            self.metrics.guest_memory_bytes.clone(),
         );
         let mut store = Store::new(self.datasci.engine(), state(call, stdout, stderr));
         sandbox::enforce(&mut store);
@@ -197,7 +198,9 @@ impl Runtime {
             .allow_ip_name_lookup(false)
             .build();
         let live = self.metrics.instances_in_use.clone();
-        let state = CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel, live);
+        let peak = self.metrics.guest_memory_bytes.clone();
+        let state =
+            CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel, live, peak);
         let mut store = Store::new(&self.engine, state);
         sandbox::enforce(&mut store);
 

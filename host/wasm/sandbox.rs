@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -42,12 +43,17 @@ enum Interrupted {
 struct MemoryCap {
     max_bytes: usize,
     hit: bool,
+    /// The most linear memory granted (instantiation counts as growing from nothing).
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_bytes;
         self.hit |= !allowed;
+        if allowed {
+            self.peak = self.peak.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -75,11 +81,14 @@ pub struct CallState {
     stderr: GuestOutput,
     /// Stores alive, for the metrics: one while this one lives.
     live: Gauge,
+    /// Where its peak linear memory is counted when it ends.
+    peak_memory: Histogram,
 }
 
 impl Drop for CallState {
     fn drop(&mut self) {
         self.live.dec();
+        self.peak_memory.observe(self.memory.peak as f64);
     }
 }
 
@@ -93,12 +102,13 @@ impl CallState {
         timeout: Duration,
         cancel: Option<CancelFlag>,
         live: Gauge,
+        peak_memory: Histogram,
     ) -> Self {
         live.inc();
         Self {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { max_bytes: max_memory_bytes, hit: false },
+            memory: MemoryCap { max_bytes: max_memory_bytes, hit: false, peak: 0 },
             entered: None,
             budget: timeout,
             wall_budget: timeout.saturating_mul(WALL_FACTOR),
@@ -106,6 +116,7 @@ impl CallState {
             cancel,
             stderr,
             live,
+            peak_memory,
         }
     }
 

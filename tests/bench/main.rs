@@ -3,12 +3,14 @@
 //! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
 //! tonic server and with native functions), `reload` (hot-reload latency and start-up from a
 //! warm cache), `concurrency` (large calls at once), `scripts` (each script engine's latency,
-//! calls/s and rows/s) and `languages` (a one-row call of each guest language). Pass section
-//! names to run only those, and `--quick` for smaller sizes.
+//! calls/s and rows/s), `datasci` (the data-science engine's latency, rows/s and memory) and
+//! `languages` (a one-row call of each guest language). Pass section names to run only those,
+//! and `--quick` for smaller sizes.
 //!
 //! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
 //! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
 
+mod datasci;
 mod languages;
 mod native;
 mod plain;
@@ -95,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("scripts") {
         scripts::run(quick).await?;
+    }
+    if wanted("datasci") {
+        datasci::run(quick).await?;
     }
     if wanted("languages") {
         languages::run(quick).await?;

@@ -49,12 +49,19 @@ impl Server {
 
     /// The sse-wasm binary serving the example and test guests.
     pub async fn wasm(functions: &Path) -> anyhow::Result<Self> {
+        Self::wasm_with(functions, &[]).await
+    }
+
+    /// The sse-wasm binary serving the guests in `functions`, with more flags.
+    pub async fn wasm_with(functions: &Path, flags: &[&str]) -> anyhow::Result<Self> {
         let program = Path::new(env!("CARGO_BIN_EXE_sse-wasm"));
         let dir = functions.to_str().expect("utf-8 path");
         let cache = tempfile::tempdir()?;
         let (cache_dir, key) = (cache.path().join("cache"), cache.path().join("cache.key"));
         let (cache_dir, key) = (cache_dir.to_str().expect("utf-8 path"), key.to_str().expect("utf-8 path"));
-        let args = ["--functions-dir", dir, "--no-watch", "--cache-dir", cache_dir, "--cache-key", key, "--listen"];
+        let mut args = vec!["--functions-dir", dir, "--no-watch", "--cache-dir", cache_dir, "--cache-key", key];
+        args.extend_from_slice(flags);
+        args.push("--listen");
         let mut server = Self::start("sse-wasm (Wasm)", program, &args).await?;
         server._cache = Some(cache);
         Ok(server)

@@ -361,3 +361,19 @@ async fn sixteen_evaluations_at_once_fit_the_default_limits() {
         assert_eq!(answer.numbers(), [4_999_950_000.0 + i as f64]);
     }
 }
+
+#[test]
+fn a_core_module_that_is_not_the_engine_is_refused_with_a_reason() {
+    let runtime = sse_wasm::Runtime::new(Limits::default()).expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // An empty core module, then one cut short after its header.
+    for (name, bytes, says) in [
+        ("empty.wasm", b"\0asm\x01\0\0\0".to_vec(), "data-science engine snapshot"),
+        ("cut.wasm", b"\0asm\x01\0\0\0\x01\x05".to_vec(), "not a loadable WebAssembly"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let error = sse_wasm::wasm::Guest::load(&runtime, None, &path).expect_err("refused").to_string();
+        assert!(error.contains(name) && error.contains(says), "{error}");
+    }
+}

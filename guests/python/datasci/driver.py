@@ -290,16 +290,21 @@ def _read_input(frame):
         return values
 
     def texts():
+        # Either the values joined by NUL (when none holds one), or offsets and bytes.
         nonlocal at
         at = (at + 3) & ~3
+        (form,) = struct.unpack_from("<I", view, at)
+        at += 4
+        if form == 1:
+            (length,) = struct.unpack_from("<I", view, at)
+            at += 4
+            data = bytes(view[at : at + length])
+            at += length
+            return data.decode().split("\0") if rows else []
         offsets = numpy.frombuffer(view, dtype="<u4", count=rows + 1, offset=at)
         at += 4 * (rows + 1)
         data = bytes(view[at : at + int(offsets[-1])])
         at += int(offsets[-1])
-        if data.isascii():
-            text = data.decode("ascii")
-            bounds = offsets.tolist()
-            return [text[a:b] for a, b in zip(bounds, bounds[1:])]
         bounds = offsets.tolist()
         return [data[a:b].decode() for a, b in zip(bounds, bounds[1:])]
 
@@ -347,6 +352,14 @@ def _encode_numbers(values, out):
 
 
 def _encode_texts(values, out):
+    out.append(b"\0" * (-sum(map(len, out)) % 4))
+    joined = "\0".join(values)
+    if values and joined.count("\0") == len(values) - 1:
+        # No value holds a NUL: one join, which the host splits.
+        data = joined.encode()
+        out.append(struct.pack("<II", 1, len(data)))
+        out.append(data)
+        return
     encoded = [v.encode() for v in values]
     offsets = numpy.zeros(len(encoded) + 1, dtype="<u4")
     if encoded:
@@ -355,7 +368,7 @@ def _encode_texts(values, out):
         if total[-1] >= 1 << 32:
             raise ValueError("the answer's texts pass 4 GiB")
         offsets[1:] = total
-    out.append(b"\0" * (-sum(map(len, out)) % 4))
+    out.append(struct.pack("<I", 0))
     out.append(offsets.tobytes())
     out.append(b"".join(encoded))
 
@@ -505,10 +518,15 @@ def _frame(names, params, columns):
     for (name, kind), column in zip(params, columns):
         if kind == DUAL:
             numbers, texts = column
-            data.append(list(zip(numbers.tolist(), texts)))
-            data.append(texts)
+            data.append(pandas.Series(list(zip(numbers.tolist(), texts)), dtype=object))
+            data.append(pandas.Series(texts, dtype=object))
             data.append(numbers)
             labels += [name, name + "_str", name + "_num"]
+        elif kind == TEXT:
+            # Object columns, as Qlik's example had them (pandas 3 would infer its `str` type,
+            # whose groupby is slower here).
+            data.append(pandas.Series(column, dtype=object))
+            labels.append(name)
         else:
             data.append(column)
             labels.append(name)
