@@ -19,7 +19,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The bytes are not a valid component, or do not compile.
-    #[error("{path} is not a loadable WebAssembly component: {reason:#}")]
+    #[error("{path} is not a loadable WebAssembly component (or data-science engine module): {reason:#}")]
     Compile {
         /// The file.
         path: PathBuf,

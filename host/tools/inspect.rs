@@ -15,10 +15,11 @@ pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: 
     match &guest.scripts {
         Some(scripts) => writeln!(
             out,
-            "{}: a script engine for {} (scripts starting with #!{}); fits qlik:sse/script-engine@0.1.0",
+            "{}: a script engine for {} (scripts starting with #!{}); {}",
             path.display(),
             scripts.language,
-            scripts.language
+            scripts.language,
+            scripts.kind()
         )?,
         None => writeln!(out, "{}: {} function(s); fits qlik:sse/plugin@0.1.0", path.display(), guest.functions.len())?,
     }

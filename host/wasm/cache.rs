@@ -219,12 +219,18 @@ impl Artifact for Module {
     }
 }
 
+/// How large the cache may grow before the entries used longest ago are deleted: room for a few
+/// data-science engines (about 460 MB each) and thousands of ordinary components.
+pub const DEFAULT_BUDGET: u64 = 4 << 30;
+
 /// A folder of compiled components (and modules), for any engine: an entry's name and MAC
-/// carry the compatibility hash of the engine that compiled it.
+/// carry the compatibility hash of the engine that compiled it. Past its budget, the entries
+/// used longest ago go (an entry's modification time is its last use).
 #[derive(Clone, Debug)]
 pub struct CompileCache {
     dir: PathBuf,
     key: CacheKey,
+    budget: u64,
 }
 
 /// What tells apart the code of two engine configurations (or versions of the host).
@@ -239,7 +245,13 @@ impl CompileCache {
     /// A cache in `dir` (created if missing), its entries authenticated with `key`.
     pub fn new(dir: &Path, key: CacheKey) -> std::io::Result<Self> {
         create_private_dir(dir)?;
-        Ok(Self { dir: dir.to_owned(), key })
+        Ok(Self { dir: dir.to_owned(), key, budget: DEFAULT_BUDGET })
+    }
+
+    /// The same cache, keeping at most `bytes` of entries.
+    pub fn with_budget(mut self, bytes: u64) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// The folder.
@@ -258,7 +270,14 @@ impl CompileCache {
         let path = self.entry(engine, content);
         let bytes = std::fs::read(&path).ok()?;
         match self.verified(engine, content, &bytes) {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                // Marks the entry used, for the budget. Failing to only makes it go sooner.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                Some(component)
+            }
             Err(reason) => {
                 tracing::warn!(
                     "compile cache entry {} for {} is refused ({reason}); deleted, recompiling",
@@ -315,6 +334,36 @@ impl CompileCache {
         });
         if let Err(reason) = result {
             tracing::warn!("compile cache: {reason}");
+        }
+        self.keep_to_budget(&self.entry(engine, content));
+    }
+
+    /// Deletes the entries used longest ago, never `keep`, until the folder fits the budget.
+    fn keep_to_budget(&self, keep: &Path) {
+        let Ok(listing) = std::fs::read_dir(&self.dir) else { return };
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = listing
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let path = e.path();
+                let meta = e.metadata().ok()?;
+                let modified = meta.modified().ok()?;
+                (path.extension()? == "cwasm" && meta.is_file()).then_some((modified, meta.len(), path))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        entries.sort();
+        for (_, size, path) in entries {
+            if total <= self.budget {
+                break;
+            }
+            if path != keep && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(
+                    "compile cache over {} MiB: deleted {}, used longest ago",
+                    self.budget >> 20,
+                    path.display()
+                );
+                total -= size;
+            }
         }
     }
 }
@@ -406,6 +455,29 @@ impl CacheLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_its_budget_the_cache_deletes_the_entries_used_longest_ago() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = CompileCache::new(dir.path(), CacheKey::random().expect("key")).expect("cache").with_budget(250);
+        let now = std::time::SystemTime::now();
+        let write = |name: &str, size: usize, age: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0; size]).expect("write");
+            let file = std::fs::File::options().write(true).open(&path).expect("open");
+            file.set_modified(now - std::time::Duration::from_secs(age)).expect("mtime");
+            path
+        };
+        let oldest = write("a.cwasm", 100, 300);
+        let older = write("b.cwasm", 100, 200);
+        let newer = write("c.cwasm", 100, 100);
+        // The newest-written entry is kept even when it alone is older than the others.
+        let kept = write("d.cwasm", 100, 400);
+        let other = write("key-or-note.txt", 1000, 500);
+        cache.keep_to_budget(&kept);
+        assert!(!oldest.exists() && !older.exists(), "the two used longest ago go");
+        assert!(newer.exists() && kept.exists() && other.exists(), "the rest stays, and other files");
+    }
 
     #[test]
     fn a_key_is_made_once_private_and_read_back() {

@@ -125,6 +125,14 @@ impl ScriptEngine {
         Self { language, kind: Kind::DataSci(engine) }
     }
 
+    /// What kind of module it is, for people: the WIT world it fits, or the data-science engine.
+    pub fn kind(&self) -> &'static str {
+        match self.kind {
+            Kind::Component(_) => "fits qlik:sse/script-engine@0.1.0",
+            Kind::DataSci(_) => "the data-science engine (a module of `sse-wasm datasci-snapshot`)",
+        }
+    }
+
     /// Starts evaluating `script` in a fresh instance that `cancel` stops.
     pub fn evaluate(&self, script: &Script, cancel: CancelFlag) -> Result<Evaluation<'_>, CallError> {
         match &self.kind {
