@@ -181,7 +181,7 @@ datasci-engine: $(DATASCI_WASM)
 
 # Also compiles it into the default compile cache (`inspect` loads it as the server does), so
 # the next `make run` starts in seconds rather than compiling it first.
-datasci: datasci-engine
+datasci: datasci-engine build
 	mkdir -p functions
 	cp $(DATASCI_WASM) functions/.datasci.wasm.tmp && mv functions/.datasci.wasm.tmp functions/datasci.wasm
 	$(SNAPSHOT_HOST) inspect functions/datasci.wasm
