@@ -6,8 +6,8 @@
 use bytes::Bytes;
 
 use crate::error::CallError;
+use crate::model::script::LABEL;
 use crate::model::{DataType, FunctionType, Script, ScriptAnswer, ScriptTable};
-use crate::wasm::script_engine::LABEL;
 use crate::wasm::{CancelFlag, ScriptEngine};
 use crate::wire::codec::EncodedRows;
 

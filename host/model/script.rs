@@ -16,6 +16,21 @@ pub struct Script {
     pub return_type: DataType,
 }
 
+/// The name scripts go by in logs and messages (Qlik does not say which script function it was).
+pub const LABEL: &str = "script";
+
+/// Checks the language a script engine names: a short lower-case name such as "python", which
+/// a script's first line `#!python` asks for.
+pub fn check_language(language: &str) -> Result<(), String> {
+    if language.is_empty()
+        || language.len() > 32
+        || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(format!("the script language {language:?} is not a short lower-case name such as \"python\""));
+    }
+    Ok(())
+}
+
 /// A script's answer: its rows, and the TableDescription the script asked to send with them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScriptAnswer {

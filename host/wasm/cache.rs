@@ -13,6 +13,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,40 @@ const MAGIC: &[u8; 8] = b"SSEWASM2";
 
 /// Bytes of the MAC after `MAGIC`.
 const TAG_BYTES: usize = 32;
+
+/// Where a module's machine code came from, how long getting it took, and how long the whole load
+/// took (code, linking and `describe`): the time until it could serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled with Cranelift.
+    Fresh {
+        /// Compiling.
+        compile: Duration,
+        /// The whole load.
+        ready: Duration,
+    },
+    /// Read from the compile cache.
+    FromCache {
+        /// Reading and checking the entry.
+        read: Duration,
+        /// The whole load.
+        ready: Duration,
+    },
+}
+
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        match self {
+            Self::Fresh { compile, ready } => {
+                write!(f, "compiled in {:.1} ms, ready in {:.1} ms", ms(compile), ms(ready))
+            }
+            Self::FromCache { read, ready } => {
+                write!(f, "cache hit in {:.1} ms, ready in {:.1} ms", ms(read), ms(ready))
+            }
+        }
+    }
+}
 
 /// The SHA-256 of a component file's bytes.
 pub type ContentHash = [u8; 32];

@@ -16,165 +16,32 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{Caller, Engine, InstancePre, Linker, Module, Store};
+use wasmtime::{InstancePre, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::error::{CallError, LoadError};
+use crate::model::script::{LABEL, check_language};
 use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, ScriptField, ScriptTable, Strings};
 
-use super::cache::{CompileCache, ContentHash};
-use super::guest::Compiled;
+use super::cache::{CompileCache, Compiled, ContentHash};
+use super::datasci_runtime::{DataSciState, Door, Outcome};
 use super::runtime::Runtime;
-use super::sandbox::{CallState, CancelFlag, Sandboxed, enter};
-use super::script_engine::{LABEL, check_language};
+use super::sandbox::{CancelFlag, enter};
 
 /// What the driver runs in a fresh instance to evaluate one script.
 const EVALUATE: &[u8] = b"_sse_evaluate()";
 /// What the driver runs when the engine is loaded, to name its language.
 const DESCRIBE: &[u8] = b"_sse_describe()";
 
-/// The door's answers: success, no host bound, the host failed.
-const DOOR_OK: i32 = 0;
-const DOOR_FAULT: i32 = -2;
-
-/// The two forms of a text column in a frame: offsets then bytes, or the values joined by NUL
-/// (when none holds one).
+/// The forms of a text column in a frame: offsets then bytes, or the values joined by NUL (when
+/// none holds one).
 const OFFSETS: u32 = 0;
 const JOINED: u32 = 1;
+/// Only from the host: distinct values and a code per row.
+const DICTIONARY: u32 = 2;
 
 /// The first bytes of an answer frame.
 const ANSWER_MAGIC: &[u8; 4] = b"ANSW";
-
-/// What the driver said through the door during one entry.
-#[derive(Debug)]
-enum Outcome {
-    /// The answer frame.
-    Answer(Vec<u8>),
-    /// The script failed: the exception and its line.
-    Error(String),
-    /// A statements script did not assign `qResult`.
-    NoResult,
-}
-
-/// The data crossing the door of one instance.
-#[derive(Default)]
-struct Door {
-    /// The input frame, until the driver takes it.
-    input: Option<Vec<u8>>,
-    language: Option<String>,
-    table: Option<Vec<u8>>,
-    outcome: Option<Outcome>,
-    /// What was wrong with a request the driver made, for the error message.
-    fault: Option<String>,
-}
-
-/// The data of a data-science store: the sandbox, WASI preview 1 without authority, the door.
-pub(crate) struct DataSciState {
-    call: CallState,
-    wasi: WasiP1Ctx,
-    door: Door,
-}
-
-impl Sandboxed for DataSciState {
-    fn call_state(&self) -> &CallState {
-        &self.call
-    }
-    fn call_state_mut(&mut self) -> &mut CallState {
-        &mut self.call
-    }
-}
-
-/// The engine and linker every data-science module runs with.
-pub(crate) struct DataSciRuntime {
-    engine: Engine,
-    linker: Linker<DataSciState>,
-}
-
-/// The engine settings of the data-science modules: exceptions (CPython's C++ libraries use
-/// them), copy-on-write memory images, epochs for the deadline; `epochs` off only for the
-/// snapshot tool, which runs the interpreter's start-up without a deadline.
-pub(crate) fn config(epochs: bool) -> wasmtime::Config {
-    let mut config = wasmtime::Config::new();
-    config.wasm_exceptions(true).epoch_interruption(epochs).parallel_compilation(true).memory_init_cow(true);
-    config
-}
-
-impl DataSciRuntime {
-    /// The engine, and a linker with WASI preview 1 and the door.
-    pub(crate) fn new() -> anyhow::Result<Self> {
-        let engine = Engine::new(&config(true))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut DataSciState| &mut state.wasi)?;
-        linker.func_wrap("host", "call", door)?;
-        Ok(Self { engine, linker })
-    }
-
-    /// The wasmtime engine.
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-}
-
-/// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
-/// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
-/// input frame), `language<name>`, `table<description>`, `answer<frame>`, `error<message>`,
-/// `noresult` (each answered with nothing).
-fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
-    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
-        return Ok(DOOR_FAULT);
-    };
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    let request = match memory.data(&caller).get(ptr..ptr.saturating_add(len)) {
-        Some(bytes) => bytes.to_vec(),
-        None => return Ok(fault(&mut caller, "a door request outside its memory")),
-    };
-    let door = &mut caller.data_mut().door;
-    let response = if request == b"input" {
-        match door.input.take() {
-            Some(input) => input,
-            None => return Ok(fault(&mut caller, "the input asked for twice")),
-        }
-    } else {
-        if let Some(name) = request.strip_prefix(b"language") {
-            door.language = Some(String::from_utf8_lossy(name).into_owned());
-        } else if let Some(table) = request.strip_prefix(b"table") {
-            door.table = Some(table.to_vec());
-        } else if let Some(frame) = request.strip_prefix(b"answer") {
-            door.outcome = Some(Outcome::Answer(frame.to_vec()));
-        } else if let Some(message) = request.strip_prefix(b"error") {
-            door.outcome = Some(Outcome::Error(String::from_utf8_lossy(message).into_owned()));
-        } else if request == b"noresult" {
-            door.outcome = Some(Outcome::NoResult);
-        } else {
-            return Ok(fault(&mut caller, "an unknown door request"));
-        }
-        Vec::new()
-    };
-    // The answer goes into memory the guest allocates for it.
-    let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
-        return Ok(fault(&mut caller, "no host_alloc export"));
-    };
-    let Ok(size) = i32::try_from(response.len()) else { return Ok(fault(&mut caller, "an answer over 2 GiB")) };
-    let at = alloc.typed::<i32, i32>(&caller)?.call(&mut caller, size.max(1))? as u32 as usize;
-    let data = memory.data_mut(&mut caller);
-    let fits = at != 0 && at.checked_add(response.len()).is_some_and(|end| end <= data.len());
-    let (out_ptr, out_len) = (out_ptr as u32 as usize, out_len as u32 as usize);
-    let outs_fit = out_ptr.checked_add(4).is_some_and(|e| e <= data.len())
-        && out_len.checked_add(4).is_some_and(|e| e <= data.len());
-    if !fits || !outs_fit {
-        return Ok(fault(&mut caller, "host_alloc gave memory outside its memory"));
-    }
-    data[at..at + response.len()].copy_from_slice(&response);
-    data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
-    data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
-    Ok(DOOR_OK)
-}
-
-fn fault(caller: &mut Caller<'_, DataSciState>, what: &str) -> i32 {
-    caller.data_mut().door.fault = Some(what.to_owned());
-    DOOR_FAULT
-}
 
 /// A loaded data-science engine: its module linked, ready to instantiate for each evaluation.
 pub(crate) struct DataSci {
@@ -449,37 +316,81 @@ fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u
             out.extend_from_slice(&v.to_le_bytes());
         }
     };
-    let texts = |out: &mut Vec<u8>, values: &Strings| {
-        out.resize(out.len().next_multiple_of(4), 0);
-        if !values.is_empty() && !values.data.contains(&0) {
-            // Joined by NUL, which Python splits in one call instead of slicing value by value.
-            out.extend_from_slice(&JOINED.to_le_bytes());
-            out.extend_from_slice(&((values.data.len() + values.len() - 1) as u32).to_le_bytes());
-            for (i, pair) in values.offsets.windows(2).enumerate() {
-                if i > 0 {
-                    out.push(0);
-                }
-                out.extend_from_slice(&values.data[pair[0] as usize..pair[1] as usize]);
-            }
-            return;
-        }
-        out.extend_from_slice(&OFFSETS.to_le_bytes());
-        for o in &values.offsets {
-            out.extend_from_slice(&o.to_le_bytes());
-        }
-        out.extend_from_slice(&values.data);
-    };
     for column in columns {
         match column {
             Column::Numeric(v) => numbers(&mut out, v),
-            Column::Text(s) => texts(&mut out, s),
+            Column::Text(s) => write_texts(&mut out, s),
             Column::Dual(v, s) => {
                 numbers(&mut out, v);
-                texts(&mut out, s);
+                write_texts(&mut out, s);
             }
         }
     }
     Ok(out)
+}
+
+/// A text column for the driver, 4-aligned: its distinct values and a code per row when it has
+/// few (a dimension: Python then makes one string per distinct value, not one per row); else its
+/// values joined by NUL when none holds one; else offsets and bytes.
+fn write_texts(out: &mut Vec<u8>, values: &Strings) {
+    out.resize(out.len().next_multiple_of(4), 0);
+    let value = |pair: &[u32]| &values.data[pair[0] as usize..pair[1] as usize];
+    if !values.is_empty() && !values.data.contains(&0) {
+        if let Some((distinct, codes)) = dictionary(values) {
+            out.extend_from_slice(&DICTIONARY.to_le_bytes());
+            out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
+            let joined = distinct.iter().map(|v| v.len()).sum::<usize>() + distinct.len() - 1;
+            out.extend_from_slice(&(joined as u32).to_le_bytes());
+            for (i, v) in distinct.iter().enumerate() {
+                if i > 0 {
+                    out.push(0);
+                }
+                out.extend_from_slice(v);
+            }
+            out.resize(out.len().next_multiple_of(4), 0);
+            for code in codes {
+                out.extend_from_slice(&code.to_le_bytes());
+            }
+            return;
+        }
+        // Joined by NUL, which Python splits in one call instead of slicing value by value.
+        out.extend_from_slice(&JOINED.to_le_bytes());
+        out.extend_from_slice(&((values.data.len() + values.len() - 1) as u32).to_le_bytes());
+        for (i, pair) in values.offsets.windows(2).enumerate() {
+            if i > 0 {
+                out.push(0);
+            }
+            out.extend_from_slice(value(pair));
+        }
+        return;
+    }
+    out.extend_from_slice(&OFFSETS.to_le_bytes());
+    for o in &values.offsets {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    out.extend_from_slice(&values.data);
+}
+
+/// The distinct values of a column (in order of first appearance) and each row's code, if at
+/// most half its values are distinct; gives up as soon as more are.
+fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
+    let mut index: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+    let (mut distinct, mut codes) = (Vec::new(), Vec::with_capacity(values.len()));
+    for (seen, pair) in values.offsets.windows(2).enumerate() {
+        let value = &values.data[pair[0] as usize..pair[1] as usize];
+        let code = match index.entry(value) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if distinct.len() > 16 && distinct.len() * 2 > seen {
+                    return None;
+                }
+                distinct.push(value);
+                *e.insert(distinct.len() as u32 - 1)
+            }
+        };
+        codes.push(code);
+    }
+    (distinct.len() * 2 <= values.len()).then_some((distinct, codes))
 }
 
 /// Reads a frame a guest wrote, checking every length against what is there.
@@ -696,6 +607,21 @@ mod tests {
         for cut in 0..frame.len() {
             assert!(read_table(&frame[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn dimension_columns_go_as_distinct_values_and_codes() {
+        let regions: Vec<&str> = (0..1000).map(|i| ["north", "south", "", "west"][i % 4]).collect();
+        let column = strings(&regions);
+        let (distinct, codes) = dictionary(&column).expect("four distinct values in 1000");
+        assert_eq!(distinct, [b"north".as_slice(), b"south", b"", b"west"]);
+        assert_eq!(codes.len(), 1000);
+        assert!(codes.iter().zip(&regions).all(|(&c, r)| distinct[c as usize] == r.as_bytes()));
+        let unique: Vec<String> = (0..1000).map(|i| format!("id{i}")).collect();
+        let unique: Vec<&str> = unique.iter().map(String::as_str).collect();
+        assert!(dictionary(&strings(&unique)).is_none(), "unique values go joined");
+        assert!(dictionary(&strings(&["a", "b", "a"])).is_none(), "two of three distinct");
+        assert!(dictionary(&strings(&["a", "a", "b", "a"])).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::Component;
 
@@ -11,46 +11,12 @@ use crate::error::{CallError, LoadError};
 use crate::model::{FunctionDef, MAX_FUNCTIONS};
 
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
-use super::cache::{CompileCache, ContentHash, content_hash};
+use super::cache::{CompileCache, Compiled, ContentHash, content_hash};
 use super::datasci::DataSci;
 use super::instance::FunctionInstance;
 use super::runtime::Runtime;
 use super::sandbox::{CallState, CancelFlag, enter};
 use super::script_engine::ScriptEngine;
-
-/// Where a module's machine code came from, how long getting it took, and how long the whole load
-/// took (code, linking and `describe`): the time until it could serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compiled {
-    /// Compiled with Cranelift.
-    Fresh {
-        /// Compiling.
-        compile: Duration,
-        /// The whole load.
-        ready: Duration,
-    },
-    /// Read from the compile cache.
-    FromCache {
-        /// Reading and checking the entry.
-        read: Duration,
-        /// The whole load.
-        ready: Duration,
-    },
-}
-
-impl std::fmt::Display for Compiled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
-        match self {
-            Self::Fresh { compile, ready } => {
-                write!(f, "compiled in {:.1} ms, ready in {:.1} ms", ms(compile), ms(ready))
-            }
-            Self::FromCache { read, ready } => {
-                write!(f, "cache hit in {:.1} ms, ready in {:.1} ms", ms(read), ms(ready))
-            }
-        }
-    }
-}
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
 fn is_core_module(bytes: &[u8]) -> bool {

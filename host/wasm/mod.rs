@@ -8,6 +8,7 @@
 pub(crate) mod bindings;
 pub(crate) mod cache;
 pub(crate) mod datasci;
+pub(crate) mod datasci_runtime;
 pub(crate) mod guest;
 pub(crate) mod guest_log;
 pub(crate) mod instance;
@@ -16,8 +17,8 @@ pub(crate) mod sandbox;
 pub(crate) mod script_engine;
 pub(crate) mod snapshot;
 
-pub use cache::{CacheKey, CacheLocation, CompileCache, ContentHash, content_hash};
-pub use guest::{Compiled, Guest};
+pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, content_hash};
+pub use guest::Guest;
 pub use instance::FunctionInstance;
 pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
 pub use sandbox::CancelFlag;

@@ -11,7 +11,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::metrics::Metrics;
 
-use super::datasci::{DataSciRuntime, DataSciState};
+use super::datasci_runtime::{DataSciRuntime, DataSciState};
 use super::guest_log::{GuestOutput, LogRate};
 use super::sandbox::{self, CallState, CancelFlag};
 

@@ -18,6 +18,7 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, ResourceAny};
 
 use crate::error::{CallError, LoadError};
+use crate::model::script::{LABEL, check_language};
 use crate::model::{Batch, Script, ScriptAnswer};
 
 use super::bindings::qlik::sse::types as wit;
@@ -26,9 +27,6 @@ use super::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
 use super::datasci::{DataSci, DataSciEvaluation};
 use super::runtime::Runtime;
 use super::sandbox::{CallState, CancelFlag, enter};
-
-/// The name scripts go by in logs and messages (Qlik does not say which script function it was).
-pub const LABEL: &str = "script";
 
 /// Fresh instances kept ready per engine: a call takes one, and one is made to replace it off the
 /// call's path. None is ever used twice.
@@ -54,17 +52,6 @@ enum Kind {
     Component(Arc<Shared>),
     /// The data-science engine.
     DataSci(DataSci),
-}
-
-/// Checks the language an engine names: a short lower-case name such as "python".
-pub(crate) fn check_language(language: &str) -> Result<(), String> {
-    if language.is_empty()
-        || language.len() > 32
-        || !language.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
-        return Err(format!("the script language {language:?} is not a short lower-case name such as \"python\""));
-    }
-    Ok(())
 }
 
 /// What the engine and its preparing thread share.

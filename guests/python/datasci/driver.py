@@ -295,6 +295,16 @@ def _read_input(frame):
         at = (at + 3) & ~3
         (form,) = struct.unpack_from("<I", view, at)
         at += 4
+        if form == 2:
+            # A dimension: each distinct value once, then a code per row; one string object per
+            # distinct value, shared by its rows.
+            count, length = struct.unpack_from("<2I", view, at)
+            at += 8
+            distinct = numpy.array(bytes(view[at : at + length]).decode().split("\0"), dtype=object)
+            at = (at + length + 3) & ~3
+            codes = numpy.frombuffer(view, dtype="<u4", count=rows, offset=at)
+            at += 4 * rows
+            return distinct[codes]
         if form == 1:
             (length,) = struct.unpack_from("<I", view, at)
             at += 4
@@ -554,6 +564,11 @@ def _message(error):
     return text if line is None else f"{text} (line {line})"
 
 
+def _list(texts):
+    """A text column as a list (Qlik's `args` are lists)."""
+    return texts.tolist() if isinstance(texts, numpy.ndarray) else texts
+
+
 def _evaluate(script, params, return_type, columns):
     """Runs the script by the convention its form asks for; the answer's frame parts and table."""
     linecache.cache[_FILENAME] = (len(script), None, script.splitlines(True), _FILENAME)
@@ -569,9 +584,9 @@ def _evaluate(script, params, return_type, columns):
             if kind == NUMERIC:
                 args.append(column.tolist())
             elif kind == TEXT:
-                args.append(column)
+                args.append(_list(column))
             else:
-                args.append([column[0].tolist(), column[1]])
+                args.append([column[0].tolist(), _list(column[1])])
         result = eval(code, {"args": args, "numpy": numpy})
         width = 1 if return_type == DUAL and _dual_pairs(result) else _expression_width(result)
         types = [return_type] * width

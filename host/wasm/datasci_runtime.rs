@@ -1,0 +1,145 @@
+//! The data-science engine's runtime: its wasmtime engine settings, the data of its stores
+//! (the sandbox, WASI preview 1 without authority, the door) and the door itself, `host.call`,
+//! through which the driver asks for its input and answers.
+
+use wasmtime::{Caller, Engine, Linker};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use super::sandbox::{CallState, Sandboxed};
+
+/// The door's answers: success, no host bound, the host failed.
+pub(crate) const DOOR_OK: i32 = 0;
+pub(crate) const DOOR_FAULT: i32 = -2;
+
+/// What the driver said through the door during one entry.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The answer frame.
+    Answer(Vec<u8>),
+    /// The script failed: the exception and its line.
+    Error(String),
+    /// A statements script did not assign `qResult`.
+    NoResult,
+}
+
+/// The data crossing the door of one instance.
+#[derive(Default)]
+pub(crate) struct Door {
+    /// The input frame, until the driver takes it.
+    pub(crate) input: Option<Vec<u8>>,
+    /// The language the driver named.
+    pub(crate) language: Option<String>,
+    /// The TableDescription the script filled.
+    pub(crate) table: Option<Vec<u8>>,
+    /// How the script ended.
+    pub(crate) outcome: Option<Outcome>,
+    /// What was wrong with a request the driver made, for the error message.
+    pub(crate) fault: Option<String>,
+}
+
+/// The data of a data-science store: the sandbox, WASI preview 1 without authority, the door.
+pub(crate) struct DataSciState {
+    pub(crate) call: CallState,
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) door: Door,
+}
+
+impl Sandboxed for DataSciState {
+    fn call_state(&self) -> &CallState {
+        &self.call
+    }
+    fn call_state_mut(&mut self) -> &mut CallState {
+        &mut self.call
+    }
+}
+
+/// The engine and linker every data-science module runs with.
+pub(crate) struct DataSciRuntime {
+    engine: Engine,
+    pub(crate) linker: Linker<DataSciState>,
+}
+
+/// The engine settings of the data-science modules: exceptions (CPython's C++ libraries use
+/// them), copy-on-write memory images, epochs for the deadline; `epochs` off only for the
+/// snapshot tool, which runs the interpreter's start-up without a deadline.
+pub(crate) fn config(epochs: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_exceptions(true).epoch_interruption(epochs).parallel_compilation(true).memory_init_cow(true);
+    config
+}
+
+impl DataSciRuntime {
+    /// The engine, and a linker with WASI preview 1 and the door.
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let engine = Engine::new(&config(true))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut DataSciState| &mut state.wasi)?;
+        linker.func_wrap("host", "call", door)?;
+        Ok(Self { engine, linker })
+    }
+
+    /// The wasmtime engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
+/// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
+/// input frame), `language<name>`, `table<description>`, `answer<frame>`, `error<message>`,
+/// `noresult` (each answered with nothing).
+fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+        return Ok(DOOR_FAULT);
+    };
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    let request = match memory.data(&caller).get(ptr..ptr.saturating_add(len)) {
+        Some(bytes) => bytes.to_vec(),
+        None => return Ok(fault(&mut caller, "a door request outside its memory")),
+    };
+    let door = &mut caller.data_mut().door;
+    let response = if request == b"input" {
+        match door.input.take() {
+            Some(input) => input,
+            None => return Ok(fault(&mut caller, "the input asked for twice")),
+        }
+    } else {
+        if let Some(name) = request.strip_prefix(b"language") {
+            door.language = Some(String::from_utf8_lossy(name).into_owned());
+        } else if let Some(table) = request.strip_prefix(b"table") {
+            door.table = Some(table.to_vec());
+        } else if let Some(frame) = request.strip_prefix(b"answer") {
+            door.outcome = Some(Outcome::Answer(frame.to_vec()));
+        } else if let Some(message) = request.strip_prefix(b"error") {
+            door.outcome = Some(Outcome::Error(String::from_utf8_lossy(message).into_owned()));
+        } else if request == b"noresult" {
+            door.outcome = Some(Outcome::NoResult);
+        } else {
+            return Ok(fault(&mut caller, "an unknown door request"));
+        }
+        Vec::new()
+    };
+    // The answer goes into memory the guest allocates for it.
+    let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
+        return Ok(fault(&mut caller, "no host_alloc export"));
+    };
+    let Ok(size) = i32::try_from(response.len()) else { return Ok(fault(&mut caller, "an answer over 2 GiB")) };
+    let at = alloc.typed::<i32, i32>(&caller)?.call(&mut caller, size.max(1))? as u32 as usize;
+    let data = memory.data_mut(&mut caller);
+    let fits = at != 0 && at.checked_add(response.len()).is_some_and(|end| end <= data.len());
+    let (out_ptr, out_len) = (out_ptr as u32 as usize, out_len as u32 as usize);
+    let outs_fit = out_ptr.checked_add(4).is_some_and(|e| e <= data.len())
+        && out_len.checked_add(4).is_some_and(|e| e <= data.len());
+    if !fits || !outs_fit {
+        return Ok(fault(&mut caller, "host_alloc gave memory outside its memory"));
+    }
+    data[at..at + response.len()].copy_from_slice(&response);
+    data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
+    data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
+    Ok(DOOR_OK)
+}
+
+fn fault(caller: &mut Caller<'_, DataSciState>, what: &str) -> i32 {
+    caller.data_mut().door.fault = Some(what.to_owned());
+    DOOR_FAULT
+}
