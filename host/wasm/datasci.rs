@@ -334,19 +334,11 @@ fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u
 /// values joined by NUL when none holds one; else offsets and bytes.
 fn write_texts(out: &mut Vec<u8>, values: &Strings) {
     out.resize(out.len().next_multiple_of(4), 0);
-    let value = |pair: &[u32]| &values.data[pair[0] as usize..pair[1] as usize];
     if !values.is_empty() && !values.data.contains(&0) {
         if let Some((distinct, codes)) = dictionary(values) {
             out.extend_from_slice(&DICTIONARY.to_le_bytes());
             out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
-            let joined = distinct.iter().map(|v| v.len()).sum::<usize>() + distinct.len() - 1;
-            out.extend_from_slice(&(joined as u32).to_le_bytes());
-            for (i, v) in distinct.iter().enumerate() {
-                if i > 0 {
-                    out.push(0);
-                }
-                out.extend_from_slice(v);
-            }
+            write_joined(out, distinct.iter().copied());
             out.resize(out.len().next_multiple_of(4), 0);
             for code in codes {
                 out.extend_from_slice(&code.to_le_bytes());
@@ -355,13 +347,7 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
         }
         // Joined by NUL, which Python splits in one call instead of slicing value by value.
         out.extend_from_slice(&JOINED.to_le_bytes());
-        out.extend_from_slice(&((values.data.len() + values.len() - 1) as u32).to_le_bytes());
-        for (i, pair) in values.offsets.windows(2).enumerate() {
-            if i > 0 {
-                out.push(0);
-            }
-            out.extend_from_slice(value(pair));
-        }
+        write_joined(out, values.offsets.windows(2).map(|pair| &values.data[pair[0] as usize..pair[1] as usize]));
         return;
     }
     out.extend_from_slice(&OFFSETS.to_le_bytes());
@@ -369,6 +355,18 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
         out.extend_from_slice(&o.to_le_bytes());
     }
     out.extend_from_slice(&values.data);
+}
+
+/// At least one value, none holding a NUL: their joined length, then them joined by NUL.
+fn write_joined<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u8]> + Clone) {
+    let (count, bytes) = values.clone().fold((0, 0), |(count, bytes), v| (count + 1, bytes + v.len()));
+    out.extend_from_slice(&((bytes + count - 1) as u32).to_le_bytes());
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(value);
+    }
 }
 
 /// The distinct values of a column (in order of first appearance) and each row's code, if at
