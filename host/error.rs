@@ -169,6 +169,10 @@ pub enum CallError {
     /// The client went away; nobody is waiting for an answer.
     #[error("the call was cancelled")]
     Cancelled,
+    /// A call run on the thread that took its request in ran past the time allowed there; the
+    /// host runs it again from the start on a call thread, so no client ever sees this.
+    #[error("the call outgrew the thread that took its request in")]
+    OutgrewInline,
     /// The host failed in a way that is not the guest's or the client's doing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -186,7 +190,7 @@ impl CallError {
             Self::Stream { code, .. } => *code,
             Self::Stalled { .. } => Code::DeadlineExceeded,
             Self::Cancelled => Code::Cancelled,
-            Self::Internal(_) => Code::Internal,
+            Self::Internal(_) | Self::OutgrewInline => Code::Internal,
             Self::NoScriptEngine(_) => Code::FailedPrecondition,
             Self::ScriptsDisabled => Code::Unimplemented,
         };

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 use arc_swap::ArcSwap;
 
@@ -43,6 +44,9 @@ pub struct Entry {
     pub id: i32,
     /// What implements it.
     pub implementation: Implementation,
+    /// How many of its next calls run on call threads because a small call of it lately ran too
+    /// long to stay on the thread that took the request in.
+    pub outgrew_inline: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -195,7 +199,7 @@ impl Registry {
 fn by_id(implementations: impl IntoIterator<Item = Implementation>) -> HashMap<i32, Arc<Entry>> {
     let mut by_id: HashMap<i32, Arc<Entry>> = HashMap::new();
     for implementation in implementations {
-        let entry = Entry { id: 0, implementation };
+        let entry = Entry { id: 0, implementation, outgrew_inline: Arc::default() };
         let id = function_id(&entry.def().name);
         if let Some(kept) = by_id.get(&id) {
             tracing::error!(

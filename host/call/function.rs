@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::error::CallError;
 use crate::model::{Batch, FunctionDef, FunctionType, Mode};
 use crate::registry::{Entry, Implementation};
-use crate::wasm::{CancelFlag, Runtime};
+use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::EncodedRows;
 
 #[cfg(feature = "native")]
@@ -16,14 +16,20 @@ use super::{Backend, CallStats, decode, encode};
 
 /// Runs one call of `entry`: reads request messages with `next` until it returns `None`, and
 /// hands every answer message to `send`, which fails once nobody listens.
-pub fn run<N, S>(runtime: &Runtime, entry: &Entry, cancel: CancelFlag, next: N, send: S) -> Result<CallStats, CallError>
+pub fn run<N, S>(
+    runtime: &Runtime,
+    entry: &Entry,
+    control: CallControl,
+    next: N,
+    send: S,
+) -> Result<CallStats, CallError>
 where
     N: FnMut() -> Result<Option<Bytes>, CallError>,
     S: FnMut(EncodedRows) -> Result<(), CallError>,
 {
     let def = entry.def();
     match &entry.implementation {
-        Implementation::Wasm { guest, index } => run_on(def, guest.instantiate(runtime, *index, cancel)?, next, send),
+        Implementation::Wasm { guest, index } => run_on(def, guest.instantiate(runtime, *index, &control)?, next, send),
         #[cfg(feature = "native")]
         Implementation::Native(function) => run_on(def, native::Native::new(function.as_ref()), next, send),
     }

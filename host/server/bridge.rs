@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use tonic::{Response, Status, Streaming};
 use crate::call::CallStats;
 use crate::error::CallError;
 use crate::metrics::{self, CallLabels, FunctionLabels, Metrics, ScriptLabels};
-use crate::wasm::CancelFlag;
+use crate::wasm::{CallControl, CancelFlag};
 use crate::wire::codec::{EncodedRows, WireRows};
 
 /// How many answer messages may wait for a slow client before the call thread waits too.
@@ -207,6 +207,68 @@ impl CallLog {
     }
 }
 
+/// A request at most this large, arrived whole, may run inline: on the thread that took it in,
+/// without waking a call thread and waiting for it (two thread wake-ups, most of a small call's
+/// time).
+const INLINE_REQUEST_BYTES: usize = 64 << 10;
+
+/// A function whose inline call outgrew its thread runs this many calls on call threads before
+/// it is tried inline again (a busy moment can slow any call once).
+const THREADED_AFTER_OUTGROWING: u32 = 64;
+
+/// True when a call over `messages` may run inline: small, of a function that has not outgrown
+/// it lately (counting down `outgrew`), on a runtime that can move its other tasks away while a
+/// thread blocks.
+fn may_run_inline(outgrew: &AtomicU32, messages: &[Bytes]) -> bool {
+    let recently = outgrew.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+    !recently
+        && messages.iter().map(Bytes::len).sum::<usize>() <= INLINE_REQUEST_BYTES
+        && tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+}
+
+/// Runs `job` over a request that has arrived whole, collecting its answers and headers; logs
+/// and counts the call. `None` when an inline call outgrew its thread: nothing was logged,
+/// counted or answered, and it may run again.
+fn run_whole<J>(
+    call: &CallLog,
+    job: &J,
+    control: CallControl,
+    messages: &[Bytes],
+    mut metadata: MetadataMap,
+    known: HeadersKnown,
+) -> Option<(Vec<Result<EncodedRows, Status>>, MetadataMap)>
+where
+    J: Fn(CallControl, Next<'_>, Headers<'_>, Sink<'_>) -> Result<CallStats, CallError>,
+{
+    let mut answers = Vec::new();
+    let mut messages = messages.iter().cloned();
+    let mut next = || Ok(messages.next());
+    let mut headers = |more: MetadataMap| {
+        if known == HeadersKnown::AtFirstMessage {
+            metadata = merged(std::mem::take(&mut metadata), more);
+        }
+    };
+    let mut send = |message| {
+        answers.push(Ok(message));
+        Ok(())
+    };
+    let result = run_job(&call.function, || job(control, &mut next, &mut headers, &mut send));
+    if matches!(result, Err(CallError::OutgrewInline)) {
+        return None;
+    }
+    if let Err(error) = call.finish(result) {
+        answers.push(Err(error));
+    }
+    Some((answers, metadata))
+}
+
+/// The response to a call that ran whole: its answers after `metadata`.
+fn answered(answers: Vec<Result<EncodedRows, Status>>, metadata: MetadataMap) -> Response<AnswerStream> {
+    let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
+    *response.metadata_mut() = metadata;
+    response
+}
+
 /// The answer stream handed to tonic; dropping it (the client went away) cancels the call.
 struct Answers {
     receiver: mpsc::Receiver<Result<EncodedRows, Status>>,
@@ -236,7 +298,8 @@ impl Bridge {
     /// Runs `job` on a blocking thread over the messages of `requests`, once a call slot is
     /// free, and answers with its messages after `response_metadata` and the headers the job
     /// adds (if `known` lets it). `label` names the call in logs and errors, `counted` in the
-    /// metrics.
+    /// metrics. With `inline` (the count of calls still to run threaded since the function last
+    /// outgrew it), a small request that has arrived whole runs on the thread that took it in.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn respond<J>(
         &self,
@@ -246,10 +309,11 @@ impl Bridge {
         mut requests: Streaming<WireRows>,
         response_metadata: MetadataMap,
         known: HeadersKnown,
+        inline: Option<Arc<AtomicU32>>,
         job: J,
     ) -> Result<Response<AnswerStream>, Status>
     where
-        J: FnOnce(CancelFlag, Next<'_>, Headers<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
+        J: Fn(CallControl, Next<'_>, Headers<'_>, Sink<'_>) -> Result<CallStats, CallError> + Send + 'static,
     {
         let stall = self.stall_timeout;
         let cancel = CancelFlag::default();
@@ -296,37 +360,35 @@ impl Bridge {
         let metrics = self.metrics.clone();
         let call = CallLog { function: label.clone(), app, started: Instant::now(), counted, metrics };
         if complete {
+            let arrived = Vec::from(arrived);
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
+            if let Some(outgrew) = inline.filter(|outgrew| may_run_inline(outgrew, &arrived)) {
+                let control = CallControl { cancel: cancel.clone(), inline: true };
+                // Guest code blocks this thread, so tokio moves its other tasks elsewhere first.
+                let ran = tokio::task::block_in_place(|| {
+                    run_whole(&call, &job, control, &arrived, response_metadata.clone(), known)
+                });
+                match ran {
+                    Some((answers, metadata)) => return Ok(answered(answers, metadata)),
+                    // Slower than a small call should be: it runs again, and the function's next
+                    // calls too, on a call thread, where a client going away stops it at once.
+                    None => outgrew.store(THREADED_AFTER_OUTGROWING, Ordering::Relaxed),
+                }
+            }
+            let control = CallControl::threaded(cancel);
             let (answers, metadata) = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
-                let mut answers = Vec::new();
-                let mut metadata = response_metadata;
-                let mut next = || Ok(arrived.pop_front());
-                let mut headers = |more: MetadataMap| {
-                    if known == HeadersKnown::AtFirstMessage {
-                        metadata = merged(std::mem::take(&mut metadata), more);
-                    }
-                };
-                let mut send = |message| {
-                    answers.push(Ok(message));
-                    Ok(())
-                };
-                let result = run_job(&call.function, || job(cancel, &mut next, &mut headers, &mut send));
-                if let Err(error) = call.finish(result) {
-                    answers.push(Err(error));
-                }
-                (answers, metadata)
+                run_whole(&call, &job, control, &arrived, response_metadata, known)
+                    .expect("a call on a call thread has no inline limit to outgrow")
             })
             .await
             .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
-            let mut response = Response::new(Box::pin(futures::stream::iter(answers)) as AnswerStream);
-            *response.metadata_mut() = metadata;
-            return Ok(response);
+            return Ok(answered(answers, metadata));
         }
 
         let (sender, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let runtime = tokio::runtime::Handle::current();
-        let call_cancel = cancel.clone();
+        let control = CallControl::threaded(cancel.clone());
         // Headers the job decides are sent with its first message (or when it ends).
         let (headers_sender, headers_receiver) = oneshot::channel();
         let (mut metadata, pending) = match known {
@@ -356,7 +418,7 @@ impl Bridge {
                     Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CallError::Cancelled),
                 }
             };
-            let result = run_job(&call.function, || job(call_cancel, &mut next, &mut headers, &mut send));
+            let result = run_job(&call.function, || job(control, &mut next, &mut headers, &mut send));
             pending.borrow_mut().commit();
             if let Err(status) = call.finish(result) {
                 // The status must follow the answers already queued, or the client would take

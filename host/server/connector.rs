@@ -11,7 +11,7 @@ use crate::call::{self, CallStats};
 use crate::error::CallError;
 use crate::model::ScriptTable;
 use crate::registry::SharedRegistry;
-use crate::wasm::{CancelFlag, Runtime};
+use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::WireRows;
 use crate::wire::format::{self, Schema};
 use crate::wire::pb::raw::connector_server::Connector;
@@ -121,13 +121,18 @@ impl Connector for ConnectorService {
 
         let runtime = self.runtime.clone();
         let label = def.name.clone();
-        let job =
-            move |cancel: CancelFlag, next: Next<'_>, _: Headers<'_>, send: Sink<'_>| -> Result<CallStats, CallError> {
-                call::function::run(&runtime, &entry, cancel, next, send)
-            };
+        let inline = Some(entry.outgrew_inline.clone());
+        let entry_for_job = entry.clone();
+        let job = move |control: CallControl,
+                        next: Next<'_>,
+                        _: Headers<'_>,
+                        send: Sink<'_>|
+              -> Result<CallStats, CallError> {
+            call::function::run(&runtime, &entry_for_job, control, next, send)
+        };
         let counted = Counted::Function(label.clone());
         let known = HeadersKnown::Before;
-        self.bridge.respond(label, counted, common.app_id, requests, response_metadata, known, job).await
+        self.bridge.respond(label, counted, common.app_id, requests, response_metadata, known, inline, job).await
     }
 
     type EvaluateScriptStream = AnswerStream;
@@ -148,7 +153,7 @@ impl Connector for ConnectorService {
         let label = format!("script ({})", guest.name);
         let language = guest.scripts.as_ref().map_or_else(String::new, |s| s.language.clone());
         let counted = Counted::Script(language);
-        let job = move |cancel: CancelFlag, next: Next<'_>, headers: Headers<'_>, send: Sink<'_>| {
+        let job = move |control: CallControl, next: Next<'_>, headers: Headers<'_>, send: Sink<'_>| {
             let engine = guest.scripts.as_ref().ok_or_else(|| CallError::Internal("not a script engine".into()))?;
             // A script that describes its table sends it as Qlik's TableDescription header.
             let table = |table: Option<&ScriptTable>| {
@@ -159,9 +164,10 @@ impl Connector for ConnectorService {
                     headers(metadata);
                 }
             };
-            call::script::run(engine, &script, cancel, next, table, send)
+            call::script::run(engine, &script, control.cancel, next, table, send)
         };
         let known = HeadersKnown::AtFirstMessage;
-        self.bridge.respond(label, counted, common.app_id, requests, MetadataMap::new(), known, job).await
+        // Scripts take milliseconds: always on a call thread.
+        self.bridge.respond(label, counted, common.app_id, requests, MetadataMap::new(), known, None, job).await
     }
 }

@@ -10,7 +10,7 @@ use prost::Message;
 use crate::call;
 use crate::model::DataType;
 use crate::registry::{Registry, function_id};
-use crate::wasm::{CacheLocation, CancelFlag, Limits, Runtime};
+use crate::wasm::{CacheLocation, CallControl, Limits, Runtime};
 use crate::wire::pb;
 
 use super::inspect::load;
@@ -68,7 +68,7 @@ pub fn call(
     let result = call::function::run(
         &runtime,
         entry,
-        CancelFlag::default(),
+        CallControl::default(),
         || Ok(messages.next()),
         |message| {
             answers.push(message.0);

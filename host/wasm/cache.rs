@@ -13,18 +13,55 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+use crate::metrics::Metrics;
+
 /// The first bytes of every entry; bump the digit when the layout changes.
 const MAGIC: &[u8; 8] = b"SSEWASM2";
 
 /// Bytes of the MAC after `MAGIC`.
 const TAG_BYTES: usize = 32;
+
+/// Takes the code of `bytes` (read from `path`, SHA-256 `hash`) from `cache`, or compiles it
+/// for `engine` (a failure is `compile_error`'s); then `prepare` makes it ready to serve (linking,
+/// `describe`). Only code that got ready is stored in the cache; the hit or miss is counted in
+/// `metrics`.
+pub(crate) fn load_or_compile<A: Artifact, T, E>(
+    engine: &wasmtime::Engine,
+    cache: Option<&CompileCache>,
+    metrics: &Metrics,
+    (path, bytes, hash): (&Path, &[u8], &ContentHash),
+    compile_error: impl FnOnce(wasmtime::Error) -> E,
+    prepare: impl FnOnce(&A) -> Result<T, E>,
+) -> Result<(T, Compiled), E> {
+    let started = Instant::now();
+    let cached = cache.and_then(|c| c.load::<A>(engine, path, hash));
+    let from_cache = cached.is_some();
+    let code = match cached {
+        Some(code) => code,
+        None => A::compile(engine, bytes).map_err(compile_error)?,
+    };
+    let took = started.elapsed();
+    let ready = prepare(&code)?;
+    let whole = started.elapsed();
+    let compiled = if from_cache {
+        metrics.cache_hits.inc();
+        Compiled::FromCache { read: took, ready: whole }
+    } else {
+        metrics.cache_misses.inc();
+        if let Some(cache) = cache {
+            cache.store(engine, hash, &code);
+        }
+        Compiled::Fresh { compile: took, ready: whole }
+    };
+    Ok((ready, compiled))
+}
 
 /// Where a module's machine code came from, how long getting it took, and how long the whole load
 /// took (code, linking and `describe`): the time until it could serve.
@@ -222,6 +259,8 @@ fn check_private(_: &Path) -> Result<(), KeyError> {
 /// What the cache holds: compiled components, and compiled core modules (the data-science
 /// engine's).
 pub trait Artifact: Sized {
+    /// Compiles `bytes` with Cranelift for `engine`.
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
     /// The compiled code, as `deserialize` takes it back.
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// Code `serialize` made, for `engine`.
@@ -233,6 +272,9 @@ pub trait Artifact: Sized {
 }
 
 impl Artifact for Component {
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, bytes)
+    }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
     }
@@ -244,6 +286,9 @@ impl Artifact for Component {
 }
 
 impl Artifact for Module {
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, bytes)
+    }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
     }

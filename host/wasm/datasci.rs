@@ -23,9 +23,9 @@ use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
 use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, ScriptField, ScriptTable, Strings};
 
-use super::cache::{CompileCache, Compiled, ContentHash};
+use super::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
 use super::datasci_runtime::{DataSciState, Door, Outcome};
-use super::runtime::Runtime;
+use super::runtime::{Runtime, module_name};
 use super::sandbox::{CancelFlag, enter};
 
 /// What the driver runs in a fresh instance to evaluate one script.
@@ -60,16 +60,21 @@ impl DataSci {
         bytes: &[u8],
         hash: &ContentHash,
     ) -> Result<(Self, String, Compiled), LoadError> {
-        let started = Instant::now();
         let datasci = runtime.datasci();
         let compile_error = |reason| LoadError::Compile { path: path.to_owned(), reason };
-        let cached = cache.and_then(|c| c.load::<Module>(datasci.engine(), path, hash));
-        let from_cache = cached.is_some();
-        let module = match cached {
-            Some(module) => module,
-            None => Module::new(datasci.engine(), bytes).map_err(compile_error)?,
-        };
-        let code = started.elapsed();
+        let ((engine, language), compiled) = load_or_compile::<Module, _, _>(
+            datasci.engine(),
+            cache,
+            runtime.metrics(),
+            (path, bytes, hash),
+            compile_error,
+            |module| Self::prepare(runtime, path, module),
+        )?;
+        Ok((engine, language, compiled))
+    }
+
+    /// Checks that `module` is a data-science engine, links it and asks it for its language.
+    fn prepare(runtime: &Runtime, path: &std::path::Path, module: &Module) -> Result<(Self, String), LoadError> {
         let world =
             |reason: String| LoadError::World { path: path.to_owned(), reason: wasmtime::format_err!("{reason}") };
         for (export, what) in [("memory", "its memory"), ("turn", "`turn`"), ("host_alloc", "`host_alloc`")] {
@@ -79,9 +84,8 @@ impl DataSci {
                 )));
             }
         }
-        let pre = datasci.linker.instantiate_pre(&module).map_err(|e| world(format!("{e:#}")))?;
-        let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
-        let engine = Self { runtime: runtime.clone(), name, pre };
+        let pre = runtime.datasci().linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
+        let engine = Self { runtime: runtime.clone(), name: module_name(path), pre };
         let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
         let (mut store, instance) = engine.instance(None, None).map_err(|e| declaration(e.to_string()))?;
         engine.turn(&mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
@@ -92,18 +96,7 @@ impl DataSci {
             .take()
             .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
         check_language(&language).map_err(declaration)?;
-        let ready = started.elapsed();
-        let compiled = if from_cache {
-            runtime.metrics().cache_hits.inc();
-            Compiled::FromCache { read: code, ready }
-        } else {
-            runtime.metrics().cache_misses.inc();
-            if let Some(cache) = cache {
-                cache.store(datasci.engine(), hash, &module);
-            }
-            Compiled::Fresh { compile: code, ready }
-        };
-        Ok((engine, language, compiled))
+        Ok((engine, language))
     }
 
     /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::component::Component;
 
@@ -11,11 +10,11 @@ use crate::error::{CallError, LoadError};
 use crate::model::{FunctionDef, MAX_FUNCTIONS};
 
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
-use super::cache::{CompileCache, Compiled, ContentHash, content_hash};
+use super::cache::{CompileCache, Compiled, ContentHash, content_hash, load_or_compile};
 use super::datasci::DataSci;
 use super::instance::FunctionInstance;
-use super::runtime::Runtime;
-use super::sandbox::{CallState, CancelFlag, enter};
+use super::runtime::{Runtime, module_name};
+use super::sandbox::{CallControl, CallState, enter};
 use super::script_engine::ScriptEngine;
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
@@ -64,37 +63,19 @@ impl Guest {
         if is_core_module(bytes) {
             // Not a component: the data-science engine's snapshot, run by its own engine.
             let (engine, language, compiled) = DataSci::load(runtime, cache, path, bytes, &hash)?;
-            let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+            let name = module_name(path);
             let scripts = Some(ScriptEngine::datasci(language, engine));
             return Ok((
                 Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts },
                 compiled,
             ));
         }
-        let started = Instant::now();
-        let (component, from_cache) = match cache.and_then(|c| c.load::<Component>(runtime.wasmtime(), path, &hash)) {
-            Some(component) => (component, true),
-            None => {
-                let component =
-                    runtime.compile(bytes).map_err(|reason| LoadError::Compile { path: path.to_owned(), reason })?;
-                (component, false)
-            }
-        };
-        let code = started.elapsed();
-        let module = Self::from_component(runtime, path, &component, hash)?;
-        let ready = started.elapsed();
-        let compiled = if from_cache {
-            runtime.metrics().cache_hits.inc();
-            Compiled::FromCache { read: code, ready }
-        } else {
-            runtime.metrics().cache_misses.inc();
-            // Only components that fit the world and describe themselves are worth caching.
-            if let Some(cache) = cache {
-                cache.store(runtime.wasmtime(), &hash, &component);
-            }
-            Compiled::Fresh { compile: code, ready }
-        };
-        Ok((module, compiled))
+        let engine = runtime.wasmtime();
+        let compile_error = |reason| LoadError::Compile { path: path.to_owned(), reason };
+        // Only components that fit the world and describe themselves are cached.
+        load_or_compile::<Component, _, _>(engine, cache, runtime.metrics(), (path, bytes, &hash), compile_error, |c| {
+            Self::from_component(runtime, path, c, hash)
+        })
     }
 
     /// Links a compiled component, asks it for its functions and checks them.
@@ -111,7 +92,7 @@ impl Guest {
             return Err(world(wasmtime::format_err!("it exports neither {FUNCTIONS_EXPORT} nor {SCRIPTS_EXPORT}")));
         }
         let instance_pre = runtime.linker().instantiate_pre(component).map_err(world)?;
-        let name: Arc<str> = path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into());
+        let name = module_name(path);
         let scripts = offers_scripts
             .then(|| {
                 ScriptEngine::new(runtime, &name, instance_pre.clone(), |reason| LoadError::Declaration {
@@ -157,19 +138,20 @@ impl Guest {
     }
 
     /// A fresh instance, in a store of its own, for one call of function number `index` (in the
-    /// order of `describe`) that `cancel` stops.
+    /// order of `describe`) that `control` stops.
     pub fn instantiate(
         &self,
         runtime: &Runtime,
         index: u32,
-        cancel: CancelFlag,
+        control: &CallControl,
     ) -> Result<FunctionInstance, CallError> {
         let function = self
             .functions
             .get(index as usize)
             .ok_or_else(|| CallError::Internal(format!("{} has no function number {index}", self.name)))?;
         let pre = self.pre.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
-        let mut store = runtime.store(&self.name, Some(cancel));
+        let mut store = runtime.store(&self.name, None);
+        store.data_mut().control(control);
         let plugin = enter(&mut store, &function.name, |store| pre.instantiate(store))?;
         Ok(FunctionInstance::new(function.name.clone(), index, store, plugin))
     }

@@ -21,6 +21,6 @@ pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, co
 pub use guest::Guest;
 pub use instance::FunctionInstance;
 pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
-pub use sandbox::CancelFlag;
+pub use sandbox::{CallControl, CancelFlag};
 pub use script_engine::ScriptEngine;
 pub use snapshot::datasci_snapshot;

@@ -27,6 +27,31 @@ pub const WALL_FACTOR: u32 = 4;
 /// Set when nobody waits for a call's answer any more, so a running guest stops at the next tick.
 pub type CancelFlag = Arc<AtomicBool>;
 
+/// CPU time an inline call (one run on the thread that took its request in) may spend before it
+/// gives that thread back; checked at the epoch ticks.
+pub const INLINE_CPU: Duration = Duration::from_millis(1);
+
+/// Wall-clock time an inline call may take, for guests that wait rather than compute.
+pub const INLINE_WALL: Duration = Duration::from_millis(10);
+
+/// What may stop a call before its own deadline: the client going away and, for an inline call,
+/// the time it may spend on the thread that took its request in.
+#[derive(Clone, Debug, Default)]
+pub struct CallControl {
+    /// Set when nobody waits for the answer any more.
+    pub cancel: CancelFlag,
+    /// An inline call: past [`INLINE_CPU`] or [`INLINE_WALL`] it fails with
+    /// [`CallError::OutgrewInline`] at the next epoch tick, and runs again on a call thread.
+    pub inline: bool,
+}
+
+impl CallControl {
+    /// A call on a call thread of its own, stopped by `cancel`.
+    pub fn threaded(cancel: CancelFlag) -> Self {
+        Self { cancel, inline: false }
+    }
+}
+
 /// Why the host stopped a guest from the epoch callback.
 #[derive(Debug, thiserror::Error)]
 enum Interrupted {
@@ -36,6 +61,8 @@ enum Interrupted {
     WallDeadline,
     #[error("call cancelled")]
     Cancelled,
+    #[error("inline call outgrew its thread")]
+    OutgrewInline,
 }
 
 /// Denies memory growth past the cap and remembers that it did, so the failure is reported as
@@ -78,6 +105,8 @@ pub struct CallState {
     /// The whole call's CPU time limit, for messages.
     timeout: Duration,
     cancel: Option<CancelFlag>,
+    /// For an inline call: the thread's CPU time and the wall clock when it started.
+    inline_since: Option<(Duration, Instant)>,
     stderr: GuestOutput,
     /// Stores alive, for the metrics: one while this one lives.
     live: Gauge,
@@ -114,10 +143,17 @@ impl CallState {
             wall_budget: timeout.saturating_mul(WALL_FACTOR),
             timeout,
             cancel,
+            inline_since: None,
             stderr,
             live,
             peak_memory,
         }
+    }
+
+    /// Applies `control` to a fresh store: the call's cancel flag, and its inline time limit.
+    pub(super) fn control(&mut self, control: &CallControl) {
+        self.cancel = Some(control.cancel.clone());
+        self.inline_since = control.inline.then(|| (thread_cpu(), Instant::now()));
     }
 
     /// Makes a store prepared ahead of its call (instantiated, nothing else run) the call's own:
@@ -178,6 +214,11 @@ pub(super) fn enforce<T: Sandboxed>(store: &mut Store<T>) {
         if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Interrupted::Cancelled.into());
         }
+        if let Some((cpu, wall)) = state.inline_since
+            && (thread_cpu().saturating_sub(cpu) >= INLINE_CPU || wall.elapsed() >= INLINE_WALL)
+        {
+            return Err(Interrupted::OutgrewInline.into());
+        }
         // The callback runs on the guest's own thread, so its CPU clock is the guest's.
         if let Some((cpu, wall)) = state.entered {
             if thread_cpu().saturating_sub(cpu) >= state.budget {
@@ -224,6 +265,7 @@ fn classify<T: Sandboxed>(store: &Store<T>, function: &str, error: wasmtime::Err
     if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
         return match interrupted {
             Interrupted::Cancelled => CallError::Cancelled,
+            Interrupted::OutgrewInline => CallError::OutgrewInline,
             Interrupted::Deadline => CallError::Deadline { function, seconds: state.timeout.as_secs_f64() },
             Interrupted::WallDeadline => {
                 CallError::Waited { function, seconds: state.timeout.as_secs_f64() * f64::from(WALL_FACTOR) }

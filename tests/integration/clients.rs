@@ -303,3 +303,38 @@ async fn idle_streams_do_not_take_call_slots() {
         stream.abort();
     }
 }
+
+/// A small request runs on the thread that took it in while it stays quick; one that runs long
+/// moves to a call thread and runs again there from the start. Either way it answers once, is
+/// counted once, and never holds up the other calls (here on a runtime with a single thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn small_calls_that_run_long_answer_once_and_never_hold_up_others() {
+    let server = TestServer::start(&["hostile_calls", "column_operations"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics_addr = listener.local_addr().expect("addr");
+    tokio::spawn(sse_wasm::server::serve_metrics(listener, server.metrics.clone(), std::future::pending()));
+    let mut client = server.client().await;
+
+    for ms in [50.0, 0.0, 20.0] {
+        let answer = call(&mut client, "BusyMs", bundles(numbers(&[ms]), 1)).await.expect("BusyMs answers");
+        assert_eq!(answer.numbers(), [ms]);
+    }
+    let (_, scrape) = crate::metrics::get(metrics_addr, "/metrics").await;
+    let counted = crate::metrics::sample(&scrape, r#"sse_wasm_calls_total{function="BusyMs",code="OK"}"#);
+    assert_eq!(counted, Some(3.0), "each call counted once, however it ran:\n{scrape}");
+    let rows = crate::metrics::sample(&scrape, r#"sse_wasm_rows_in_total{function="BusyMs"}"#);
+    assert_eq!(rows, Some(3.0), "{scrape}");
+
+    // A one-row call that never ends: the single runtime thread keeps serving everyone else.
+    let mut spinner = client.clone();
+    let spinning = tokio::spawn(async move { call(&mut spinner, "Spin", bundles(numbers(&[1.0]), 1)).await });
+    eventually("the call runs", || async { server.slots.in_flight() == 1 }).await;
+    for i in 0..50 {
+        let x = f64::from(i);
+        let answer = call(&mut client, "SumOfRows", bundles(vec![row(&[V::N(x), V::N(1.0)])], 1)).await;
+        assert_eq!(answer.expect("served beside the spinning call").numbers(), [x + 1.0]);
+    }
+    assert!(!spinning.is_finished(), "the spinning call still runs");
+    spinning.abort();
+    eventually("the cancelled call is freed", || async { server.slots.in_flight() == 0 }).await;
+}
