@@ -3,11 +3,11 @@
 //! cancellation when the client goes away, panics of the host's own code turned into errors,
 //! answer headers a call decides while it runs, and one log line per call.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -207,9 +207,9 @@ impl CallLog {
     }
 }
 
-/// A request at most this large, arrived whole, may run inline: on the thread that took it in,
-/// without waking a call thread and waiting for it (two thread wake-ups, most of a small call's
-/// time).
+/// A request at most this large, arrived whole, may run inline: on the async runtime's thread
+/// that took it in, without waking a call thread and waiting for it (two thread wake-ups, most of
+/// a small call's time).
 const INLINE_REQUEST_BYTES: usize = 64 << 10;
 
 /// A function whose inline call outgrew its thread runs this many calls on call threads before
@@ -217,13 +217,36 @@ const INLINE_REQUEST_BYTES: usize = 64 << 10;
 const THREADED_AFTER_OUTGROWING: u32 = 64;
 
 /// True when a call over `messages` may run inline: small, of a function that has not outgrown
-/// it lately (counting down `outgrew`), on a runtime that can move its other tasks away while a
-/// thread blocks.
+/// it lately (counting down `outgrew`).
 fn may_run_inline(outgrew: &AtomicU32, messages: &[Bytes]) -> bool {
     let recently = outgrew.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
-    !recently
-        && messages.iter().map(Bytes::len).sum::<usize>() <= INLINE_REQUEST_BYTES
-        && tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    !recently && messages.iter().map(Bytes::len).sum::<usize>() <= INLINE_REQUEST_BYTES
+}
+
+thread_local! {
+    /// True while this thread runs an inline call.
+    static INLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `job` as an inline call. WASI's blocking functions (a guest writing to stderr,
+/// sleeping) wait through the async runtime, which cannot wait inside its own threads: tokio
+/// refuses with a panic. Such a call, like one that panics for any other reason, needs a call
+/// thread: it becomes [`CallError::OutgrewInline`], and the panic is not reported (on its call
+/// thread, a real failure is).
+fn run_inline<R>(job: impl FnOnce() -> Result<R, CallError>) -> Result<R, CallError> {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !INLINE.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    INLINE.set(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    INLINE.set(false);
+    result.unwrap_or(Err(CallError::OutgrewInline))
 }
 
 /// Runs `job` over a request that has arrived whole, collecting its answers and headers; logs
@@ -252,7 +275,11 @@ where
         answers.push(Ok(message));
         Ok(())
     };
-    let result = run_job(&call.function, || job(control, &mut next, &mut headers, &mut send));
+    let result = if control.inline {
+        run_inline(|| job(control, &mut next, &mut headers, &mut send))
+    } else {
+        run_job(&call.function, || job(control, &mut next, &mut headers, &mut send))
+    };
     if matches!(result, Err(CallError::OutgrewInline)) {
         return None;
     }
@@ -364,10 +391,9 @@ impl Bridge {
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
             if let Some(outgrew) = inline.filter(|outgrew| may_run_inline(outgrew, &arrived)) {
                 let control = CallControl { cancel: cancel.clone(), inline: true };
-                // Guest code blocks this thread, so tokio moves its other tasks elsewhere first.
-                let ran = tokio::task::block_in_place(|| {
-                    run_whole(&call, &job, control, &arrived, response_metadata.clone(), known)
-                });
+                // This blocks the runtime's thread, for no longer than a small call takes: past
+                // that the epoch stops it, and it runs again on a call thread.
+                let ran = run_whole(&call, &job, control, &arrived, response_metadata.clone(), known);
                 match ran {
                     Some((answers, metadata)) => return Ok(answered(answers, metadata)),
                     // Slower than a small call should be: it runs again, and the function's next

@@ -31,8 +31,8 @@ pub type CancelFlag = Arc<AtomicBool>;
 /// gives that thread back; checked at the epoch ticks.
 pub const INLINE_CPU: Duration = Duration::from_millis(1);
 
-/// Wall-clock time an inline call may take, for guests that wait rather than compute.
-pub const INLINE_WALL: Duration = Duration::from_millis(10);
+/// Wall-clock time an inline call may take (its thread may be preempted).
+pub const INLINE_WALL: Duration = Duration::from_millis(5);
 
 /// What may stop a call before its own deadline: the client going away and, for an inline call,
 /// the time it may spend on the thread that took its request in.

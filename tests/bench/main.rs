@@ -1,7 +1,7 @@
 //! `make bench`: the host's figures, measured on this machine through the real gRPC interface.
 //!
 //! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
-//! tonic server and with native functions), `reload` (hot-reload latency and start-up from a
+//! tonic server and with native functions; `small` runs its one-row calls alone), `reload` (hot-reload latency and start-up from a
 //! warm cache), `concurrency` (large calls at once), `scripts` (each script engine's latency,
 //! calls/s and rows/s), `datasci` (the data-science engine's latency, rows/s and memory) and
 //! `languages` (a one-row call of each guest language). Pass section names to run only those,
@@ -88,6 +88,10 @@ async fn main() -> anyhow::Result<()> {
     println!("sse-wasm benchmark on {} ({} cores)", util::machine(), std::thread::available_parallelism()?);
     if wanted("throughput") {
         throughput::run(quick).await?;
+    }
+    if sections.contains(&"small") {
+        // Also part of `throughput`; alone, it is the quick way to measure small calls.
+        throughput::small(quick).await?;
     }
     if wanted("concurrency") {
         throughput::concurrency(quick).await?;

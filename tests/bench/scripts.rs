@@ -9,7 +9,7 @@ use crate::throughput::Server;
 use crate::util::guest;
 use crate::wire::{self, Cell};
 
-fn script(text: &str, function_type: pb::FunctionType, params: usize) -> pb::ScriptRequestHeader {
+pub fn script(text: &str, function_type: pb::FunctionType, params: usize) -> pb::ScriptRequestHeader {
     pb::ScriptRequestHeader {
         script: text.to_owned(),
         function_type: function_type as i32,

@@ -64,6 +64,13 @@ impl Server {
         args.push("--listen");
         let mut server = Self::start("sse-wasm (Wasm)", program, &args).await?;
         server._cache = Some(cache);
+        // Loading the folder (compiling a script engine takes seconds) must not overlap what is
+        // measured next: GetCapabilities answers once it is loaded.
+        let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(server.channel.clone());
+        let started = Instant::now();
+        while client.get_capabilities(sse_wasm::pb::Empty {}).await.is_err() {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "the Wasm host never loaded its folder");
+        }
         Ok(server)
     }
 
@@ -173,16 +180,31 @@ fn millions(rate: f64) -> String {
     format!("{:.2} M", rate / 1e6)
 }
 
-pub async fn run(quick: bool) -> anyhow::Result<()> {
-    let functions = tempfile::tempdir()?;
+/// The functions folders the Wasm host serves: the example and test guests with the Python
+/// engine, and without it (for memory figures, where its prepared instances would count).
+fn folders() -> anyhow::Result<(tempfile::TempDir, tempfile::TempDir)> {
+    let (functions, without_scripts) = (tempfile::tempdir()?, tempfile::tempdir()?);
     for name in ["hello_world", "column_operations", "test_functions"] {
+        std::fs::copy(guest(name), without_scripts.path().join(format!("{name}.wasm")))?;
         std::fs::copy(guest(name), functions.path().join(format!("{name}.wasm")))?;
     }
-    let servers = vec![
+    std::fs::copy(guest("python_scripts"), functions.path().join("python_scripts.wasm"))?;
+    Ok((functions, without_scripts))
+}
+
+/// The three servers compared, each in its own process: plain tonic, sse-wasm with native
+/// functions, sse-wasm serving `functions`.
+async fn servers(functions: &Path) -> anyhow::Result<Vec<Server>> {
+    Ok(vec![
         Server::this("plain tonic + prost", "plain").await?,
         Server::this("sse-wasm, native functions", "native").await?,
-        Server::wasm(functions.path()).await?,
-    ];
+        Server::wasm(functions).await?,
+    ])
+}
+
+pub async fn run(quick: bool) -> anyhow::Result<()> {
+    let (functions, without_scripts) = folders()?;
+    let servers = servers(functions.path()).await?;
     let sizes: &[usize] = if quick { &[200_000, 1_000_000] } else { &[1_000_000, 10_000_000] };
 
     println!();
@@ -217,33 +239,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     }
 
     println!();
-    println!();
-    println!("## Small calls (one row, SumOfRows)");
-    println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
-    println!("|---|---|---|---|");
-    let one_row = wire::encode(1, 1, |_| vec![Cell::Number(1.0), Cell::Number(2.0)]);
-    for server in &servers {
-        let mut latencies = Vec::new();
-        for _ in 0..if quick { 500 } else { 2000 } {
-            let started = Instant::now();
-            wire::call(&server.channel, "SumOfRows", one_row.clone()).await?;
-            latencies.push(started.elapsed());
-        }
-        let window = Duration::from_secs(if quick { 1 } else { 3 });
-        let (channel, messages) = (server.channel.clone(), one_row.clone());
-        let rate = crate::util::calls_per_second(64, window, move || {
-            let (channel, messages) = (channel.clone(), messages.clone());
-            async move { wire::call(&channel, "SumOfRows", messages).await.map(drop) }
-        })
-        .await?;
-        println!(
-            "| {} | {:.0} µs | {:.0} µs | {:.0} |",
-            server.name,
-            crate::util::micros_at(&mut latencies, 0.5),
-            crate::util::micros_at(&mut latencies, 0.99),
-            rate
-        );
-    }
+    small_calls_table(&servers, quick).await?;
 
     println!();
     let rows = if quick { 1_000_000 } else { 10_000_000 };
@@ -252,7 +248,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     println!("|---|---|---|");
     let workload = &workloads()[1];
     let messages = wire::encode(rows, BUNDLE, workload.row);
-    for server in [Server::this("plain tonic + prost", "plain").await?, Server::wasm(functions.path()).await?] {
+    for server in [Server::this("plain tonic + prost", "plain").await?, Server::wasm(without_scripts.path()).await?] {
         rows_per_second(&server, workload, &messages[..1], BUNDLE, 1).await?;
         let (before, _) = server.rss_mib();
         rows_per_second(&server, workload, &messages, rows, 1).await?;
@@ -260,6 +256,74 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
         println!("| {} | {before:.0} MiB | {peak:.0} MiB |", server.name);
     }
     Ok(())
+}
+
+/// The small-calls section alone, with servers of its own.
+pub async fn small(quick: bool) -> anyhow::Result<()> {
+    let (functions, _) = folders()?;
+    small_calls_table(&servers(functions.path()).await?, quick).await
+}
+
+/// One-row calls on each server: latency one at a time, and calls/s with 64 streams at once.
+async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()> {
+    println!();
+    println!("## Small calls (one row, SumOfRows)");
+    println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
+    println!("|---|---|---|---|");
+    let one_row = wire::encode(1, 1, |_| vec![Cell::Number(1.0), Cell::Number(2.0)]);
+    let mut figures = Vec::new();
+    for server in servers {
+        let (channel, messages) = (server.channel.clone(), one_row.clone());
+        let call = move || {
+            let (channel, messages) = (channel.clone(), messages.clone());
+            async move { wire::call(&channel, "SumOfRows", messages).await.map(drop) }
+        };
+        let figure = small_calls(call, quick).await?;
+        println!("| {} | {:.0} µs | {:.0} µs | {:.0} |", server.name, figure.0, figure.1, figure.2);
+        figures.push(figure);
+    }
+    // The Python engine's one-row ScriptAggr on the same host, for comparison: every evaluation
+    // gets a fresh interpreter instance.
+    let header = crate::scripts::script("sum(args[0])", sse_wasm::pb::FunctionType::Aggregation, 1);
+    let (channel, messages) = (servers[2].channel.clone(), wire::encode(1, 1, |_| vec![Cell::Number(2.5)]));
+    let script = small_calls(
+        move || {
+            let (channel, messages, header) = (channel.clone(), messages.clone(), header.clone());
+            async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
+        },
+        quick,
+    )
+    .await?;
+    println!(
+        "| sse-wasm, Python `ScriptAggr('sum(args[0])')` | {:.0} µs | {:.0} µs | {:.0} |",
+        script.0, script.1, script.2
+    );
+    let (plain, wasm) = (figures[0], figures[2]);
+    println!(
+        "Wasm / plain: p50 {:.2}, p99 {:.2} (≤ 1 is as fast or faster), calls/s {:.2} (≥ 1 is as many or more)",
+        wasm.0 / plain.0,
+        wasm.1 / plain.1,
+        wasm.2 / plain.2
+    );
+    Ok(())
+}
+
+/// p50 and p99 latency (µs) of `call` made one at a time, and calls/s with 64 concurrent streams
+/// making it again and again.
+async fn small_calls<F, Fut>(call: F, quick: bool) -> anyhow::Result<(f64, f64, f64)>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let mut latencies = Vec::new();
+    for _ in 0..if quick { 500 } else { 2000 } {
+        let started = Instant::now();
+        call().await?;
+        latencies.push(started.elapsed());
+    }
+    let window = Duration::from_secs(if quick { 1 } else { 3 });
+    let rate = crate::util::calls_per_second(64, window, call).await?;
+    Ok((crate::util::micros_at(&mut latencies, 0.5), crate::util::micros_at(&mut latencies, 0.99), rate))
 }
 
 /// Total rows/s of 1, 2, 4 and 8 large calls at once against the Wasm host: how throughput
