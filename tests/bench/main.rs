@@ -62,6 +62,26 @@ async fn main() -> anyhow::Result<()> {
         println!("{function}: {:.2} M rows/s", rate / 1e6);
         return Ok(());
     }
+    if let [flag, addr, seconds] = args.as_slice()
+        && flag == "--drive-small"
+    {
+        // One-row SumOfRows calls from 64 streams, for a profiler attached to a server:
+        // `--drive-small ADDR 10`.
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+        let message = wire::encode(1, 1, |_| vec![wire::Cell::Number(1.0), wire::Cell::Number(2.0)]);
+        for _ in 0..2000 {
+            wire::call(&channel, "SumOfRows", message.clone()).await?;
+        }
+        let window = std::time::Duration::from_secs(seconds.parse()?);
+        let rate = util::calls_per_second(64, window, move || {
+            let (channel, message) = (channel.clone(), message.clone());
+            async move { wire::call(&channel, "SumOfRows", message).await.map(drop) }
+        })
+        .await?;
+        println!("{rate:.0} calls/s");
+        return Ok(());
+    }
     if let [flag, calls] = args.as_slice()
         && flag == "--in-process"
     {
