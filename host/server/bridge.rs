@@ -404,8 +404,13 @@ impl Bridge {
             let control = CallControl::threaded(cancel);
             let (answers, metadata) = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
-                run_whole(&call, &job, control, &arrived, response_metadata, known)
-                    .expect("a call on a call thread has no inline limit to outgrow")
+                // A call on a call thread has no inline limit to outgrow.
+                run_whole(&call, &job, control, &arrived, response_metadata, known).unwrap_or_else(|| {
+                    (
+                        vec![Err(CallError::Internal("a threaded call reported outgrowing inline".into()).to_status())],
+                        MetadataMap::new(),
+                    )
+                })
             })
             .await
             .map_err(|e| Status::internal(format!("call thread failed: {e}")))?;
