@@ -122,13 +122,12 @@ impl Connector for ConnectorService {
         let runtime = self.runtime.clone();
         let label = def.name.clone();
         let inline = Some(entry.outgrew_inline.clone());
-        let entry_for_job = entry.clone();
         let job = move |control: CallControl,
                         next: Next<'_>,
                         _: Headers<'_>,
                         send: Sink<'_>|
               -> Result<CallStats, CallError> {
-            call::function::run(&runtime, &entry_for_job, control, next, send)
+            call::function::run(&runtime, &entry, control, next, send)
         };
         let counted = Counted::Function(label.clone());
         let known = HeadersKnown::Before;

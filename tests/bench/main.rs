@@ -1,11 +1,11 @@
 //! `make bench`: the host's figures, measured on this machine through the real gRPC interface.
 //!
 //! Sections: `throughput` (rows/s, latency, concurrency and memory, side by side with a plain
-//! tonic server and with native functions; `small` runs its one-row calls alone), `reload` (hot-reload latency and start-up from a
-//! warm cache), `concurrency` (large calls at once), `scripts` (each script engine's latency,
-//! calls/s and rows/s), `datasci` (the data-science engine's latency, rows/s and memory) and
-//! `languages` (a one-row call of each guest language). Pass section names to run only those,
-//! and `--quick` for smaller sizes.
+//! tonic server and with native functions; `small` runs its one-row calls alone), `reload`
+//! (hot-reload latency and start-up from a warm cache), `concurrency` (large calls at once),
+//! `scripts` (each script engine's latency, calls/s and rows/s), `datasci` (the data-science
+//! engine's latency, rows/s and memory) and `languages` (a one-row call of each guest language).
+//! Pass section names to run only those, and `--quick` for smaller sizes.
 //!
 //! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
 //! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
@@ -69,16 +69,12 @@ async fn main() -> anyhow::Result<()> {
         // `--drive-small ADDR 10`.
         let channel =
             tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
-        let message = wire::encode(1, 1, |_| vec![wire::Cell::Number(1.0), wire::Cell::Number(2.0)]);
+        let call = throughput::one_row_sum_of_rows(channel);
         for _ in 0..2000 {
-            wire::call(&channel, "SumOfRows", message.clone()).await?;
+            call().await?;
         }
         let window = std::time::Duration::from_secs(seconds.parse()?);
-        let rate = util::calls_per_second(64, window, move || {
-            let (channel, message) = (channel.clone(), message.clone());
-            async move { wire::call(&channel, "SumOfRows", message).await.map(drop) }
-        })
-        .await?;
+        let rate = util::calls_per_second(64, window, call).await?;
         println!("{rate:.0} calls/s");
         return Ok(());
     }

@@ -270,15 +270,9 @@ async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()
     println!("## Small calls (one row, SumOfRows)");
     println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
     println!("|---|---|---|---|");
-    let one_row = wire::encode(1, 1, |_| vec![Cell::Number(1.0), Cell::Number(2.0)]);
     let mut figures = Vec::new();
     for server in servers {
-        let (channel, messages) = (server.channel.clone(), one_row.clone());
-        let call = move || {
-            let (channel, messages) = (channel.clone(), messages.clone());
-            async move { wire::call(&channel, "SumOfRows", messages).await.map(drop) }
-        };
-        let figure = small_calls(call, quick).await?;
+        let figure = small_calls(one_row_sum_of_rows(server.channel.clone()), quick).await?;
         println!("| {} | {:.0} µs | {:.0} µs | {:.0} |", server.name, figure.0, figure.1, figure.2);
         figures.push(figure);
     }
@@ -306,6 +300,17 @@ async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()
         wasm.2 / plain.2
     );
     Ok(())
+}
+
+/// A one-row `SumOfRows` call on `channel`, to make again and again.
+pub fn one_row_sum_of_rows(
+    channel: Channel,
+) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), tonic::Status>> + Clone + Send + Sync + 'static {
+    let message = wire::encode(1, 1, |_| vec![Cell::Number(1.0), Cell::Number(2.0)]);
+    move || {
+        let (channel, message) = (channel.clone(), message.clone());
+        Box::pin(async move { wire::call(&channel, "SumOfRows", message).await.map(drop) })
+    }
 }
 
 /// p50 and p99 latency (µs) of `call` made one at a time, and calls/s with 64 concurrent streams
