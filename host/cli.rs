@@ -3,6 +3,7 @@
 //! compile cache's location. The top of the crate beside `main`: it uses `server`, `wasm` and
 //! `tools` for their types.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,13 +45,14 @@ pub struct Flags {
 
     /// Folder of compiled components, so restarts and reloads of known files skip compiling.
     /// Must be outside the functions folder. Default: `sse-wasm` in the user's cache folder
-    /// (`$XDG_CACHE_HOME`, else `~/.cache`).
+    /// (`$XDG_CACHE_HOME`, else `~/.cache`; on Windows `%LOCALAPPDATA%\sse-wasm\cache`).
     #[arg(long, env = "SSE_WASM_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// File holding the secret that authenticates compile cache entries, made on first use
     /// (random, mode 0600). Must be outside the functions and cache folders. Default:
-    /// `sse-wasm/cache.key` in the user's data folder (`$XDG_DATA_HOME`, else `~/.local/share`).
+    /// `sse-wasm/cache.key` in the user's data folder (`$XDG_DATA_HOME`, else `~/.local/share`;
+    /// on Windows `%LOCALAPPDATA%\sse-wasm\cache.key`, readable by the account alone).
     #[arg(long, env = "SSE_WASM_CACHE_KEY")]
     pub cache_key: Option<PathBuf>,
 
@@ -93,6 +95,10 @@ pub struct Flags {
     /// is loaded: GetCapabilities then says allowScript: false.
     #[arg(long, env = "SSE_WASM_NO_SCRIPTS")]
     pub no_scripts: bool,
+
+    /// Append the log to this file instead of writing it to standard error.
+    #[arg(long, env = "SSE_WASM_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
 
     /// The language of scripts without a `#!<language>` first line, e.g. `python`. Default: the
     /// language of the first script engine, by file name.
@@ -149,11 +155,61 @@ pub enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Installs, removes or runs the server as a Windows service.
+    Service {
+        /// What to do.
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Writes the WASI preview1 reactor adapter, which `wasm-tools component new --adapt` needs to
     /// turn a wasip1 module (C, Zig, Go) into a component.
     WasiAdapter {
         /// Where to write it.
         out: PathBuf,
+    },
+}
+
+/// The Windows service's name unless `--name` says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "sse-wasm";
+
+/// What `sse-wasm service` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceAction {
+    /// Registers the service and starts it. It starts with Windows, runs as LocalSystem unless
+    /// `--account` names another account, and serves with the flags after `--`, from the current
+    /// folder: `sse-wasm service install -- --listen 0.0.0.0:50051 --certs-dir certs`.
+    Install {
+        /// The service's name (several can serve different folders or ports).
+        #[arg(long, default_value = DEFAULT_SERVICE_NAME)]
+        name: String,
+        /// The account to run as, e.g. `NT AUTHORITY\LocalService` or `DOMAIN\user`.
+        #[arg(long)]
+        account: Option<String>,
+        /// That account's password.
+        #[arg(long, env = "SSE_WASM_SERVICE_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// The server's flags, after `--`. Without `--log-file`, it logs to `sse-wasm.log` here.
+        #[arg(last = true)]
+        flags: Vec<OsString>,
+    },
+    /// Stops the service and removes it.
+    Uninstall {
+        /// The service's name.
+        #[arg(long, default_value = DEFAULT_SERVICE_NAME)]
+        name: String,
+    },
+    /// What the service manager starts: serves from `--dir` with the flags after `--`.
+    #[command(hide = true)]
+    Run {
+        /// The service's name, as installed.
+        #[arg(long)]
+        name: String,
+        /// The folder it was installed from.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The server's flags.
+        #[arg(last = true)]
+        flags: Vec<OsString>,
     },
 }
 

@@ -20,6 +20,8 @@
 //! | [`server`] | the gRPC server: the connector, the async/blocking bridge, TLS, health |
 //! | [`tools`] | the guest author's `inspect`, `call` and `new` |
 //! | [`cli`] | flags and environment into a validated configuration |
+//! | [`serve`] | serving the folder until told to stop, and where the log goes |
+//! | [`service`] | the Windows service: install, uninstall, run |
 
 pub mod call;
 pub mod cli;
@@ -30,7 +32,9 @@ pub mod model;
 pub mod native;
 pub mod registry;
 pub mod reload;
+pub mod serve;
 pub mod server;
+pub mod service;
 pub mod tools;
 pub mod wasm;
 pub mod wire;

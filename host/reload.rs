@@ -41,6 +41,8 @@ pub const STALLED_WRITE: Duration = Duration::from_secs(2);
 /// reported: what was read may have been a write caught half-way whose events are still on their
 /// way (a busy machine delays them), and such a write shows itself within this time.
 pub const RECHECK: Duration = Duration::from_millis(250);
+/// Reads of a file that fails to open before the failure is reported, `STALLED_WRITE` apart.
+const READ_TRIES: u32 = 3;
 
 /// True for the files the host serves: `*.wasm`, not hidden (copy tools and editors write their
 /// temporary files as `.name.wasm`, `name.wasm.tmp` or `name.wasm~`).
@@ -238,6 +240,14 @@ impl Functions {
                     }
                     continue;
                 }
+                // Windows refuses to share a file its writer holds open (a copy in progress, an
+                // editor's save): tried again after a pause, and only then reported.
+                Err(error) if touch.unreadable + 1 < READ_TRIES => {
+                    tracing::debug!("cannot read {} yet ({error}); trying again", path.display());
+                    let unreadable = touch.unreadable + 1;
+                    pending.insert(path, Touch { last: Instant::now(), writing: true, failed: None, unreadable });
+                    continue;
+                }
                 Err(error) => {
                     tracing::error!(
                         "cannot read {}: {error}; its previous version, if any, keeps serving",
@@ -285,7 +295,7 @@ impl Functions {
                 Ok(Err(error)) => {
                     tracing::debug!("{error}; reported if {} is still unchanged in {RECHECK:?}", path.display());
                     let failed = Some(Arc::new(Failure { hash, error: error.to_string() }));
-                    pending.insert(path, Touch { last: Instant::now(), writing: false, failed });
+                    pending.insert(path, Touch { last: Instant::now(), writing: false, failed, unreadable: 0 });
                 }
                 Err(panic) => {
                     tracing::error!("loading {} failed: {panic}", path.display());
@@ -322,6 +332,8 @@ struct Touch {
     writing: bool,
     /// Set when the path is pending only to confirm that a failed load stands.
     failed: Option<Arc<Failure>>,
+    /// How many times in a row reading it failed.
+    unreadable: u32,
 }
 
 /// A load that failed, waiting for `RECHECK` to tell whether the file was still being written.
@@ -369,7 +381,7 @@ fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
     };
     let Some(writing) = writing else { return };
     for path in event.paths.iter().filter(|p| is_component_file(p)) {
-        pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None });
+        pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None, unreadable: 0 });
     }
 }
 
@@ -463,7 +475,7 @@ mod tests {
     fn a_failed_load_waits_to_be_confirmed_and_any_touch_retries_it() {
         let mut pending = HashMap::new();
         let failed = Some(Arc::new(Failure { hash: [7; 32], error: "not a component".into() }));
-        let confirming = Touch { last: Instant::now(), writing: false, failed };
+        let confirming = Touch { last: Instant::now(), writing: false, failed, unreadable: 0 };
         assert_eq!(confirming.due(), confirming.last + RECHECK);
         pending.insert(PathBuf::from("/f/a.wasm"), confirming);
         note(&mut pending, &event(EventKind::Modify(ModifyKind::Data(DataChange::Content)), &["/f/a.wasm"]));

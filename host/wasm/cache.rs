@@ -127,14 +127,12 @@ pub enum KeyError {
         path: PathBuf,
     },
     /// Others may read or change the key, so they could forge entries.
-    #[error(
-        "the compile cache key {path} is open to other users (mode {mode:o}); `chmod 600` it, or delete it and a new one is made"
-    )]
+    #[error("the compile cache key {path} is open to other users ({how}), or delete it and a new one is made")]
     Exposed {
         /// The key file.
         path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
+        /// What lets them in, and how to close it.
+        how: String,
     },
 }
 
@@ -223,7 +221,14 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    super::access::make_private(path)?;
+    Ok(file)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
@@ -246,12 +251,27 @@ fn check_private(path: &Path) -> Result<(), KeyError> {
     let mode =
         std::fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_owned(), source })?.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(KeyError::Exposed { path: path.to_owned(), mode: mode & 0o777 });
+        let how = format!("mode {:o}; `chmod 600` it", mode & 0o777);
+        return Err(KeyError::Exposed { path: path.to_owned(), how });
     }
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// Refuses a key file whose access list lets in accounts other than the host's own, the local
+/// system and the administrators.
+#[cfg(windows)]
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    match super::access::open_to_others(path) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(KeyError::Exposed {
+            path: path.to_owned(),
+            how: "its access list lets other accounts in; remove them in its Security properties".to_owned(),
+        }),
+        Err(source) => Err(KeyError::Io { path: path.to_owned(), source }),
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 fn check_private(_: &Path) -> Result<(), KeyError> {
     Ok(())
 }
@@ -458,6 +478,7 @@ pub struct CacheLocation {
 }
 
 /// `$var` if set and absolute, else `~/<fallback>`.
+#[cfg(not(windows))]
 fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -465,9 +486,46 @@ fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
 }
 
+/// `sse-wasm` in the user's cache folder.
+#[cfg(not(windows))]
+fn default_dir() -> Option<PathBuf> {
+    user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm"))
+}
+
+/// `sse-wasm/cache.key` in the user's data folder.
+#[cfg(not(windows))]
+fn default_key() -> Option<PathBuf> {
+    user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key"))
+}
+
+/// The account's local application data (`%LOCALAPPDATA%`), which only it and the
+/// administrators may read; for a service running as LocalSystem that is the system profile's.
+#[cfg(windows)]
+fn local_app_data() -> Option<PathBuf> {
+    std::env::var_os("LOCALAPPDATA").map(PathBuf::from).filter(|p| p.is_absolute()).map(|d| d.join("sse-wasm"))
+}
+
+/// `%LOCALAPPDATA%\sse-wasm\cache`.
+#[cfg(windows)]
+fn default_dir() -> Option<PathBuf> {
+    local_app_data().map(|d| d.join("cache"))
+}
+
+/// `%LOCALAPPDATA%\sse-wasm\cache.key`.
+#[cfg(windows)]
+fn default_key() -> Option<PathBuf> {
+    local_app_data().map(|d| d.join("cache.key"))
+}
+
 /// `path` made absolute, with the part of it that exists resolved (symbolic links, `..`), so
-/// that two paths to the same folder compare equal.
+/// that two paths to the same folder compare equal. On Windows, where names are compared without
+/// regard to case, in lower case.
 fn resolved(path: &Path) -> PathBuf {
+    let resolved = resolved_as_named(path);
+    if cfg!(windows) { PathBuf::from(resolved.to_string_lossy().to_lowercase()) } else { resolved }
+}
+
+fn resolved_as_named(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
@@ -489,8 +547,8 @@ impl CacheLocation {
     /// The folder and key the flags name, or the user's defaults; `None` when there is no home
     /// folder to put them in (the host then compiles at every load).
     pub fn from_flags(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
-        let dir = dir.or_else(|| user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm")))?;
-        let key = key.or_else(|| user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key")))?;
+        let dir = dir.or_else(default_dir)?;
+        let key = key.or_else(default_key)?;
         Some(Self { dir, key })
     }
 

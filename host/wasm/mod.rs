@@ -5,6 +5,8 @@
 //! Depends on `model` and `error` only. Generated WIT bindings stay inside this module: callers
 //! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
 
+#[cfg(windows)]
+pub(crate) mod access;
 pub(crate) mod bindings;
 pub(crate) mod cache;
 pub(crate) mod datasci;

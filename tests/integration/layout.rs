@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, bottom first: each may use only those before it.
-const LAYERS: &[&str] =
-    &["model", "wire", "error", "metrics", "wasm", "native", "registry", "call", "reload", "server", "tools", "cli"];
+const LAYERS: &[&str] = &[
+    "model", "wire", "error", "metrics", "wasm", "native", "registry", "call", "reload", "server", "tools", "cli",
+    "serve", "service",
+];
 
 fn host() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("host")

@@ -19,4 +19,5 @@ mod tls;
 mod toolkit;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.
 mod util;
+mod windows;
 mod wire;

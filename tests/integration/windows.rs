@@ -1,0 +1,151 @@
+//! The Windows build, run under Wine: `sse-wasm.exe` serves the example guests of every language
+//! to this (Linux) test client over loopback, from a folder named with a drive letter and
+//! backslashes, keeps a private compile cache, and reloads a component renamed into place.
+//! `make windows-test` cross-builds the executable and runs these tests with
+//! `SSE_WASM_WINDOWS_EXE` naming it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::time::Instant;
+
+use crate::util::*;
+
+/// How long the executable may take to load under Wine: the Python and JavaScript components
+/// compile from cold on a small machine.
+const LOADING: Duration = Duration::from_secs(300);
+
+/// One example of each language: a function of it, one row of arguments and the answer.
+const EXAMPLES: [(&str, &str, &[f64], f64); 6] = [
+    ("column_operations", "SumOfRows", &[3.0, 4.0], 7.0),
+    ("python_example", "Multiply", &[3.0, 4.0], 12.0),
+    ("js_example", "Clamp", &[15.0, 0.0, 10.0], 10.0),
+    ("c_example", "Hypotenuse", &[3.0, 4.0], 5.0),
+    ("zig_example", "ToFahrenheit", &[100.0], 212.0),
+    ("go_example", "Product", &[1.5], 1.5),
+];
+
+/// The Windows path of a Linux one under Wine, which maps `/` as drive `Z:`.
+fn windows_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// `sse-wasm.exe` run by Wine in `root`, its standard error collected.
+struct WineHost {
+    child: tokio::process::Child,
+    port: u16,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WineHost {
+    async fn start(root: &Path, args: &[&str]) -> Self {
+        let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE")
+            .map(PathBuf::from)
+            .expect("SSE_WASM_WINDOWS_EXE names sse-wasm.exe: run these tests with `make windows-test`");
+        assert!(exe.is_file(), "{} is missing: run `make windows`", exe.display());
+        let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+        let mut child = tokio::process::Command::new(&wine)
+            .arg(&exe)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .current_dir(root)
+            .env("RUST_LOG", "sse_wasm=info")
+            .env("NO_COLOR", "1")
+            .env("WINEDEBUG", "-all")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {wine} (apt install wine64): {error}"));
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let collected = lines.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                collected.lock().expect("lines").push(line);
+            }
+        });
+        Self { child, port, lines }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    async fn client(&self) -> Option<sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel>> {
+        let uri = format!("http://127.0.0.1:{}", self.port);
+        let channel = tonic::transport::Channel::from_shared(uri).expect("uri").connect().await.ok()?;
+        Some(sse_wasm::pb::connector_client::ConnectorClient::new(channel))
+    }
+
+    /// The function names GetCapabilities lists, sorted; empty while the port is not open.
+    async fn names(&self) -> Vec<String> {
+        let Some(mut client) = self.client().await else { return vec![] };
+        let Ok(caps) = client.get_capabilities(sse_wasm::pb::Empty {}).await else { return vec![] };
+        let mut names: Vec<String> = caps.into_inner().functions.into_iter().map(|f| f.name).collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until `condition` holds of the served names; fails with the log after `within`.
+    async fn until(&mut self, what: &str, within: Duration, condition: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + within;
+        loop {
+            if condition(&self.names().await) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sse-wasm.exe exited ({status}) before {what}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_windows_build_serves_every_language_and_reloads() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let functions = root.path().join("functions");
+    std::fs::create_dir(&functions).expect("mkdir");
+    for (guest, ..) in EXAMPLES {
+        std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
+    }
+    // The functions folder by drive letter and backslashes; the cache and its key relative.
+    let folder = windows_path(&functions);
+    let args = ["--functions-dir", &folder, "--cache-dir", r"cache\entries", "--cache-key", r"keys\cache.key"];
+    let mut host = WineHost::start(root.path(), &args).await;
+    let every = |names: &[String]| EXAMPLES.iter().all(|(_, f, ..)| names.iter().any(|n| n == f));
+    host.until("every example to be served", LOADING, every).await;
+    assert!(host.log().contains(&format!("serving 18 function(s) from {folder}")), "{}", host.log());
+
+    let mut client = host.client().await.expect("connect");
+    for (guest, function, args, expected) in EXAMPLES {
+        let values: Vec<V> = args.iter().map(|&a| V::N(a)).collect();
+        let answer = call(&mut client, function, bundles(vec![row(&values)], 1)).await;
+        let answer = answer.unwrap_or_else(|status| panic!("{guest}'s {function}: {status:?}\n{}", host.log()));
+        assert_eq!(answer.numbers(), [expected], "{guest}'s {function}");
+    }
+    // An error from a guest is still a status naming it.
+    let result = call(&mut client, "Clamp", bundles(vec![row(&[V::N(1.0), V::N(5.0), V::N(2.0)])], 1)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Low (5) is above High (2)"]);
+
+    // A component written aside and renamed into place is served without a restart.
+    replace_atomically(&functions.join("stats.wasm"), &guest_bytes("stats"));
+    host.until("stats.wasm to be served", Duration::from_secs(60), |names| names.iter().any(|n| n == "Median")).await;
+    let answer = call(&mut client, "Median", bundles(numbers(&[3.0, 1.0, 2.0]), 3)).await.expect("Median");
+    assert_eq!(answer.numbers(), [2.0]);
+    // Deleted: its functions go.
+    std::fs::remove_file(functions.join("go_example.wasm")).expect("delete");
+    host.until("go_example.wasm to go", Duration::from_secs(60), |names| !names.iter().any(|n| n == "Product")).await;
+
+    // The compile cache and its key are where the flags said, relative to the folder it runs in.
+    let key = std::fs::read_to_string(root.path().join("keys/cache.key")).expect("the key was made");
+    assert_eq!(key.trim().len(), 64, "{key}");
+    let entries = std::fs::read_dir(root.path().join("cache/entries")).expect("the cache folder was made").count();
+    assert!(entries >= EXAMPLES.len(), "{entries} cache entries");
+    host.child.kill().await.expect("kill");
+    let log = host.log();
+    assert!(!log.contains("ERROR"), "no errors:\n{log}");
+}
