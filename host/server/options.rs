@@ -61,16 +61,25 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 impl TlsFiles {
-    /// Reads the three files by the names every SSE plugin uses.
+    /// Reads the three files by the names every SSE plugin uses (`root_cert.pem`,
+    /// `sse_server_cert.pem`, `sse_server_key.pem`), or, in a folder without `root_cert.pem`, by
+    /// the names of Qlik Sense's certificate export from the QMC (`root.pem`, `server.pem`,
+    /// `server_key.pem`), so that an exported folder serves as it is.
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        const PLUGIN: [&str; 3] = ["root_cert.pem", "sse_server_cert.pem", "sse_server_key.pem"];
+        const QMC_EXPORT: [&str; 3] = ["root.pem", "server.pem", "server_key.pem"];
+        let names = if !dir.join(PLUGIN[0]).exists() && dir.join(QMC_EXPORT[0]).exists() { QMC_EXPORT } else { PLUGIN };
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+            std::fs::read(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {}: {e} (--certs-dir needs {} or, as the QMC exports them, {})",
+                    path.display(),
+                    PLUGIN.join(", "),
+                    QMC_EXPORT.join(", ")
+                )
+            })
         };
-        Ok(Self {
-            root_cert: read("root_cert.pem")?,
-            server_cert: read("sse_server_cert.pem")?,
-            server_key: read("sse_server_key.pem")?,
-        })
+        Ok(Self { root_cert: read(names[0])?, server_cert: read(names[1])?, server_key: read(names[2])? })
     }
 }

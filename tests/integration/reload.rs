@@ -115,6 +115,26 @@ async fn a_broken_replacement_leaves_the_old_version_serving() {
     serves(&server, Some(2.0)).await;
 }
 
+/// A path that cannot be read (here a folder named like a component; on Windows, typically a
+/// file its writer holds open) is tried again a few times, then reported once, and never stops
+/// the rest serving; once it holds a component, that is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_read_is_tried_again_then_reported_once() {
+    let server = TestServer::start(&[ONE]).await;
+    let path = server.dir.path().join("stats.wasm");
+    std::fs::create_dir(&path).expect("mkdir");
+    let mut status = server.status.clone();
+    tokio::time::timeout(Duration::from_secs(30), status.wait_for(|s| s.failures == 1 && s.idle))
+        .await
+        .expect("reported within the tries")
+        .expect("status");
+    assert_eq!(version(&server).await, Some(1.0), "the rest keeps serving");
+    std::fs::remove_dir(&path).expect("rmdir");
+    replace_atomically(&path, &guest_bytes("stats"));
+    eventually("stats.wasm is served", || async { names(&server).await.iter().any(|n| n == "Median") }).await;
+    assert_eq!(server.status.borrow().failures, 1, "reported once");
+}
+
 /// `bytes` with a custom section appended, making the file `size` bytes long or more.
 fn padded(mut bytes: Vec<u8>, size: usize) -> Vec<u8> {
     let name = b"padding";

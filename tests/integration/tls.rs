@@ -61,13 +61,30 @@ fn server_key(pkcs1: bool) -> (KeyPair, String) {
     (key, pem)
 }
 
-/// The three files the host reads from `--certs-dir`, written where Qlik's plugins expect them.
-fn certs_dir(authority: &Authority, pkcs1: bool) -> (tempfile::TempDir, TlsFiles) {
+/// How the three files of `--certs-dir` are named.
+#[derive(Clone, Copy)]
+enum Names {
+    /// As Qlik's plugins expect them.
+    Plugin,
+    /// As the QMC's certificate export writes them.
+    QmcExport,
+}
+
+/// The three files the host reads from `--certs-dir`.
+fn certs_dir(authority: &Authority, pkcs1: bool, names: Names) -> (tempfile::TempDir, TlsFiles) {
     let (key, key_pem) = server_key(pkcs1);
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("root_cert.pem"), &authority.pem).expect("write");
-    std::fs::write(dir.path().join("sse_server_cert.pem"), authority.sign(&key, true)).expect("write");
-    std::fs::write(dir.path().join("sse_server_key.pem"), key_pem).expect("write");
+    let [root, cert, private] = match names {
+        Names::Plugin => ["root_cert.pem", "sse_server_cert.pem", "sse_server_key.pem"],
+        Names::QmcExport => ["root.pem", "server.pem", "server_key.pem"],
+    };
+    std::fs::write(dir.path().join(root), &authority.pem).expect("write");
+    std::fs::write(dir.path().join(cert), authority.sign(&key, true)).expect("write");
+    std::fs::write(dir.path().join(private), key_pem).expect("write");
+    if let Names::QmcExport = names {
+        // The export's client pair sits beside them; the host does not need it.
+        std::fs::write(dir.path().join("client.pem"), "not read").expect("write");
+    }
     let files = TlsFiles::read(dir.path()).expect("read certs dir");
     (dir, files)
 }
@@ -97,9 +114,9 @@ async fn capabilities(client: Result<pb::connector_client::ConnectorClient<Chann
     Ok(caps.into_inner().functions.len())
 }
 
-async fn check(pkcs1: bool) {
+async fn check(pkcs1: bool, names: Names) {
     let qlik_ca = Authority::new("Qlik test CA");
-    let (_certs, files) = certs_dir(&qlik_ca, pkcs1);
+    let (_certs, files) = certs_dir(&qlik_ca, pkcs1, names);
     let options = ServeOptions { tls: Some(files), ..ServeOptions::default() };
     let server = TestServer::start_full(&["column_operations"], Limits::default(), options).await;
     let client_key = KeyPair::generate().expect("key");
@@ -129,12 +146,18 @@ async fn check(pkcs1: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_pkcs8_key() {
-    check(false).await;
+    check(false, Names::Plugin).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_pkcs1_rsa_key() {
-    check(true).await;
+    check(true, Names::Plugin).await;
+}
+
+/// A folder exported from the QMC (root.pem, server.pem, server_key.pem: PKCS#1) serves as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_the_files_the_qmc_exports() {
+    check(true, Names::QmcExport).await;
 }
 
 #[test]
@@ -142,5 +165,5 @@ fn a_certs_dir_missing_a_file_names_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("root_cert.pem"), "x").expect("write");
     let error = TlsFiles::read(dir.path()).expect_err("incomplete").to_string();
-    assert!(error.contains("sse_server_cert.pem"), "{error}");
+    assert!(error.contains("sse_server_cert.pem") && error.contains("server.pem"), "{error}");
 }
