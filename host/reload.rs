@@ -48,7 +48,8 @@ const READ_TRIES: u32 = 3;
 /// temporary files as `.name.wasm`, `name.wasm.tmp` or `name.wasm~`).
 pub fn is_component_file(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-    !hidden && path.extension().is_some_and(|e| e == "wasm")
+    // Windows names files without regard to case: `Stats.WASM` is a component there.
+    !hidden && path.extension().is_some_and(|e| e == "wasm" || (cfg!(windows) && e.eq_ignore_ascii_case("wasm")))
 }
 
 /// The component files of `dir`, sorted by name so that load order (and so which of two

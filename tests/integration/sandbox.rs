@@ -216,24 +216,29 @@ async fn a_full_instance_pool_is_resource_exhausted_not_a_crash() {
     let limits = Limits { call_timeout: Duration::from_secs(3), instances: 1, ..Limits::default() };
     let server = TestServer::start_with(&["hostile_calls"], limits).await;
     let client = server.client().await;
-    let spinning = {
-        let mut client = client.clone();
+    let spin = |mut client: pb::connector_client::ConnectorClient<tonic::transport::Channel>| {
         tokio::spawn(async move { call(&mut client, "Spin", bundles(numbers(&[1.0]), 1)).await })
     };
-    eventually("a call holds the only instance and another is refused", || {
-        let mut client = client.clone();
-        async move {
-            match call(&mut client, "Clock", no_params()).await {
-                Err(status) if status.code() == Code::ResourceExhausted => {
-                    assert!(status.message().contains("Clock") && status.message().contains("instance"), "{status:?}");
-                    true
-                }
-                Err(status) => panic!("a full pool is not {status:?}"),
-                Ok(_) => false,
+    let mut spinning = spin(client.clone());
+    // Whichever call takes the only instance first holds it: while Spin does, Clock is refused;
+    // if Clock was first, Spin is refused, and starts again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match call(&mut client.clone(), "Clock", no_params()).await {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(status.message().contains("Clock") && status.message().contains("instance"), "{status:?}");
+                break;
             }
+            Err(status) => panic!("a full pool is not {status:?}"),
+            Ok(_) if spinning.is_finished() => {
+                assert_status(spinning.await.expect("join"), Code::ResourceExhausted, &["Spin", "instance"]);
+                spinning = spin(client.clone());
+            }
+            Ok(_) => {}
         }
-    })
-    .await;
+        assert!(tokio::time::Instant::now() < deadline, "a call holds the only instance and another is refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_status(spinning.await.expect("join"), Code::DeadlineExceeded, &["Spin"]);
     assert!(call(&mut client.clone(), "Clock", no_params()).await.expect("serves again").numbers()[0] > 1.7e9);
 }
