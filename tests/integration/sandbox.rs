@@ -6,7 +6,7 @@ use sse_wasm::pb;
 use sse_wasm::wasm::Limits;
 use tonic::Code;
 
-use crate::util::{TestServer, V, assert_status, bundles, call, eventually, guest_wasm, numbers, row};
+use crate::util::{TestServer, V, assert_status, bundles, call, guest_wasm, numbers, row};
 
 fn strict() -> Limits {
     Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20, ..Limits::default() }
