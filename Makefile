@@ -200,22 +200,31 @@ test: guests
 	cargo test datasci::
 	cd guests && cargo test
 
-# Windows: the host cross-built with MinGW-w64 (Debian: `apt install gcc-mingw-w64-x86-64-posix`);
-# the guests are the same .wasm files.
+# Windows: the host cross-built with MinGW-w64 (Debian: `apt install gcc-mingw-w64-x86-64-posix`),
+# its debugging information stripped (it is most of the file); the guests are the same .wasm files.
 WINDOWS_TARGET := x86_64-pc-windows-gnu
-WINDOWS_EXE    := target/$(WINDOWS_TARGET)/release/sse-wasm.exe
+WINDOWS_BUILD  := target/$(WINDOWS_TARGET)/release/sse-wasm.exe
+WINDOWS_EXE    := target/windows/sse-wasm.exe
 # Wine, for the smoke test (Debian: `apt install wine64`), with its own prefix under target/.
 WINE           ?= $(firstword $(shell command -v wine64 wine) /usr/lib/wine/wine64)
+WINE_ENV       := WINEPREFIX=$(abspath target/wine) WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# Rust's standard library needs bcryptprimitives.dll (Windows 10 and later), which Wine 8 lacks.
+WINE_SHIM      := target/wine/drive_c/windows/system32/bcryptprimitives.dll
 
 windows:
 	rustup target add $(WINDOWS_TARGET)
 	cargo build --release --target $(WINDOWS_TARGET) --bin sse-wasm
+	mkdir -p $(dir $(WINDOWS_EXE))
+	x86_64-w64-mingw32-strip --strip-debug -o $(WINDOWS_EXE) $(WINDOWS_BUILD)
 	@echo "built $(WINDOWS_EXE)"
 
+$(WINE_SHIM): tests/wine/bcryptprimitives.c
+	$(WINE_ENV) $(WINE) wineboot --init
+	x86_64-w64-mingw32-gcc -shared -O2 -o $@ $< -ladvapi32
+
 # sse-wasm.exe under Wine, driven over loopback by the Linux test client (tests/integration/windows.rs).
-windows-test: guests windows
-	SSE_WASM_WINDOWS_EXE=$(abspath $(WINDOWS_EXE)) SSE_WASM_WINE=$(WINE) WINEPREFIX=$(abspath target/wine) \
-		WINEDLLOVERRIDES="mscoree,mshtml=" cargo test windows::
+windows-test: guests windows $(WINE_SHIM)
+	SSE_WASM_WINDOWS_EXE=$(abspath $(WINDOWS_EXE)) SSE_WASM_WINE=$(WINE) $(WINE_ENV) cargo test windows::
 
 # Sections and sizes: `make bench BENCH_ARGS="reload --quick"`.
 bench: guests datasci-engine

@@ -52,6 +52,22 @@ pub fn is_component_file(path: &Path) -> bool {
     !hidden && path.extension().is_some_and(|e| e == "wasm" || (cfg!(windows) && e.eq_ignore_ascii_case("wasm")))
 }
 
+/// `path` made absolute and resolved, as people write it: on Windows without the `\\?\` prefix
+/// that resolving adds (`C:\f`, not `\\?\C:\f`; `\\server\share`, not `\\?\UNC\server\share`).
+pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    let resolved = path.canonicalize()?;
+    if !cfg!(windows) {
+        return Ok(resolved);
+    }
+    let text = resolved.to_string_lossy();
+    let plain = match text.strip_prefix(r"\\?\") {
+        Some(unc) if unc.starts_with(r"UNC\") => format!(r"\\{}", &unc[4..]),
+        Some(drive) if drive.as_bytes().get(1) == Some(&b':') => drive.to_owned(),
+        _ => return Ok(resolved),
+    };
+    Ok(PathBuf::from(plain))
+}
+
 /// The component files of `dir`, sorted by name so that load order (and so which of two
 /// same-named functions wins) does not depend on the file system.
 pub fn component_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -96,7 +112,7 @@ impl Functions {
     /// The folder is watched from before it is scanned, so a file written meanwhile is loaded by
     /// the first reload, and paths are resolved once so the watcher's and the scan's agree.
     pub fn open(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
-        let dir = dir.canonicalize()?;
+        let dir = canonical(dir)?;
         std::fs::read_dir(&dir)?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::cli::Config;
 use crate::reload::Functions;
@@ -20,7 +19,8 @@ const FILE_THREADS: usize = 4;
 /// Sends the log to standard error, or appended to `file`; `RUST_LOG` overrides `default_level`.
 pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, ansi) = match file {
+    let logging = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -31,11 +31,11 @@ pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {}", path.display()))?;
-            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
+            logging.with_writer(std::sync::Mutex::new(file)).with_ansi(false).init();
         }
-        None => (BoxMakeWriter::new(std::io::stderr), true),
-    };
-    tracing_subscriber::fmt().with_writer(writer).with_ansi(ansi).with_env_filter(filter).init();
+        // Colours where the terminal has them, unless NO_COLOR is set.
+        None => logging.with_writer(std::io::stderr).init(),
+    }
     Ok(())
 }
 

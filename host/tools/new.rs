@@ -62,7 +62,8 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
     let mut files: Vec<(String, Vec<u8>)> = vec![("wit/sse.wit".into(), WIT.into())];
     let build = match language {
         Language::Rust => {
-            let sdk = sdk.canonicalize().map_err(|e| anyhow::anyhow!("the SDK at {}: {e}", sdk.display()))?;
+            let sdk =
+                crate::reload::canonical(sdk).map_err(|e| anyhow::anyhow!("the SDK at {}: {e}", sdk.display()))?;
             files.push(("Cargo.toml".into(), rust_manifest(name, &sdk).into()));
             files.push((".cargo/config.toml".into(), RUST_CONFIG.into()));
             files.push(("src/lib.rs".into(), RUST_LIB.into()));

@@ -149,3 +149,75 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     let log = host.log();
     assert!(!log.contains("ERROR"), "no errors:\n{log}");
 }
+
+/// `wine <exe> args…` run to its end in `root`: its exit status and what it printed.
+async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE").expect("SSE_WASM_WINDOWS_EXE: run `make windows-test`");
+    let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+    let run =
+        tokio::process::Command::new(&wine).arg(exe).args(args).current_dir(root).env("WINEDEBUG", "-all").output();
+    let output =
+        tokio::time::timeout(Duration::from_secs(120), run).await.expect("within 2 minutes").expect("wine runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status, text)
+}
+
+/// The service under Wine's service manager: installed (its flags checked first) and started,
+/// serving from the folder it was installed from and logging there; uninstalled, it drains and
+/// stops. Wine stops its services when no other Wine program runs, so one waits meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_installs_serves_and_drains_when_removed() {
+    let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+    let _keep_wine_running = tokio::process::Command::new(&wine)
+        .arg("cmd")
+        .env("WINEDEBUG", "-all")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wine cmd");
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(root.path().join("functions")).expect("mkdir");
+    std::fs::copy(guest_wasm("column_operations"), root.path().join("functions/column_operations.wasm")).expect("copy");
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+    let name = format!("sse-wasm-test-{port}");
+    let listen = format!("127.0.0.1:{port}");
+
+    // Flags the server would refuse are refused at install, naming what is wrong.
+    let (status, text) =
+        run_exe(root.path(), &["service", "install", "--name", &name, "--", "--certs-dir", "nowhere"]).await;
+    assert!(!status.success() && text.contains("root_cert.pem"), "{status}: {text}");
+
+    let flags = ["--listen", &listen, "--functions-dir", "functions", "--no-compile-cache", "--drain-delay", "0"];
+    let install: Vec<&str> = ["service", "install", "--name", &name, "--"].into_iter().chain(flags).collect();
+    let (status, text) = run_exe(root.path(), &install).await;
+    assert!(status.success() && text.contains(&format!("installed and started the service {name}")), "{text}");
+    let log = || std::fs::read_to_string(root.path().join("sse-wasm.log")).unwrap_or_default();
+
+    let uri = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await {
+            let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(channel);
+            if client.get_capabilities(sse_wasm::pb::Empty {}).await.is_ok_and(|c| c.into_inner().functions.len() == 3)
+            {
+                break client;
+            }
+        }
+        assert!(Instant::now() < deadline, "the service serves within a minute; its log:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let answer = call(&mut client, "SumOfRows", bundles(vec![row(&[V::N(3.0), V::N(4.0)])], 1)).await.expect("call");
+    assert_eq!(answer.numbers(), [7.0]);
+
+    let (status, text) = run_exe(root.path(), &["service", "uninstall", "--name", &name]).await;
+    assert!(status.success() && text.contains(&format!("stopped and removed the service {name}")), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log().contains("INFO sse_wasm::serve: stopped") {
+        assert!(Instant::now() < deadline, "the service drains and stops; its log:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = log();
+    assert!(log.contains(&format!("the service manager asked {name} to stop")), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
