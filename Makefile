@@ -223,7 +223,9 @@ $(WINE_SHIM): tests/wine/bcryptprimitives.c
 	x86_64-w64-mingw32-gcc -shared -O2 -o $@ $< -ladvapi32
 
 # sse-wasm.exe under Wine, driven over loopback by the Linux test client (tests/integration/windows.rs).
+# Also lints the code only Windows compiles.
 windows-test: guests windows $(WINE_SHIM)
+	cargo clippy --target $(WINDOWS_TARGET) --lib --bin sse-wasm -- -D warnings
 	SSE_WASM_WINDOWS_EXE=$(abspath $(WINDOWS_EXE)) SSE_WASM_WINE=$(WINE) $(WINE_ENV) cargo test windows::
 
 # Sections and sizes: `make bench BENCH_ARGS="reload --quick"`.
