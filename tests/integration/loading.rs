@@ -203,3 +203,25 @@ async fn a_first_start_opens_the_port_at_once_and_answers_only_the_whole_list() 
     assert!(log().iter().any(|l| l.contains(&format!("loading {large} (17.7 MiB)"))), "{:#?}", log());
     binary.child.kill().await.expect("kill");
 }
+
+/// `--log-file`: the log is appended to the file (its folder made), not written to stderr; a
+/// second start adds to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_goes_to_the_log_file_and_is_appended_to() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let args = ["--no-compile-cache", "--no-watch", "--drain-delay", "0", "--log-file", "logs/host.log"];
+    let read = || std::fs::read_to_string(root.path().join("logs/host.log")).unwrap_or_default();
+    let mut binary = Binary::start(root.path(), &["column_operations"], &args, "info").await;
+    eventually("the log file says the folder is served", || async { read().contains("serving 3 function(s)") }).await;
+    binary.child.kill().await.expect("kill");
+    let first = read();
+    assert!(!first.contains('\u{1b}'), "no terminal colours in a file:\n{first}");
+    let stderr = binary.log()();
+    assert!(stderr.iter().all(|line| !line.contains("serving")), "nothing on stderr: {stderr:?}");
+
+    std::fs::remove_dir_all(root.path().join("functions")).expect("rm");
+    let mut again = Binary::start(root.path(), &["column_operations"], &args, "info").await;
+    eventually("the second start is appended", || async { read().matches("serving 3 function(s)").count() == 2 }).await;
+    again.child.kill().await.expect("kill");
+    assert!(read().starts_with(&first), "appended, not overwritten");
+}
