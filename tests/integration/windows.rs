@@ -1,6 +1,7 @@
 //! The Windows build, run under Wine: `sse-wasm.exe` serves the example guests of every language
 //! to this (Linux) test client over loopback, from a folder named with a drive letter and
-//! backslashes, keeps a private compile cache, and reloads a component renamed into place.
+//! backslashes, keeps a compile cache, reloads a component renamed into place, and drains on
+//! Ctrl-C; and runs as a service under Wine's service manager.
 //! `make windows-test` cross-builds the executable and runs these tests with
 //! `SSE_WASM_WINDOWS_EXE` naming it.
 
@@ -14,7 +15,7 @@ use crate::util::*;
 
 /// How long the executable may take to load under Wine: the Python and JavaScript components
 /// compile from cold on a small machine.
-const LOADING: Duration = Duration::from_secs(300);
+const LOADING: Duration = Duration::from_secs(600);
 
 /// One example of each language: a function of it, one row of arguments and the answer.
 const EXAMPLES: [(&str, &str, &[f64], f64); 6] = [
@@ -145,8 +146,15 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     assert_eq!(key.trim().len(), 64, "{key}");
     let entries = std::fs::read_dir(root.path().join("cache/entries")).expect("the cache folder was made").count();
     assert!(entries >= EXAMPLES.len(), "{entries} cache entries");
-    host.child.kill().await.expect("kill");
+    // Ctrl-C (Wine turns SIGINT into the console's Ctrl-C event) drains and stops it.
+    let pid = host.child.id().expect("running").to_string();
+    let interrupted = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    assert!(interrupted.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), host.child.wait()).await.expect("stops").expect("exit");
     let log = host.log();
+    assert!(exit.success(), "{exit}:\n{log}");
+    let stopping = ["shutting down", "health says NOT_SERVING", "stopped"].map(|l| log.find(l));
+    assert!(stopping.is_sorted() && stopping.iter().all(Option::is_some), "drained in order:\n{log}");
     assert!(!log.contains("ERROR"), "no errors:\n{log}");
 }
 
