@@ -158,16 +158,28 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     assert!(!log.contains("ERROR"), "no errors:\n{log}");
 }
 
-/// `wine <exe> args…` run to its end in `root`: its exit status and what it printed.
+/// `wine <exe> args…` run to its end in `root`: its exit status and what it printed. The output
+/// goes through a file, not a pipe: the first Wine program starts Wine's server and services,
+/// which inherit its handles and would hold a pipe open long after the program ended.
 async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
     let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE").expect("SSE_WASM_WINDOWS_EXE: run `make windows-test`");
     let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
-    let run =
-        tokio::process::Command::new(&wine).arg(exe).args(args).current_dir(root).env("WINEDEBUG", "-all").output();
-    let output =
-        tokio::time::timeout(Duration::from_secs(120), run).await.expect("within 2 minutes").expect("wine runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status, text)
+    let output = tempfile::NamedTempFile::new().expect("temp file");
+    // One file description for both, so they share its offset.
+    let file = output.reopen().expect("reopen");
+    let mut child = tokio::process::Command::new(&wine)
+        .arg(exe)
+        .args(args)
+        .current_dir(root)
+        .env("WINEDEBUG", "-all")
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().expect("clone"))
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wine runs");
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait()).await.expect("within 2 minutes");
+    (status.expect("exit status"), std::fs::read_to_string(output.path()).expect("output"))
 }
 
 /// The service under Wine's service manager: installed (its flags checked first) and started,
