@@ -50,8 +50,6 @@ struct Binary {
 impl Binary {
     /// Starts it in `root` (flags relative to it, as `make run` passes them) with `args` added.
     async fn start(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
-        use tokio::io::AsyncBufReadExt;
-
         let functions = root.join("functions");
         std::fs::create_dir(&functions).expect("mkdir");
         for guest in guests {
@@ -68,14 +66,7 @@ impl Binary {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn sse-wasm");
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let collected = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                collected.lock().expect("lines").push(line);
-            }
-        });
+        let lines = crate::util::collect_stderr(&mut child);
         Self { child, port, functions, lines }
     }
 

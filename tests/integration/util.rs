@@ -343,6 +343,21 @@ where
     }
 }
 
+/// The lines a child process writes to its (piped) stderr, collected as they come.
+pub fn collect_stderr(child: &mut tokio::process::Child) -> Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let collected = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            collected.lock().expect("lines").push(line);
+        }
+    });
+    lines
+}
+
 /// The bytes of a built guest.
 pub fn guest_bytes(name: &str) -> Vec<u8> {
     std::fs::read(guest_wasm(name)).expect("read guest")

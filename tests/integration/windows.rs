@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 
 use crate::util::*;
@@ -27,6 +26,20 @@ const EXAMPLES: [(&str, &str, &[f64], f64); 6] = [
     ("go_example", "Product", &[1.5], 1.5),
 ];
 
+/// The Wine command (`SSE_WASM_WINE`, else `wine64`).
+fn wine() -> String {
+    std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned())
+}
+
+/// The executable under test (`SSE_WASM_WINDOWS_EXE`).
+fn exe() -> PathBuf {
+    let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE")
+        .map(PathBuf::from)
+        .expect("SSE_WASM_WINDOWS_EXE names sse-wasm.exe: run these tests with `make windows-test`");
+    assert!(exe.is_file(), "{} is missing: run `make windows`", exe.display());
+    exe
+}
+
 /// The Windows path of a Linux one under Wine, which maps `/` as drive `Z:`.
 fn windows_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
@@ -41,11 +54,7 @@ struct WineHost {
 
 impl WineHost {
     async fn start(root: &Path, args: &[&str]) -> Self {
-        let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE")
-            .map(PathBuf::from)
-            .expect("SSE_WASM_WINDOWS_EXE names sse-wasm.exe: run these tests with `make windows-test`");
-        assert!(exe.is_file(), "{} is missing: run `make windows`", exe.display());
-        let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+        let (wine, exe) = (wine(), exe());
         let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
         let mut child = tokio::process::Command::new(&wine)
             .arg(&exe)
@@ -59,14 +68,7 @@ impl WineHost {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {wine} (apt install wine64): {error}"));
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let collected = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                collected.lock().expect("lines").push(line);
-            }
-        });
+        let lines = crate::util::collect_stderr(&mut child);
         Self { child, port, lines }
     }
 
@@ -162,8 +164,7 @@ async fn the_windows_build_serves_every_language_and_reloads() {
 /// goes through a file, not a pipe: the first Wine program starts Wine's server and services,
 /// which inherit its handles and would hold a pipe open long after the program ended.
 async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let exe = std::env::var_os("SSE_WASM_WINDOWS_EXE").expect("SSE_WASM_WINDOWS_EXE: run `make windows-test`");
-    let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+    let (wine, exe) = (wine(), exe());
     let output = tempfile::NamedTempFile::new().expect("temp file");
     // One file description for both, so they share its offset.
     let file = output.reopen().expect("reopen");
@@ -187,7 +188,7 @@ async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, Strin
 /// stops. Wine stops its services when no other Wine program runs, so one waits meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_installs_serves_and_drains_when_removed() {
-    let wine = std::env::var("SSE_WASM_WINE").unwrap_or_else(|_| "wine64".to_owned());
+    let wine = wine();
     let _keep_wine_running = tokio::process::Command::new(&wine)
         .arg("cmd")
         .env("WINEDEBUG", "-all")
