@@ -10,8 +10,8 @@ use crate::util::guest_wasm;
 /// The tools' compile cache and its key for this test process (`XDG_CACHE_HOME/sse-wasm`,
 /// `XDG_DATA_HOME/sse-wasm/cache.key`).
 fn cache_home() -> &'static std::path::Path {
-    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    HOME.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+    static HOME: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| crate::util::process_dir("toolkit-home"))
 }
 
 fn sse_wasm(args: &[&str], stdin: &str) -> Output {

@@ -32,6 +32,30 @@ pub fn guest_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// A folder this test process has to itself, under cargo's `target/tmp`, for what every test of
+/// the process shares (a compile cache, a home folder). A `TempDir` in a static is never removed
+/// (statics are not dropped), so each run would leave one in the system's temp folder; instead
+/// each run removes those that processes no longer running have left.
+pub fn process_dir(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let pid = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok());
+            // Whether a process runs is read from /proc; elsewhere nothing is removed.
+            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists())
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = root.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test process folder");
+    dir
+}
+
 /// A running server with its own functions folder.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
@@ -82,10 +106,10 @@ impl TestServer {
     /// the large guests (Python, JavaScript) that take seconds to compile. Tests that start the
     /// same guests at once take turns, so that one compiles and the others read its cache entry.
     pub async fn start_shared(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
-        static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        static SHARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
         static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
-        let cache = SHARED.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().join("cache");
+        let cache = SHARED.get_or_init(|| process_dir("shared-cache")).join("cache");
         let dir = tempfile::tempdir().expect("temp dir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
