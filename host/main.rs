@@ -28,13 +28,16 @@ fn run() -> anyhow::Result<()> {
     if !matches!(command, Some(Command::Service { .. })) {
         serve::init_logging(default_level, flags.log_file.as_deref())?;
     }
-    let config = Config::from_flags(flags)?;
     // The tools run guest code on this thread, outside any async runtime, as the server's call
-    // threads do.
+    // threads do. Only they and the server read the serving flags (and open the compile cache).
     let mut out = std::io::stdout().lock();
     match command {
-        Some(Command::Inspect { module }) => tools::inspect(&module, config.limits, config.cache.as_ref(), &mut out),
+        Some(Command::Inspect { module }) => {
+            let config = Config::from_flags(flags)?;
+            tools::inspect(&module, config.limits, config.cache.as_ref(), &mut out)
+        }
         Some(Command::Call { module, function, args, csv }) => {
+            let config = Config::from_flags(flags)?;
             let rows = if csv { tools::csv_rows(std::io::stdin().lock())? } else { vec![args] };
             tools::call(&module, &function, &rows, config.limits, config.cache.as_ref(), &mut out)
         }
@@ -51,6 +54,6 @@ fn run() -> anyhow::Result<()> {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))
         }
-        None => serve::serve_until(config, serve::shutdown_signal()),
+        None => serve::serve_until(Config::from_flags(flags)?, serve::shutdown_signal()),
     }
 }

@@ -136,6 +136,28 @@ fn scaffold_builds_and_inspects(lang: &str, build: impl FnOnce(&std::path::Path)
     assert!(!again.status.success() && text(&again.stderr).contains("exists already"), "{}", text(&again.stderr));
 }
 
+/// `sse-wasm new` does not read the server's settings: a server setting in the environment that
+/// does not hold where it runs (the serving machine's certificate folder, say) is no reason for
+/// it to fail.
+#[test]
+fn new_ignores_the_servers_settings() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let dir = home.path().join("my-guest");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+            .args(args)
+            .env("SSE_WASM_CERTS_DIR", home.path().join("no-such-certs"))
+            .output()
+            .expect("run sse-wasm")
+    };
+    let new = run(&["new", "--lang", "rust", dir.to_str().unwrap()]);
+    assert!(new.status.success(), "{}", text(&new.stderr));
+    assert!(dir.join("README.md").is_file());
+    // The server itself still refuses the setting.
+    let serve = run(&["--functions-dir", home.path().to_str().unwrap()]);
+    assert!(!serve.status.success() && text(&serve.stderr).contains("root_cert.pem"), "{}", text(&serve.stderr));
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }

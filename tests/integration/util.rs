@@ -44,8 +44,7 @@ pub fn process_dir(name: &str) -> PathBuf {
             let file_name = entry.file_name();
             let pid = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok());
             // Whether a process runs is read from /proc; elsewhere nothing is removed.
-            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists())
-            {
+            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
