@@ -30,6 +30,9 @@ async fn free_port() -> u16 {
     tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port()
 }
 
+/// What the replicas logged at WARN or ERROR, for a failure's message.
+type Complaints = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// One replica: the real binary on `port`, its stderr lines collected.
 struct Replica {
     port: u16,
@@ -37,8 +40,9 @@ struct Replica {
 }
 
 impl Replica {
-    /// Starts it on `port`; `calls` counts the calls it logs as done.
-    async fn start(root: &Path, port: u16, calls: Arc<AtomicUsize>) -> Self {
+    /// Starts it on `port`; `calls` counts the calls it logs as done, `complaints` keeps its
+    /// warnings and errors.
+    async fn start(root: &Path, port: u16, calls: Arc<AtomicUsize>, complaints: Complaints) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
             .args(["--functions-dir", &root.join("functions").display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--drain-delay", "1", "--no-watch"])
@@ -55,6 +59,8 @@ impl Replica {
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.contains("call done") {
                     calls.fetch_add(1, Ordering::Relaxed);
+                } else if line.contains("WARN") || line.contains("ERROR") {
+                    complaints.lock().expect("lock").push(format!("replica on port {port}: {line}"));
                 }
             }
         });
@@ -103,9 +109,10 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     std::fs::copy(guest_wasm("column_operations"), root.path().join("functions/column_operations.wasm")).expect("copy");
 
     let calls: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
+    let complaints = Complaints::default();
     let mut replicas = Vec::new();
     for counter in &calls {
-        replicas.push(Some(Replica::start(root.path(), free_port().await, counter.clone()).await));
+        replicas.push(Some(Replica::start(root.path(), free_port().await, counter.clone(), complaints.clone()).await));
     }
 
     // The recipe, with this test's ports and files.
@@ -156,22 +163,30 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
 
     // Load: several clients calling in a loop until told to stop; every failure is kept.
     let stop = Arc::new(AtomicBool::new(false));
+    // Which step of the restart the test is at (0: none yet; 2n+1: stopping replica n; 2n+2:
+    // replica n restarted), so that a failure says when it happened.
+    let step = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let answered = Arc::new(AtomicUsize::new(0));
     let mut drivers = Vec::new();
     for _ in 0..4 {
-        let (mut client, stop, failures, answered) =
-            (connect().await.expect("connect"), stop.clone(), failures.clone(), answered.clone());
+        let (mut client, stop, failures, answered, step) =
+            (connect().await.expect("connect"), stop.clone(), failures.clone(), answered.clone(), step.clone());
         drivers.push(tokio::spawn(async move {
+            let mut sent = 0;
             while !stop.load(Ordering::Relaxed) {
+                sent += 1;
+                let when = |what: String| {
+                    format!("{what} (this client's call {sent}, at step {})", step.load(Ordering::Relaxed))
+                };
                 match call(&mut client, "SumOfColumn", bundles(numbers(&[1.0, 2.0, 3.0]), 2)).await {
                     Ok(answer) if answer.numbers() == [6.0] => answered.fetch_add(1, Ordering::Relaxed),
                     Ok(answer) => {
-                        failures.lock().expect("lock").push(format!("wrong answer {:?}", answer.numbers()));
+                        failures.lock().expect("lock").push(when(format!("wrong answer {:?}", answer.numbers())));
                         0
                     }
                     Err(status) => {
-                        failures.lock().expect("lock").push(format!("{status:?}"));
+                        failures.lock().expect("lock").push(when(format!("{status:?}")));
                         0
                     }
                 };
@@ -184,8 +199,10 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     for (index, counter) in calls.iter().enumerate() {
         let replica = replicas[index].take().expect("running");
         let port = replica.port;
+        step.store(2 * index + 1, Ordering::Relaxed);
         replica.stop().await;
-        replicas[index] = Some(Replica::start(root.path(), port, counter.clone()).await);
+        replicas[index] = Some(Replica::start(root.path(), port, counter.clone(), complaints.clone()).await);
+        step.store(2 * index + 2, Ordering::Relaxed);
         let before = answered.load(Ordering::Relaxed);
         eventually("calls flow after the restart", || async { answered.load(Ordering::Relaxed) > before + 20 }).await;
     }
@@ -197,11 +214,13 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     let failures = failures.lock().expect("lock").clone();
     let errors = std::fs::read_to_string(nginx_dir.join("error.log")).unwrap_or_default();
     let first: Vec<&String> = failures.iter().take(3).collect();
+    let complaints = complaints.lock().expect("lock").clone();
     assert!(
         failures.is_empty(),
-        "{} call(s) failed during the rolling restart, the first: {first:?}\nnginx said:\n{}",
+        "{} call(s) failed during the rolling restart, the first: {first:?}\nnginx said:\n{}\nthe replicas said:\n{}",
         failures.len(),
-        errors.lines().filter(|l| !l.contains("[notice]")).take(20).collect::<Vec<_>>().join("\n")
+        errors.lines().filter(|l| !l.contains("[notice]")).take(20).collect::<Vec<_>>().join("\n"),
+        complaints.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
     let per_replica: Vec<usize> = calls.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     assert!(per_replica.iter().all(|&n| n > 0), "calls spread over every replica: {per_replica:?}");
