@@ -29,7 +29,8 @@ fn run() -> anyhow::Result<()> {
         serve::init_logging(default_level, flags.log_file.as_deref())?;
     }
     // The tools run guest code on this thread, outside any async runtime, as the server's call
-    // threads do. Only they and the server read the serving flags (and open the compile cache).
+    // threads do. Only they and the server check the serving flags (and read the certificates
+    // `--certs-dir` names).
     let mut out = std::io::stdout().lock();
     match command {
         Some(Command::Inspect { module }) => {

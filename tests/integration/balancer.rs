@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
-use crate::util::{bundles, call, eventually, guest_wasm, numbers};
+use crate::util::{bundles, call, collect_stderr, eventually, guest_wasm, numbers};
 
 /// nginx's path: on the PATH, or in /usr/sbin (not on a normal user's PATH on Debian).
 fn nginx() -> Option<PathBuf> {
@@ -30,19 +29,19 @@ async fn free_port() -> u16 {
     tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port()
 }
 
-/// What the replicas logged at WARN or ERROR, for a failure's message.
-type Complaints = Arc<std::sync::Mutex<Vec<String>>>;
+/// The lines a replica wrote to stderr.
+type Lines = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// One replica: the real binary on `port`, its stderr lines collected.
 struct Replica {
     port: u16,
     child: Child,
+    lines: Lines,
 }
 
 impl Replica {
-    /// Starts it on `port`; `calls` counts the calls it logs as done, `complaints` keeps its
-    /// warnings and errors.
-    async fn start(root: &Path, port: u16, calls: Arc<AtomicUsize>, complaints: Complaints) -> Self {
+    /// Starts it on `port`.
+    async fn start(root: &Path, port: u16) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
             .args(["--functions-dir", &root.join("functions").display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--drain-delay", "1", "--no-watch"])
@@ -54,17 +53,8 @@ impl Replica {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn sse-wasm");
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("call done") {
-                    calls.fetch_add(1, Ordering::Relaxed);
-                } else if line.contains("WARN") || line.contains("ERROR") {
-                    complaints.lock().expect("lock").push(format!("replica on port {port}: {line}"));
-                }
-            }
-        });
-        let replica = Self { port, child };
+        let lines = collect_stderr(&mut child);
+        let replica = Self { port, child, lines };
         replica.wait_serving().await;
         replica
     }
@@ -108,11 +98,13 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     std::fs::create_dir(root.path().join("functions")).expect("mkdir");
     std::fs::copy(guest_wasm("column_operations"), root.path().join("functions/column_operations.wasm")).expect("copy");
 
-    let calls: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
-    let complaints = Complaints::default();
+    // What each of the three replicas logged, over its restarts.
+    let mut logs: Vec<Vec<Lines>> = vec![Vec::new(); 3];
     let mut replicas = Vec::new();
-    for counter in &calls {
-        replicas.push(Some(Replica::start(root.path(), free_port().await, counter.clone(), complaints.clone()).await));
+    for log in &mut logs {
+        let replica = Replica::start(root.path(), free_port().await).await;
+        log.push(replica.lines.clone());
+        replicas.push(Some(replica));
     }
 
     // The recipe, with this test's ports and files.
@@ -196,12 +188,14 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     eventually("calls flow", || async { answered.load(Ordering::Relaxed) > 50 }).await;
 
     // The rolling restart: each replica in turn is stopped by SIGTERM and replaced on its port.
-    for (index, counter) in calls.iter().enumerate() {
+    for (index, log) in logs.iter_mut().enumerate() {
         let replica = replicas[index].take().expect("running");
         let port = replica.port;
         step.store(2 * index + 1, Ordering::Relaxed);
         replica.stop().await;
-        replicas[index] = Some(Replica::start(root.path(), port, counter.clone(), complaints.clone()).await);
+        let replica = Replica::start(root.path(), port).await;
+        log.push(replica.lines.clone());
+        replicas[index] = Some(replica);
         step.store(2 * index + 2, Ordering::Relaxed);
         let before = answered.load(Ordering::Relaxed);
         eventually("calls flow after the restart", || async { answered.load(Ordering::Relaxed) > before + 20 }).await;
@@ -214,7 +208,17 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
     let failures = failures.lock().expect("lock").clone();
     let errors = std::fs::read_to_string(nginx_dir.join("error.log")).unwrap_or_default();
     let first: Vec<&String> = failures.iter().take(3).collect();
-    let complaints = complaints.lock().expect("lock").clone();
+    // Replica `index`'s lines that `keep` holds for, over its restarts.
+    let said = |index: usize, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        logs[index].iter().flat_map(|lines| lines.lock().expect("lines").clone()).filter(|l| keep(l)).collect()
+    };
+    let complaints: Vec<String> = (0..3)
+        .flat_map(|index| {
+            said(index, &|l| l.contains("WARN") || l.contains("ERROR"))
+                .into_iter()
+                .map(move |l| format!("replica {index}: {l}"))
+        })
+        .collect();
     assert!(
         failures.is_empty(),
         "{} call(s) failed during the rolling restart, the first: {first:?}\nnginx said:\n{}\nthe replicas said:\n{}",
@@ -222,6 +226,6 @@ async fn nginx_in_front_of_three_replicas_survives_a_rolling_restart() {
         errors.lines().filter(|l| !l.contains("[notice]")).take(20).collect::<Vec<_>>().join("\n"),
         complaints.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
-    let per_replica: Vec<usize> = calls.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let per_replica: Vec<usize> = (0..3).map(|index| said(index, &|l| l.contains("call done")).len()).collect();
     assert!(per_replica.iter().all(|&n| n > 0), "calls spread over every replica: {per_replica:?}");
 }

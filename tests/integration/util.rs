@@ -39,12 +39,13 @@ pub fn guest_wasm(name: &str) -> PathBuf {
 pub fn process_dir(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let prefix = format!("{name}-");
-    if let Ok(entries) = std::fs::read_dir(root) {
+    // Whether a process runs is read from /proc; elsewhere nothing is removed.
+    let entries = if Path::new("/proc/self").exists() { std::fs::read_dir(root).ok() } else { None };
+    if let Some(entries) = entries {
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let pid = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok());
-            // Whether a process runs is read from /proc; elsewhere nothing is removed.
-            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()) {
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
