@@ -29,9 +29,10 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
+use crate::error::LoadError;
 use crate::metrics::LoadLabels;
 use crate::registry::{Registry, SharedRegistry};
-use crate::wasm::{CompileCache, ContentHash, Guest, Runtime, content_hash};
+use crate::wasm::{CompileCache, ContentHash, Guest, Runtime, content_hash, is_python_file};
 
 /// How long a finished write must stay quiet before the file is loaded.
 pub const SETTLE: Duration = Duration::from_millis(10);
@@ -44,12 +45,14 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 /// Reads of a file that fails to open before the failure is reported, `STALLED_WRITE` apart.
 const READ_TRIES: u32 = 3;
 
-/// True for the files the host serves: `*.wasm`, not hidden (copy tools and editors write their
-/// temporary files as `.name.wasm`, `name.wasm.tmp` or `name.wasm~`).
-pub fn is_component_file(path: &Path) -> bool {
+/// True for the files the host serves: components (`*.wasm`) and Python function files (`*.py`),
+/// not hidden (copy tools and editors write their temporary files as `.name.wasm`,
+/// `name.wasm.tmp` or `name.wasm~`).
+pub fn is_function_file(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
     // Windows names files without regard to case: `Stats.WASM` is a component there.
-    !hidden && path.extension().is_some_and(|e| e == "wasm" || (cfg!(windows) && e.eq_ignore_ascii_case("wasm")))
+    let component = path.extension().is_some_and(|e| e == "wasm" || (cfg!(windows) && e.eq_ignore_ascii_case("wasm")));
+    !hidden && (component || is_python_file(path))
 }
 
 /// `path` made absolute and resolved, as people write it: on Windows without the `\\?\` prefix
@@ -68,12 +71,12 @@ pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
     Ok(PathBuf::from(plain))
 }
 
-/// The component files of `dir`, sorted by name so that load order (and so which of two
+/// The function files of `dir`, sorted by name so that load order (and so which of two
 /// same-named functions wins) does not depend on the file system.
-pub fn component_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn function_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| is_component_file(path) && path.is_file())
+        .filter(|path| is_function_file(path) && path.is_file())
         .collect();
     files.sort();
     Ok(files)
@@ -137,30 +140,40 @@ impl Functions {
     /// partial list. One at a time, smallest first, each on a blocking thread (guest code never
     /// runs on the async runtime's threads): the compiler spreads one component over every core,
     /// so loading several at once finishes none sooner and keeps small ones waiting behind large
-    /// ones. Each is logged when it starts and when it is done, with its own time. A component
-    /// that fails to load is logged with the reason and skipped; the others serve.
+    /// ones. Python function files come after the components, as the data-science engine runs
+    /// them. Each is logged when it starts and when it is done, with its own time. A file that
+    /// fails to load is logged with the reason and skipped; the others serve.
     pub async fn load_all(&mut self) -> std::io::Result<()> {
-        let mut files: Vec<(PathBuf, u64)> = component_files(&self.dir)?
+        let mut files: Vec<(bool, u64, PathBuf)> = function_files(&self.dir)?
             .into_iter()
             .map(|path| {
                 let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                (path, size)
+                (is_python_file(&path), size, path)
             })
             .collect();
-        files.sort_by_key(|&(_, size)| size);
-        let mut guests = Vec::new();
+        files.sort();
+        let mut guests: Vec<Arc<Guest>> = Vec::new();
+        let mut engine = None;
         let mut failures = 0;
-        for (path, size) in files {
+        for (python, size, path) in files {
+            if python && engine.is_none() {
+                // Precedence by file name: the first data-science engine runs the files.
+                guests.sort_by(|a, b| a.path.cmp(&b.path));
+                engine = Some(guests.iter().find(|g| g.runs_python_files()).cloned());
+            }
             tracing::info!("loading {} ({})", path.display(), kib(size));
-            let (runtime, cache) = (self.runtime.clone(), self.cache.clone());
-            let loaded = tokio::task::spawn_blocking(move || {
-                let loaded = Guest::load(&runtime, cache.as_ref(), &path);
-                (path, loaded)
+            let (runtime, cache, file) = (self.runtime.clone(), self.cache.clone(), path.clone());
+            let engine = engine.clone().flatten();
+            let loaded = tokio::task::spawn_blocking(move || match std::fs::read(&file) {
+                Ok(bytes) => {
+                    let hash = content_hash(&bytes);
+                    load_file(&runtime, cache.as_ref(), engine.as_deref(), &file, &bytes, hash)
+                }
+                Err(source) => Err(LoadError::Read { path: file, source }.to_string()),
             });
-            let (path, loaded) = loaded.await.map_err(std::io::Error::other)?;
-            match loaded {
-                Ok((guest, compiled)) => {
-                    tracing::info!("loaded {} ({compiled}): {}", path.display(), guest.offers());
+            match loaded.await.map_err(std::io::Error::other)? {
+                Ok((guest, how)) => {
+                    tracing::info!("loaded {} ({how}): {}", path.display(), guest.offers());
                     self.count_load(&path, "loaded");
                     guests.push(Arc::new(guest));
                 }
@@ -180,6 +193,11 @@ impl Functions {
             s.loaded = true;
         });
         Ok(())
+    }
+
+    /// The data-science engine that runs Python function files: the first served.
+    fn python_engine(&self) -> Option<Arc<Guest>> {
+        self.guests.iter().find(|g| g.runs_python_files()).cloned()
     }
 
     /// Counts a load of `path` in the metrics, by its file name.
@@ -237,6 +255,10 @@ impl Functions {
     /// If it was written to while it loaded, its pending reload takes over; otherwise it is pending
     /// again for `RECHECK`, with the failure, and the failure stands only if the file then still
     /// holds the same bytes.
+    ///
+    /// Components go first, then Python function files: when the data-science engine was loaded,
+    /// replaced or deleted, every function file is loaded again by the engine now served (or
+    /// stops being served, if none is), once, whether or not it changed.
     async fn apply(
         &mut self,
         paths: BTreeMap<PathBuf, Touch>,
@@ -244,81 +266,40 @@ impl Functions {
         pending: &mut HashMap<PathBuf, Touch>,
     ) {
         let before = self.registry.load_full();
+        let engine_before = self.python_engine();
+        let (mut python, components): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            paths.into_iter().partition(|(path, _)| is_python_file(path));
         let mut changed = Vec::new();
-        for (path, touch) in paths {
-            let position = self.guests.iter().position(|m| m.path == path);
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    if let Some(position) = position {
-                        self.guests.remove(position);
-                        tracing::info!("{} deleted", path.display());
-                        changed.push(path);
-                    }
-                    continue;
-                }
-                // Windows refuses to share a file its writer holds open (a copy in progress, an
-                // editor's save): tried again after a pause, and only then reported.
-                Err(error) if touch.unreadable + 1 < READ_TRIES => {
-                    tracing::debug!("cannot read {} yet ({error}); trying again", path.display());
-                    let unreadable = touch.unreadable + 1;
-                    pending.insert(path, Touch { last: Instant::now(), writing: true, failed: None, unreadable });
-                    continue;
-                }
-                Err(error) => {
-                    tracing::error!(
-                        "cannot read {}: {error}; its previous version, if any, keeps serving",
-                        path.display()
-                    );
-                    self.status.send_modify(|s| s.failures += 1);
-                    continue;
-                }
-            };
-            if bytes.is_empty() {
-                // Never a component: a writer has truncated it and not written yet.
-                tracing::info!("{} is empty; waiting for it to be written", path.display());
+        for (path, touch) in components {
+            self.apply_path(path, touch, false, events, pending, &mut changed).await;
+        }
+        let engine = self.python_engine();
+        let engine_changed = match (&engine_before, &engine) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if engine_changed {
+            let files = function_files(&self.dir).unwrap_or_default();
+            let served = self.guests.iter().filter(|g| g.python().is_some()).map(|g| g.path.clone());
+            for path in files.into_iter().filter(|p| is_python_file(p)).chain(served.collect::<Vec<_>>()) {
+                python.entry(path).or_insert(Touch {
+                    last: Instant::now(),
+                    writing: false,
+                    failed: None,
+                    unreadable: 0,
+                });
+            }
+        }
+        for (path, touch) in python {
+            if engine.is_none()
+                && let Some(position) = self.guests.iter().position(|g| g.path == path)
+            {
+                self.guests.remove(position);
+                tracing::error!("{} is no longer served: no data-science engine is loaded to run it", path.display());
+                changed.push(path);
                 continue;
             }
-            let hash = content_hash(&bytes);
-            if let Some(failure) = touch.failed.filter(|f| f.hash == hash) {
-                let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
-                tracing::error!("{}; {keeps}", failure.error);
-                self.count_load(&path, "failed");
-                self.status.send_modify(|s| s.failures += 1);
-                continue;
-            }
-            if position.is_some_and(|p| self.guests[p].hash == hash) {
-                tracing::debug!("{} touched but unchanged", path.display());
-                continue;
-            }
-            let (runtime, cache, file) = (self.runtime.clone(), self.cache.clone(), path.clone());
-            let loaded =
-                tokio::task::spawn_blocking(move || Guest::from_bytes(&runtime, cache.as_ref(), &file, &bytes, hash))
-                    .await;
-            match loaded {
-                Ok(Ok((module, compiled))) => {
-                    let module = Arc::new(module);
-                    match position {
-                        Some(position) => self.guests[position] = module,
-                        None => self.guests.push(module),
-                    }
-                    tracing::info!("{} loaded ({compiled})", path.display());
-                    self.count_load(&path, "reloaded");
-                    changed.push(path);
-                }
-                Ok(Err(error)) if superseded(&path, events, pending) => {
-                    tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!("{error}; reported if {} is still unchanged in {RECHECK:?}", path.display());
-                    let failed = Some(Arc::new(Failure { hash, error: error.to_string() }));
-                    pending.insert(path, Touch { last: Instant::now(), writing: false, failed, unreadable: 0 });
-                }
-                Err(panic) => {
-                    tracing::error!("loading {} failed: {panic}", path.display());
-                    self.status.send_modify(|s| s.failures += 1);
-                }
-            }
+            self.apply_path(path, touch, engine_changed, events, pending, &mut changed).await;
         }
         if changed.is_empty() {
             return;
@@ -328,6 +309,127 @@ impl Functions {
         self.registry.store(after);
         self.status.send_modify(|s| s.generation += 1);
     }
+
+    /// Loads the due `path` again (or drops it, if deleted); `force` loads it even if its bytes
+    /// have not changed. Adds it to `changed` if what is served changed.
+    async fn apply_path(
+        &mut self,
+        path: PathBuf,
+        touch: Touch,
+        force: bool,
+        events: &mut Events,
+        pending: &mut HashMap<PathBuf, Touch>,
+        changed: &mut Vec<PathBuf>,
+    ) {
+        let position = self.guests.iter().position(|m| m.path == path);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(position) = position {
+                    self.guests.remove(position);
+                    tracing::info!("{} deleted", path.display());
+                    changed.push(path);
+                }
+                return;
+            }
+            // Windows refuses to share a file its writer holds open (a copy in progress, an
+            // editor's save): tried again after a pause, and only then reported.
+            Err(error) if touch.unreadable + 1 < READ_TRIES => {
+                tracing::debug!("cannot read {} yet ({error}); trying again", path.display());
+                let unreadable = touch.unreadable + 1;
+                pending.insert(path, Touch { last: Instant::now(), writing: true, failed: None, unreadable });
+                return;
+            }
+            Err(error) => {
+                tracing::error!("cannot read {}: {error}; its previous version, if any, keeps serving", path.display());
+                self.status.send_modify(|s| s.failures += 1);
+                return;
+            }
+        };
+        if bytes.is_empty() {
+            // Never a component: a writer has truncated it and not written yet.
+            tracing::info!("{} is empty; waiting for it to be written", path.display());
+            return;
+        }
+        let hash = content_hash(&bytes);
+        if let Some(failure) = touch.failed.filter(|f| f.hash == hash) {
+            let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
+            tracing::error!("{}; {keeps}", failure.error);
+            self.count_load(&path, "failed");
+            self.status.send_modify(|s| s.failures += 1);
+            return;
+        }
+        if !force && position.is_some_and(|p| self.guests[p].hash == hash) {
+            tracing::debug!("{} touched but unchanged", path.display());
+            return;
+        }
+        let (runtime, cache, file) = (self.runtime.clone(), self.cache.clone(), path.clone());
+        let engine = self.python_engine();
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_file(&runtime, cache.as_ref(), engine.as_deref(), &file, &bytes, hash)
+        })
+        .await;
+        match loaded {
+            Ok(Ok((module, how))) => {
+                let module = Arc::new(module);
+                match position {
+                    Some(position) => self.guests[position] = module,
+                    None => self.guests.push(module),
+                }
+                tracing::info!("{} loaded ({how})", path.display());
+                self.count_load(&path, "reloaded");
+                changed.push(path);
+            }
+            Ok(Err(error)) if superseded(&path, events, pending) => {
+                tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
+            }
+            Ok(Err(error)) if force && position.is_some() => {
+                // The engine it ran on is gone, so its previous version cannot keep serving.
+                self.guests.remove(position.expect("checked"));
+                tracing::error!("{error}; not served");
+                self.count_load(&path, "failed");
+                self.status.send_modify(|s| s.failures += 1);
+                changed.push(path);
+            }
+            Ok(Err(error)) => {
+                tracing::debug!("{error}; reported if {} is still unchanged in {RECHECK:?}", path.display());
+                let failed = Some(Arc::new(Failure { hash, error }));
+                pending.insert(path, Touch { last: Instant::now(), writing: false, failed, unreadable: 0 });
+            }
+            Err(panic) => {
+                tracing::error!("loading {} failed: {panic}", path.display());
+                self.status.send_modify(|s| s.failures += 1);
+            }
+        }
+    }
+}
+
+/// Loads the file `bytes` read from `path`, whose SHA-256 is `hash`: a component, compiled or
+/// taken from `cache`, or a Python function file, run by `engine`. The guest, and how it loaded
+/// for the log; or why not.
+fn load_file(
+    runtime: &Runtime,
+    cache: Option<&CompileCache>,
+    engine: Option<&Guest>,
+    path: &Path,
+    bytes: &[u8],
+    hash: ContentHash,
+) -> Result<(Guest, String), String> {
+    if !is_python_file(path) {
+        return Guest::from_bytes(runtime, cache, path, bytes, hash)
+            .map(|(guest, compiled)| (guest, compiled.to_string()))
+            .map_err(|e| e.to_string());
+    }
+    let Some(engine) = engine else {
+        return Err(format!(
+            "{}: a Python function file needs the data-science engine, and none is loaded (`make datasci` puts \
+             datasci.wasm in the functions folder)",
+            path.display()
+        ));
+    };
+    let started = Instant::now();
+    let guest = Guest::from_python(engine, path, bytes, hash).map_err(|e| e.to_string())?;
+    Ok((guest, format!("run by {} in {:.1} ms", engine.name, started.elapsed().as_secs_f64() * 1e3)))
 }
 
 /// Stops watching the folder when dropped.
@@ -397,7 +499,7 @@ fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
         EventKind::Access(_) | EventKind::Any | EventKind::Other => None,
     };
     let Some(writing) = writing else { return };
-    for path in event.paths.iter().filter(|p| is_component_file(p)) {
+    for path in event.paths.iter().filter(|p| is_function_file(p)) {
         pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None, unreadable: 0 });
     }
 }
@@ -457,12 +559,22 @@ mod tests {
     }
 
     #[test]
-    fn only_visible_wasm_files_are_components() {
-        for yes in ["/f/stats.wasm", "f/a.b.wasm"] {
-            assert!(is_component_file(Path::new(yes)), "{yes}");
+    fn only_visible_wasm_and_py_files_are_served() {
+        for yes in ["/f/stats.wasm", "f/a.b.wasm", "/f/stats.py"] {
+            assert!(is_function_file(Path::new(yes)), "{yes}");
         }
-        for no in ["/f/.stats.wasm", "/f/stats.wasm.tmp", "/f/stats.wasm~", "/f/stats.wat", "/f/.wasm", "/f/wasm"] {
-            assert!(!is_component_file(Path::new(no)), "{no}");
+        for no in [
+            "/f/.stats.wasm",
+            "/f/stats.wasm.tmp",
+            "/f/stats.wasm~",
+            "/f/stats.wat",
+            "/f/.wasm",
+            "/f/wasm",
+            "/f/.stats.py",
+            "/f/stats.pyc",
+            "/f/stats.py.swp",
+        ] {
+            assert!(!is_function_file(Path::new(no)), "{no}");
         }
     }
 

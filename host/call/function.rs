@@ -29,7 +29,11 @@ where
 {
     let def = entry.def();
     match &entry.implementation {
-        Implementation::Wasm { guest, index } => run_on(def, guest.instantiate(runtime, *index, &control)?, next, send),
+        Implementation::Wasm { guest, index } => match guest.python() {
+            // A Python function file: the data-science engine runs it.
+            Some(file) => run_on(def, file.call(def, control), next, send),
+            None => run_on(def, guest.instantiate(runtime, *index, &control)?, next, send),
+        },
         #[cfg(feature = "native")]
         Implementation::Native(function) => run_on(def, native::Native::new(function.as_ref()), next, send),
     }

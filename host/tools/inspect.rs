@@ -1,11 +1,13 @@
-//! `sse-wasm inspect`: loads a module exactly as the server does and lists what it declares.
+//! `sse-wasm inspect`: loads a module (or a Python function file) exactly as the server does and
+//! lists what it declares.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::model::Mode;
 use crate::registry::function_id;
-use crate::wasm::{CacheLocation, Guest, Limits, Runtime};
+use crate::reload::function_files;
+use crate::wasm::{CacheLocation, Guest, Limits, Runtime, content_hash, is_python_file};
 use crate::wire::pb;
 
 /// Loads `path` and writes what it declares to `out`.
@@ -20,6 +22,12 @@ pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: 
             scripts.language,
             scripts.language,
             scripts.kind()
+        )?,
+        None if guest.python().is_some() => writeln!(
+            out,
+            "{}: {} function(s); a Python function file, run by the data-science engine",
+            path.display(),
+            guest.functions.len()
         )?,
         None => writeln!(out, "{}: {} function(s); fits qlik:sse/plugin@0.1.0", path.display(), guest.functions.len())?,
     }
@@ -56,8 +64,34 @@ pub fn inspect(path: &Path, limits: Limits, cache: Option<&CacheLocation>, out: 
     Ok(())
 }
 
-/// Loads `path` as the server would, with the compile cache at `cache` if given.
+/// Loads `path` as the server would, with the compile cache at `cache` if given: a Python
+/// function file is run by the data-science engine in the same folder.
 pub(crate) fn load(runtime: &Runtime, cache: Option<&CacheLocation>, path: &Path) -> anyhow::Result<Guest> {
     let cache = cache.and_then(|c| c.open());
-    Ok(Guest::load(runtime, cache.as_ref(), path)?.0)
+    if !is_python_file(path) {
+        return Ok(Guest::load(runtime, cache.as_ref(), path)?.0);
+    }
+    let source = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // The engine is the one core module of the folder; components are not loaded to find it.
+    let engine = function_files(dir)?
+        .into_iter()
+        .filter(|p| !is_python_file(p) && is_core_module_file(p))
+        .find_map(|p| Guest::load(runtime, cache.as_ref(), &p).ok().map(|(g, _)| g).filter(Guest::runs_python_files))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: a Python function file is run by the data-science engine, and {} holds none \
+                 (`make datasci` puts datasci.wasm in functions/)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    Ok(Guest::from_python(&engine, path, &source, content_hash(&source))?)
+}
+
+/// True when the file at `path` starts as a core WebAssembly module does.
+fn is_core_module_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == *b"\0asm\x01\0\0\0"
 }

@@ -87,8 +87,8 @@ impl DataSci {
         let pre = runtime.datasci().linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
         let engine = Self { runtime: runtime.clone(), name: module_name(path), pre };
         let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
-        let (mut store, instance) = engine.instance(None, None).map_err(|e| declaration(e.to_string()))?;
-        engine.turn(&mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
+        let (mut store, instance) = engine.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
+        engine.turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
         let language = store
             .data_mut()
             .door
@@ -100,9 +100,10 @@ impl DataSci {
     }
 
     /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
-    /// driver to take.
-    fn instance(
+    /// driver to take; `label` names the call in errors.
+    pub(super) fn instance(
         &self,
+        label: &str,
         cancel: Option<CancelFlag>,
         input: Option<Vec<u8>>,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
@@ -116,18 +117,20 @@ impl DataSci {
                 .build_p1();
             DataSciState { call, wasi, door: Door { input, ..Door::default() } }
         });
-        let instance = enter(&mut store, LABEL, |s| self.pre.instantiate(s))?;
+        let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
         Ok((store, instance))
     }
 
-    /// Runs `source` in the instance's interpreter (the driver's own entry points only).
-    fn turn(
+    /// Runs `source` in the instance's interpreter (the driver's own entry points only);
+    /// `label` names the call in errors.
+    pub(super) fn turn(
         &self,
+        label: &str,
         store: &mut Store<DataSciState>,
         instance: &wasmtime::Instance,
         source: &[u8],
     ) -> Result<(), CallError> {
-        let status = enter(store, LABEL, |s| {
+        let status = enter(store, label, |s| {
             let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
             let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
             let memory =
@@ -139,19 +142,20 @@ impl DataSci {
         })?;
         let state = store.data();
         // Whatever went wrong after the memory cap refused memory went wrong for that.
-        if let Some(exhausted) = state.call.memory_exhausted(LABEL).filter(|_| state.door.fault.is_some()) {
+        if let Some(exhausted) = state.call.memory_exhausted(label).filter(|_| state.door.fault.is_some()) {
             return Err(exhausted);
         }
         if let Some(fault) = &state.door.fault {
             return Err(CallError::Trap {
-                function: LABEL.to_owned(),
+                function: label.to_owned(),
                 trap: format!("the engine's driver sent {fault}"),
             });
         }
-        if status != 0 && state.door.outcome.is_none() && state.door.language.is_none() {
+        let answered = state.door.outcome.is_some() || state.door.language.is_some() || state.door.functions.is_some();
+        if status != 0 && !answered {
             let last_words = state.call.last_words();
-            return Err(state.call.memory_exhausted(LABEL).unwrap_or_else(|| CallError::Trap {
-                function: LABEL.to_owned(),
+            return Err(state.call.memory_exhausted(label).unwrap_or_else(|| CallError::Trap {
+                function: label.to_owned(),
                 trap: format!("the interpreter failed ({status}): {last_words}"),
             }));
         }
@@ -205,9 +209,9 @@ impl DataSciEvaluation<'_> {
         drop(self.columns);
         let engine = self.engine;
         let framed = started.elapsed();
-        let (mut store, instance) = engine.instance(Some(self.cancel), Some(input))?;
+        let (mut store, instance) = engine.instance(LABEL, Some(self.cancel), Some(input))?;
         let instantiated = started.elapsed();
-        engine.turn(&mut store, &instance, EVALUATE)?;
+        engine.turn(LABEL, &mut store, &instance, EVALUATE)?;
         tracing::debug!(
             "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
             engine.name,
@@ -242,7 +246,7 @@ fn bad_output(reason: &str) -> CallError {
 }
 
 /// Appends `more` to `kept`.
-fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
+pub(super) fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
     let base = kept.data.len();
     kept.data.extend_from_slice(&more.data);
     u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
@@ -258,7 +262,7 @@ fn type_number(t: DataType) -> u32 {
     }
 }
 
-fn data_type(number: u32) -> Option<DataType> {
+pub(super) fn data_type(number: u32) -> Option<DataType> {
     match number {
         0 => Some(DataType::Text),
         1 => Some(DataType::Numeric),
@@ -271,7 +275,7 @@ fn data_type(number: u32) -> Option<DataType> {
 /// count; each parameter's type and name; the script; then each column (numbers 8-aligned as
 /// f64; texts 4-aligned, their form, then either their NUL-joined bytes' length and the bytes, or
 /// u32 offsets and the bytes), all little-endian.
-fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u8>, CallError> {
+pub(super) fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u8>, CallError> {
     let too_big = || CallError::BadInput { function: LABEL.to_owned(), reason: "the input passes 4 GiB".to_owned() };
     let size: usize = 64
         + script.text.len()
@@ -385,19 +389,19 @@ fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
 }
 
 /// Reads a frame a guest wrote, checking every length against what is there.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("the frame is cut short")?;
         let taken = &self.bytes[self.at..end];
         self.at = end;
         Ok(taken)
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
     fn i64(&mut self) -> Result<i64, String> {
@@ -407,7 +411,7 @@ impl<'a> Reader<'a> {
         let padding = self.at.next_multiple_of(to) - self.at;
         self.take(padding).map(|_| ())
     }
-    fn text(&mut self) -> Result<String, String> {
+    pub(super) fn text(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a text is not UTF-8".to_owned())
     }
@@ -447,7 +451,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The answer frame: `ANSW`, columns, rows, each column's type, then the columns.
-fn read_answer(frame: &[u8]) -> Result<Batch, String> {
+pub(super) fn read_answer(frame: &[u8]) -> Result<Batch, String> {
     let mut r = Reader { bytes: frame, at: 0 };
     if r.take(4)? != ANSWER_MAGIC {
         return Err("the answer frame does not start with ANSW".to_owned());

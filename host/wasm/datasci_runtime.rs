@@ -29,6 +29,8 @@ pub(crate) struct Door {
     pub(crate) input: Option<Vec<u8>>,
     /// The language the driver named.
     pub(crate) language: Option<String>,
+    /// The declarations of a Python function file the driver ran.
+    pub(crate) functions: Option<Vec<u8>>,
     /// The TableDescription the script filled.
     pub(crate) table: Option<Vec<u8>>,
     /// How the script ended.
@@ -86,8 +88,8 @@ impl DataSciRuntime {
 
 /// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
 /// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
-/// input frame), `language<name>`, `table<description>`, `answer<frame>`, `error<message>`,
-/// `noresult` (each answered with nothing).
+/// input frame), `language<name>`, `functions<declarations>`, `table<description>`,
+/// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing).
 fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         return Ok(DOOR_FAULT);
@@ -106,6 +108,8 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
     } else {
         if let Some(name) = request.strip_prefix(b"language") {
             door.language = Some(String::from_utf8_lossy(name).into_owned());
+        } else if let Some(declarations) = request.strip_prefix(b"functions") {
+            door.functions = Some(declarations.to_vec());
         } else if let Some(table) = request.strip_prefix(b"table") {
             door.table = Some(table.to_vec());
         } else if let Some(frame) = request.strip_prefix(b"answer") {

@@ -1,5 +1,6 @@
-//! A loaded guest component: compiled (or taken from the compile cache) once, pre-instantiated,
-//! its function declarations read and checked; each call instantiates it afresh.
+//! A loaded guest: a component compiled (or taken from the compile cache) once, pre-instantiated,
+//! its function declarations read and checked — or a Python function file run by the
+//! data-science engine; each call instantiates it afresh.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::cache::{CompileCache, Compiled, ContentHash, content_hash, load_or_compile};
 use super::datasci::DataSci;
 use super::instance::FunctionInstance;
+use super::pyfile::PyFile;
 use super::runtime::{Runtime, module_name};
 use super::sandbox::{CallControl, CallState, enter};
 use super::script_engine::ScriptEngine;
@@ -22,7 +24,8 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-/// A component ready to serve: compiled, linked, its functions known.
+/// A guest ready to serve: a component compiled and linked, or a Python function file; its
+/// functions known.
 pub struct Guest {
     /// The file it came from.
     pub path: PathBuf,
@@ -36,6 +39,8 @@ pub struct Guest {
     pre: Option<PluginPre<CallState>>,
     /// Present when the component exports `scripts`: it is a script engine.
     pub scripts: Option<ScriptEngine>,
+    /// Present for a Python function file.
+    python: Option<PyFile>,
 }
 
 impl std::fmt::Debug for Guest {
@@ -66,7 +71,7 @@ impl Guest {
             let name = module_name(path);
             let scripts = Some(ScriptEngine::datasci(language, engine));
             return Ok((
-                Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts },
+                Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts, python: None },
                 compiled,
             ));
         }
@@ -102,7 +107,15 @@ impl Guest {
             })
             .transpose()?;
         if !offers_functions {
-            return Ok(Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts });
+            return Ok(Self {
+                path: path.to_owned(),
+                name,
+                functions: Vec::new(),
+                hash,
+                pre: None,
+                scripts,
+                python: None,
+            });
         }
         let pre = PluginPre::new(instance_pre).map_err(world)?;
 
@@ -113,18 +126,33 @@ impl Guest {
         let defs = enter(&mut store, &describe, |store| plugin.qlik_sse_functions().call_describe(store))
             .map_err(|reason| LoadError::Describe { path: path.to_owned(), reason })?;
 
-        let declaration = |reason| LoadError::Declaration { path: path.to_owned(), reason };
-        if defs.len() > MAX_FUNCTIONS {
-            return Err(declaration(format!("declares {} functions, more than {MAX_FUNCTIONS}", defs.len())));
-        }
         let functions: Vec<FunctionDef> = defs.into_iter().map(FunctionDef::from).collect();
-        for (i, function) in functions.iter().enumerate() {
-            function.validate().map_err(declaration)?;
-            if functions[..i].iter().any(|f| f.name == function.name) {
-                return Err(declaration(format!("declares {} twice", function.name)));
-            }
-        }
-        Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts })
+        check_declarations(path, &functions)?;
+        Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts, python: None })
+    }
+
+    /// Runs the Python function file `source`, read from `path`, in `engine` (the loaded
+    /// data-science engine) and checks what it declares.
+    pub fn from_python(engine: &Guest, path: &Path, source: &[u8], hash: ContentHash) -> Result<Self, LoadError> {
+        let datasci =
+            engine.scripts.as_ref().and_then(ScriptEngine::datasci_engine).ok_or_else(|| LoadError::Declaration {
+                path: path.to_owned(),
+                reason: format!("{} is not the data-science engine", engine.path.display()),
+            })?;
+        let (file, functions) = PyFile::load(datasci, path, source)?;
+        check_declarations(path, &functions)?;
+        let name = module_name(path);
+        Ok(Self { path: path.to_owned(), name, functions, hash, pre: None, scripts: None, python: Some(file) })
+    }
+
+    /// True for the data-science engine, which runs Python function files.
+    pub fn runs_python_files(&self) -> bool {
+        self.scripts.as_ref().is_some_and(|s| s.datasci_engine().is_some())
+    }
+
+    /// The Python function file it is, if it is one.
+    pub(crate) fn python(&self) -> Option<&PyFile> {
+        self.python.as_ref()
     }
 
     /// What it offers, for the log: its function names, and the language it runs scripts in.
@@ -155,4 +183,19 @@ impl Guest {
         let plugin = enter(&mut store, &function.name, |store| pre.instantiate(store))?;
         Ok(FunctionInstance::new(function.name.clone(), index, store, plugin))
     }
+}
+
+/// Checks the functions a guest declares: not too many, each by the rules, no name twice.
+fn check_declarations(path: &Path, functions: &[FunctionDef]) -> Result<(), LoadError> {
+    let declaration = |reason| LoadError::Declaration { path: path.to_owned(), reason };
+    if functions.len() > MAX_FUNCTIONS {
+        return Err(declaration(format!("declares {} functions, more than {MAX_FUNCTIONS}", functions.len())));
+    }
+    for (i, function) in functions.iter().enumerate() {
+        function.validate().map_err(declaration)?;
+        if functions[..i].iter().any(|f| f.name == function.name) {
+            return Err(declaration(format!("declares {} twice", function.name)));
+        }
+    }
+    Ok(())
 }

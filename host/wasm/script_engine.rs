@@ -51,7 +51,7 @@ enum Kind {
     /// of time.
     Component(Arc<Shared>),
     /// The data-science engine.
-    DataSci(DataSci),
+    DataSci(Arc<DataSci>),
 }
 
 /// What the engine and its preparing thread share.
@@ -109,7 +109,15 @@ impl ScriptEngine {
 
     /// The data-science engine `engine`, which runs `language`.
     pub(crate) fn datasci(language: String, engine: DataSci) -> Self {
-        Self { language, kind: Kind::DataSci(engine) }
+        Self { language, kind: Kind::DataSci(Arc::new(engine)) }
+    }
+
+    /// The data-science engine, if this is it (it also runs Python function files).
+    pub(crate) fn datasci_engine(&self) -> Option<&Arc<DataSci>> {
+        match &self.kind {
+            Kind::DataSci(engine) => Some(engine),
+            Kind::Component(_) => None,
+        }
     }
 
     /// What kind of module it is, for people: the WIT world it fits, or the data-science engine.

@@ -1,7 +1,8 @@
 //! The data-science script engine (`#!pandas`) through EvaluateScript: Qlik's two full-script
 //! conventions (numpy expressions over `args`, pandas statements over `q` answering `qResult`,
 //! with a TableDescription), scipy and scikit-learn, errors that name the exception and the
-//! script's line, the sandbox's limits, and nothing kept from one evaluation to the next.
+//! script's line, the sandbox's limits, and nothing kept from one evaluation to the next; and
+//! Python function files (`*.py` in the functions folder) the engine serves as functions.
 
 use std::time::Duration;
 
@@ -409,4 +410,201 @@ async fn dimension_columns_of_few_distinct_values_arrive_whole() {
     let answer =
         evaluate(&mut client, script, F::Aggregation, T::String, &params, bundles(rows, 1000)).await.expect("args");
     assert_eq!(answer.strings(), ["list|list|südnorthnorth"]);
+}
+
+/// A Python function file as a BI developer writes it: the SDK's decorators, numpy, a dual.
+const STATS_PY: &str = r#""""Statistics for the sales app."""
+import numpy
+from sse_guest import Dual, aggregation, scalar, tensor
+
+calls = []
+
+
+@scalar
+def Multiply(a: float, b: float) -> float:
+    """Multiplies two numbers, row by row."""
+    return a * b
+
+
+@scalar
+def Shout(text: str) -> str:
+    return text.upper() + "!"
+
+
+@scalar
+def Label(day: Dual) -> str:
+    return f"{day.text}={day.number:g}"
+
+
+@tensor
+def Cumulative(values: list[float]) -> list[float]:
+    """The running total of a batch."""
+    return numpy.cumsum(values)
+
+
+@aggregation
+def Median(values: list[float]) -> float:
+    return float(numpy.median(values))
+
+
+@scalar(cacheable=False)
+def Seen(x: float) -> float:
+    calls.append(x)
+    return len(calls)
+
+
+@scalar
+def Ratio(a: float, b: float) -> float:
+    return a / b
+"#;
+
+/// Waits until the served function names are `names`.
+async fn wait_for_functions(server: &TestServer, names: &[&str]) {
+    let wanted: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    eventually(&format!("functions {names:?}"), || async { function_names(server).await == wanted }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_function_files_serve_their_decorated_functions() {
+    let mut server = server().await;
+    let mut client = server.client().await;
+    let file = server.dir.path().join("stats.py");
+    std::fs::write(&file, STATS_PY).expect("write stats.py");
+    let all = ["Cumulative", "Label", "Median", "Multiply", "Ratio", "Seen", "Shout"];
+    wait_for_functions(&server, &all).await;
+
+    // GetCapabilities: the declarations as the decorators and annotations say.
+    let caps = client.get_capabilities(pb::Empty {}).await.expect("caps").into_inner();
+    let declared = |name: &str| caps.functions.iter().find(|f| f.name == name).expect("declared").clone();
+    let multiply = declared("Multiply");
+    assert_eq!(multiply.function_type, F::Scalar as i32);
+    assert_eq!(multiply.return_type, T::Numeric as i32);
+    let params: Vec<_> = multiply.params.iter().map(|p| (p.name.as_str(), p.data_type)).collect();
+    assert_eq!(params, [("a", T::Numeric as i32), ("b", T::Numeric as i32)]);
+    assert_eq!(declared("Cumulative").function_type, F::Tensor as i32);
+    assert_eq!(declared("Median").function_type, F::Aggregation as i32);
+    assert_eq!(declared("Label").params[0].data_type, T::Dual as i32);
+    assert_eq!(declared("Shout").return_type, T::String as i32);
+
+    // A scalar over several bundles; texts; a dual parameter.
+    let rows: Vec<pb::Row> = (0..10).map(|i| row(&[V::N(f64::from(i)), V::N(1.5)])).collect();
+    let answer = call(&mut client, "Multiply", bundles(rows, 3)).await.expect("Multiply");
+    assert_eq!(answer.numbers(), (0..10).map(|i| f64::from(i) * 1.5).collect::<Vec<_>>());
+    let answer = call(&mut client, "Shout", bundles(vec![row(&[V::S("äpfel")]), row(&[V::S("")])], 1)).await;
+    assert_eq!(answer.expect("Shout").strings(), ["ÄPFEL!", "!"]);
+    let days = vec![row(&[V::D(45_000.0, "2023-03-15")]), row(&[V::D(0.5, "half")])];
+    let answer = call(&mut client, "Label", bundles(days, 2)).await.expect("Label");
+    assert_eq!(answer.strings(), ["2023-03-15=45000", "half=0.5"]);
+
+    // A tensor answering a numpy array, per bundle; an aggregation over 100 bundles.
+    let answer = call(&mut client, "Cumulative", bundles(numbers(&[1.0, 2.0, 3.0, 4.0]), 2)).await;
+    assert_eq!(answer.expect("Cumulative").numbers(), [1.0, 3.0, 3.0, 7.0]);
+    let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+    let answer = call(&mut client, "Median", bundles(numbers(&values), 10)).await.expect("Median");
+    assert_eq!(answer.numbers(), [500.5]);
+
+    // Module state lives as long as one call (one instance), never into the next.
+    for _ in 0..2 {
+        let answer = call(&mut client, "Seen", bundles(numbers(&[7.0, 7.0, 7.0, 7.0]), 2)).await.expect("Seen");
+        assert_eq!(answer.numbers(), [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    // The function's exception, with the line of the file.
+    let result = call(&mut client, "Ratio", bundles(vec![row(&[V::N(1.0), V::N(0.0)])], 1)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Ratio", "ZeroDivisionError", "line 43 of stats.py"]);
+
+    // An edit is served at once; one that breaks the file is reported and the last good
+    // version keeps serving; deleting the file removes its functions.
+    let edited = STATS_PY.replace("return a * b", "return a * b * 10").replace("def Ratio", "def Quotient");
+    replace_atomically(&file, edited.as_bytes());
+    wait_for_functions(&server, &["Cumulative", "Label", "Median", "Multiply", "Quotient", "Seen", "Shout"]).await;
+    let answer = call(&mut client, "Multiply", bundles(vec![row(&[V::N(2.0), V::N(3.0)])], 1)).await;
+    assert_eq!(answer.expect("edited Multiply").numbers(), [60.0]);
+
+    let failures = server.status.borrow().failures;
+    replace_atomically(
+        &file,
+        b"from sse_guest import scalar\n\n@scalar\ndef Broken(x: float) -> float:\n    return (\n",
+    );
+    let status = &mut server.status;
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.failures > failures))
+        .await
+        .expect("the broken edit is reported")
+        .expect("status");
+    let answer = call(&mut client, "Multiply", bundles(vec![row(&[V::N(2.0), V::N(3.0)])], 1)).await;
+    assert_eq!(answer.expect("the last good version serves").numbers(), [60.0]);
+
+    std::fs::remove_file(&file).expect("delete");
+    wait_for_functions(&server, &[]).await;
+    assert_status(call(&mut client, "Multiply", bundles(numbers(&[1.0]), 1)).await, tonic::Code::NotFound, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_file_is_sandboxed_like_any_guest() {
+    let limits = Limits { call_timeout: Duration::from_secs(2), ..Limits::default() };
+    let server = server_with(limits).await;
+    let mut client = server.client().await;
+    let source = r#"import os
+from sse_guest import scalar
+
+@scalar
+def Spin(x: float) -> float:
+    while True:
+        pass
+
+@scalar
+def Hog(x: float) -> float:
+    return len(bytearray(1 << 30))
+
+@scalar
+def ReadFile(path: str) -> str:
+    return open(path).read()
+
+@scalar
+def Environment(x: float) -> float:
+    return sum(k in os.environ for k in ("PATH", "HOME", "USER", "RUST_LOG"))
+
+@scalar
+def Twice(x: float) -> float:
+    return 2 * x
+"#;
+    std::fs::write(server.dir.path().join("limits.py"), source).expect("write");
+    wait_for_functions(&server, &["Environment", "Hog", "ReadFile", "Spin", "Twice"]).await;
+
+    let one = || bundles(numbers(&[1.0]), 1);
+    assert_status(call(&mut client, "Spin", one()).await, tonic::Code::DeadlineExceeded, &["Spin", "time limit"]);
+    assert_status(call(&mut client, "Hog", one()).await, tonic::Code::ResourceExhausted, &["Hog", "512 MiB"]);
+    for path in ["/etc/passwd", "/usr/local/lib/python315.zip", "limits.py"] {
+        let result = call(&mut client, "ReadFile", bundles(vec![row(&[V::S(path)])], 1)).await;
+        assert_status(result, tonic::Code::InvalidArgument, &["ReadFile", "Error"]);
+    }
+    assert_eq!(call(&mut client, "Environment", one()).await.expect("environment").numbers(), [0.0]);
+    assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_files_follow_the_engine_that_runs_them() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let source = "from sse_guest import scalar\n\n@scalar\ndef Square(x: float) -> float:\n    return x * x\n";
+    std::fs::write(server.dir.path().join("square.py"), source).expect("write");
+    wait_for_functions(&server, &["Square"]).await;
+
+    // Without the engine, nothing runs the file; with it back, it serves again.
+    let engine = server.dir.path().join(format!("{ENGINE}.wasm"));
+    std::fs::remove_file(&engine).expect("delete the engine");
+    wait_for_functions(&server, &[]).await;
+    replace_atomically(&engine, &std::fs::read(guest_wasm(ENGINE)).expect("engine"));
+    wait_for_functions(&server, &["Square"]).await;
+    assert_eq!(call(&mut client, "Square", bundles(numbers(&[3.0]), 1)).await.expect("Square").numbers(), [9.0]);
+
+    // A file that is not Python, or declares nothing, is refused with the reason.
+    let failures = server.status.borrow().failures;
+    std::fs::write(server.dir.path().join("empty.py"), "x = 1\n").expect("write");
+    let mut status = server.status.clone();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.failures > failures))
+        .await
+        .expect("the file is refused")
+        .expect("status");
+    assert_eq!(function_names(&server).await, ["Square"]);
 }

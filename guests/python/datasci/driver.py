@@ -638,3 +638,217 @@ def _sse_evaluate():
     if table is not None:
         _host.call(b"table" + table)
     _host.call(b"answer" + b"".join(parts))
+
+
+# Python function files: a `.py` file in the functions folder whose functions, declared with the
+# Python SDK's decorators, are served like a component's. Each instance runs the file afresh
+# (`_sse_load_file`), then calls one function per batch (`_sse_call_file`).
+
+_FILE_FUNCTIONS = {}  # the running file's functions by name, in the order it declared them
+_SCALAR, _AGGREGATION, _TENSOR = 0, 1, 2  # function types, as the host's frames number them
+
+
+class _FileFunction:
+    __slots__ = ("name", "description", "function_type", "return_type", "params", "cacheable", "run")
+
+    def __init__(self, name, description, function_type, return_type, params, cacheable, run):
+        self.name = name
+        self.description = description
+        self.function_type = function_type
+        self.return_type = return_type
+        self.params = params
+        self.cacheable = cacheable
+        self.run = run
+
+
+def _sse_guest_module():
+    """The `sse_guest` module a function file imports: the decorators, `Dual` and `NAN` of the
+    Python SDK (guests/python/sdk/sse_guest.py), declaring into this engine instead of a
+    component; `Functions` and `Invocation` do nothing, so an `app.py` written for
+    componentize-py serves unchanged."""
+    import inspect
+    import types
+    import typing
+
+    module = types.ModuleType("sse_guest", "sse-wasm functions in Python, served by the data-science engine.")
+
+    class Dual(typing.NamedTuple):
+        """A Qlik dual: a number with its display text (a date, a formatted amount)."""
+
+        number: float
+        text: str
+
+    Dual.__module__ = "sse_guest"
+    kinds = {float: NUMERIC, int: NUMERIC, str: TEXT, Dual: DUAL}
+
+    def kind(annotation, where, columns):
+        if columns:
+            if typing.get_origin(annotation) not in (list, typing.List):
+                raise TypeError(f"{where}: annotate columns as list[float], list[str] or list[Dual]")
+            (annotation,) = typing.get_args(annotation)
+        if annotation not in kinds:
+            raise TypeError(f"{where}: annotate with float, str or Dual, not {annotation!r}")
+        return kinds[annotation]
+
+    def declare(function_type, columns_in, columns_out, cacheable):
+        def register(f):
+            hints = typing.get_type_hints(f)
+            names = list(inspect.signature(f).parameters)
+            params = [(n, kind(hints.get(n), f"{f.__name__}({n})", columns_in)) for n in names]
+            returns = kind(hints.get("return"), f"{f.__name__} -> ", columns_out)
+            doc = (inspect.getdoc(f) or "").strip().splitlines()
+            if f.__name__ in _FILE_FUNCTIONS:
+                raise ValueError(f"{f.__name__} is declared twice")
+            _FILE_FUNCTIONS[f.__name__] = _FileFunction(
+                f.__name__, doc[0] if doc else "", function_type, returns, params, bool(cacheable), f
+            )
+            return f
+
+        return register
+
+    def scalar(f=None, *, cacheable=True):
+        """Declares a row-by-row function: one value per parameter in, one value out."""
+        register = declare(_SCALAR, False, False, cacheable)
+        return register(f) if f else register
+
+    def tensor(f=None, *, cacheable=True):
+        """Declares a column function: one list per parameter in, a list as long out, per batch."""
+        register = declare(_TENSOR, True, True, cacheable)
+        return register(f) if f else register
+
+    def aggregation(f=None, *, cacheable=True):
+        """Declares an aggregation: the columns of every row of the call in, one value out."""
+        register = declare(_AGGREGATION, True, False, cacheable)
+        return register(f) if f else register
+
+    class Functions:
+        """Nothing to do here: the engine serves the declared functions."""
+
+    class Invocation:
+        """Nothing to do here: the engine serves the declared functions."""
+
+    for name, value in {
+        "Dual": Dual,
+        "NAN": math.nan,
+        "scalar": scalar,
+        "tensor": tensor,
+        "aggregation": aggregation,
+        "Functions": Functions,
+        "Invocation": Invocation,
+    }.items():
+        setattr(module, name, value)
+    module.__all__ = ["Dual", "Functions", "Invocation", "NAN", "aggregation", "scalar", "tensor"]
+    return module
+
+
+sys.modules["sse_guest"] = _sse_guest_module()
+
+
+def _run_file(frame):
+    """Runs a function file (the frame: its name, then its source) in a module of its own; the
+    functions it declared, in `_FILE_FUNCTIONS`."""
+    import types
+
+    view = memoryview(frame)
+    (length,) = struct.unpack_from("<I", view, 0)
+    filename = bytes(view[4 : 4 + length]).decode()
+    source = bytes(view[4 + length :]).decode()
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType("__sse_function_file__")
+    module.__file__ = filename
+    sys.modules[module.__name__] = module
+    code = compile(source, filename, "exec", dont_inherit=True)
+    exec(code, module.__dict__)
+    return filename
+
+
+def _declarations():
+    """The frame of the file's declarations: their count, then each one's name, description,
+    function type, return type, cacheable flag and parameters (type, name)."""
+
+    def text(value):
+        data = value.encode()
+        return struct.pack("<I", len(data)) + data
+
+    out = [struct.pack("<I", len(_FILE_FUNCTIONS))]
+    for f in _FILE_FUNCTIONS.values():
+        out += [text(f.name), text(f.description), struct.pack("<4I", f.function_type, f.return_type, f.cacheable, len(f.params))]
+        for name, kind in f.params:
+            out += [struct.pack("<I", kind), text(name)]
+    return b"".join(out)
+
+
+def _file_message(error, filename):
+    """The exception, with the line of the file it came from."""
+    line = None
+    if isinstance(error, SyntaxError) and error.filename == filename:
+        line = error.lineno
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == filename:
+            line = lineno
+    text = f"{type(error).__name__}: {error}"
+    return text if line is None else f"{text} (line {line} of {filename})"
+
+
+_FILENAME_RUN = None  # the function file this instance runs
+
+
+def _sse_load_file():
+    """Runs the function file the host sends, and tells the host what it declares."""
+    global _FILENAME_RUN
+    frame = _host.call(b"input")
+    try:
+        _FILENAME_RUN = _run_file(frame)
+        declarations = _declarations()
+    except MemoryError:
+        _host.call(b"error" + b"MemoryError: the file ran out of memory")
+        return
+    except BaseException as error:  # the file's failure is the answer
+        name = _FILENAME_RUN or bytes(memoryview(frame)[4 : 4 + struct.unpack_from("<I", frame, 0)[0]]).decode()
+        _host.call(b"error" + _file_message(error, name).encode("utf-8", "replace"))
+        return
+    _host.call(b"functions" + declarations)
+
+
+def _file_values(column, kind):
+    """A column of the input frame as the SDK hands it: floats, texts or `Dual`s."""
+    if kind == NUMERIC:
+        return column.tolist()
+    if kind == TEXT:
+        return _list(column)
+    dual = sys.modules["sse_guest"].Dual
+    numbers, texts = column
+    return [dual(n, s) for n, s in zip(numbers.tolist(), _list(texts))]
+
+
+def _sse_call_file():
+    """One batch of a call (all the rows, for an aggregation): the input from the host, the
+    function run on it, the answer (or error) back."""
+    random.seed()
+    numpy.random.seed()
+    try:
+        name, params, return_type, rows, columns = _read_input(_host.call(b"input"))
+        f = _FILE_FUNCTIONS.get(name)
+        if f is None:
+            raise LookupError(f"{_FILENAME_RUN} no longer declares {name}")
+        values = [_file_values(column, kind) for (_, kind), column in zip(params, columns)]
+        if f.function_type == _SCALAR:
+            rows_in = zip(*values) if values else (() for _ in range(rows))
+            result = [f.run(*row) for row in rows_in]
+        elif f.function_type == _TENSOR:
+            result = f.run(*values)
+            if _is_scalar(result):
+                raise TypeError(f"{name} answered {type(result).__name__} {result!r}, not a list of {rows} values")
+            result = list(result) if not isinstance(result, numpy.ndarray) else result
+            if len(result) != rows:
+                raise ValueError(f"{name} answered {len(result)} values for {rows} rows")
+        else:
+            result = [f.run(*values)]
+        parts = _answer(result, [return_type])
+    except MemoryError:
+        _host.call(b"error" + b"MemoryError: the function ran out of memory")
+        return
+    except BaseException as error:  # the function's failure is the answer
+        _host.call(b"error" + _file_message(error, _FILENAME_RUN).encode("utf-8", "replace"))
+        return
+    _host.call(b"answer" + b"".join(parts))

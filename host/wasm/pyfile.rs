@@ -1,0 +1,276 @@
+//! Python function files: a `.py` file in the functions folder whose functions, declared with
+//! the Python SDK's decorators (`@scalar`, `@tensor`, `@aggregation`), are served like a
+//! component's, run by the data-science engine — no componentize step.
+//!
+//! Loading runs the file in a fresh instance of the engine and reads what it declared. Every call
+//! is a fresh instance that runs the file again, then the function: once per batch for a scalar
+//! or tensor function, once over every row of the call for an aggregation. Nothing one call does
+//! (module state, globals, imports it changes) is seen by another, and every call runs under the
+//! same sandbox as any guest (CPU deadline, memory cap, cancellation, no files or network).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasmtime::{Instance, Store};
+
+use crate::error::{CallError, LoadError};
+use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script};
+
+use super::datasci::{DataSci, Reader, append, data_type, input_frame, read_answer};
+use super::datasci_runtime::{DataSciState, Outcome};
+use super::sandbox::CallControl;
+
+/// What the driver runs in a fresh instance to run the file and declare its functions.
+const LOAD: &[u8] = b"_sse_load_file()";
+/// What the driver runs for each batch of a call.
+const CALL: &[u8] = b"_sse_call_file()";
+
+/// True for a Python function file's name (`*.py`).
+pub fn is_python_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "py" || (cfg!(windows) && e.eq_ignore_ascii_case("py")))
+}
+
+/// A loaded function file: the engine that runs it, and what each of its instances is given.
+pub struct PyFile {
+    engine: Arc<DataSci>,
+    /// The file's name, then its source: what `_sse_load_file` reads.
+    frame: Arc<[u8]>,
+}
+
+impl PyFile {
+    /// Runs `source`, the file `path`, in a fresh instance of `engine`; its declarations.
+    pub(crate) fn load(
+        engine: &Arc<DataSci>,
+        path: &Path,
+        source: &[u8],
+    ) -> Result<(Self, Vec<FunctionDef>), LoadError> {
+        let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
+        std::str::from_utf8(source).map_err(|e| declaration(format!("the file is not UTF-8 text ({e})")))?;
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut frame = Vec::with_capacity(4 + name.len() + source.len());
+        frame.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        frame.extend_from_slice(name.as_bytes());
+        frame.extend_from_slice(source);
+        let file = Self { engine: engine.clone(), frame: frame.into() };
+        let label = format!("{name} (load)");
+        let describe = |reason| LoadError::Describe { path: path.to_owned(), reason };
+        let (mut store, _) = file.run(&label, None).map_err(describe)?;
+        let state = store.data_mut();
+        if let Some(Outcome::Error(message)) = state.door.outcome.take() {
+            return Err(declaration(message));
+        }
+        let declared = state.door.functions.take().ok_or_else(|| declaration("the file declared nothing".into()))?;
+        let functions =
+            read_declarations(&declared).map_err(|reason| declaration(format!("its declarations: {reason}")))?;
+        if functions.is_empty() {
+            return Err(declaration(
+                "it declares no function (decorate them with sse_guest's @scalar, @tensor or @aggregation)".into(),
+            ));
+        }
+        Ok((file, functions))
+    }
+
+    /// A fresh instance, which has run the file, for `label`; `control` stops it.
+    fn run(&self, label: &str, control: Option<&CallControl>) -> Result<(Store<DataSciState>, Instance), CallError> {
+        let (mut store, instance) = self.engine.instance(label, None, Some(self.frame.to_vec()))?;
+        if let Some(control) = control {
+            store.data_mut().call.control(control);
+        }
+        self.engine.turn(label, &mut store, &instance, LOAD)?;
+        Ok((store, instance))
+    }
+
+    /// One call of `def`, a function of this file, that `control` stops.
+    pub(crate) fn call<'a>(&'a self, def: &'a FunctionDef, control: CallControl) -> PyCall<'a> {
+        let columns = def.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
+        PyCall { file: self, def, control, instance: None, columns, rows: 0 }
+    }
+}
+
+/// One call of a function file's function: its instance, made at the first batch, and for an
+/// aggregation the rows so far.
+pub(crate) struct PyCall<'a> {
+    file: &'a PyFile,
+    def: &'a FunctionDef,
+    control: CallControl,
+    instance: Option<(Store<DataSciState>, Instance)>,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl PyCall<'_> {
+    /// Runs the function over `rows` rows of `columns` in the call's instance.
+    fn run(&mut self, rows: usize, columns: &[Column]) -> super::instance::Answer {
+        let def = self.def;
+        let name = def.name.as_str();
+        let script = Script {
+            text: def.name.clone(),
+            params: def.params.clone(),
+            function_type: def.function_type,
+            return_type: def.return_type,
+        };
+        let input = input_frame(&script, rows, columns).map_err(|error| match error {
+            CallError::BadInput { reason, .. } => CallError::BadInput { function: name.to_owned(), reason },
+            other => other,
+        })?;
+        if self.instance.is_none() {
+            self.instance = Some(self.file.run(name, Some(&self.control))?);
+        }
+        let (store, instance) = self.instance.as_mut().expect("made above");
+        let state = store.data_mut();
+        state.door.functions = None;
+        if let Some(Outcome::Error(message)) = state.door.outcome.take() {
+            // The file itself failed this time (it did not when it was loaded).
+            return Ok(Err(message));
+        }
+        state.door.input = Some(input);
+        self.file.engine.turn(name, store, instance, CALL)?;
+        let state = store.data_mut();
+        let memory = state.call.memory_exhausted(name);
+        match state.door.outcome.take() {
+            Some(Outcome::Answer(frame)) => {
+                read_answer(&frame).map(Ok).map_err(|reason| CallError::BadOutput { function: name.to_owned(), reason })
+            }
+            Some(Outcome::Error(message)) => match memory {
+                Some(exhausted) => Err(exhausted),
+                None => Ok(Err(message)),
+            },
+            _ => Err(memory.unwrap_or_else(|| CallError::Trap {
+                function: name.to_owned(),
+                trap: format!("the engine ended without an answer: {}", state.call.last_words()),
+            })),
+        }
+    }
+}
+
+impl crate::call::Backend for PyCall<'_> {
+    fn call(&mut self, input: Batch) -> super::instance::Answer {
+        self.run(input.rows, &input.columns)
+    }
+
+    fn start(&mut self) -> Result<(), CallError> {
+        Ok(())
+    }
+
+    fn update(&mut self, input: Batch) -> super::instance::Answer {
+        let bad = |reason: String| CallError::BadInput { function: self.def.name.clone(), reason };
+        for (kept, column) in self.columns.iter_mut().zip(input.columns) {
+            match (kept, column) {
+                (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
+                (Column::Text(kept), Column::Text(more)) => append(kept, &more).map_err(bad)?,
+                (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
+                    numbers.extend_from_slice(&more_numbers);
+                    append(texts, &more_texts).map_err(bad)?;
+                }
+                _ => return Err(bad("a column of another type than its parameter".to_owned())),
+            }
+        }
+        self.rows += input.rows;
+        Ok(Ok(Batch { rows: 0, columns: vec![Column::with_capacity(self.def.return_type, 0)] }))
+    }
+
+    fn finish(&mut self) -> super::instance::Answer {
+        let columns = std::mem::take(&mut self.columns);
+        self.run(self.rows, &columns)
+    }
+}
+
+/// The declarations the driver read from a file: their count, then each one's name,
+/// description, function type, return type, cacheable flag and parameters (type, name).
+fn read_declarations(frame: &[u8]) -> Result<Vec<FunctionDef>, String> {
+    let mut r = Reader { bytes: frame, at: 0 };
+    let count = r.u32()? as usize;
+    if count > crate::model::MAX_FUNCTIONS {
+        return Err(format!("{count} functions, more than {}", crate::model::MAX_FUNCTIONS));
+    }
+    let kind = |t: u32| data_type(t).ok_or_else(|| format!("the data type {t}"));
+    let mut functions = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = r.text()?;
+        let description = r.text()?;
+        let (function_type, mode) = match r.u32()? {
+            0 => (FunctionType::Scalar, Mode::PerBatch),
+            1 => (FunctionType::Aggregation, Mode::PerCall),
+            2 => (FunctionType::Tensor, Mode::PerBatch),
+            t => return Err(format!("{name} has the function type {t}")),
+        };
+        let return_type = kind(r.u32()?)?;
+        let cacheable = r.u32()? != 0;
+        let count = r.u32()? as usize;
+        if count > frame.len() {
+            return Err(format!("{name} claims {count} parameters"));
+        }
+        let params = (0..count)
+            .map(|_| {
+                let t = kind(r.u32()?)?;
+                Ok((r.text()?, t))
+            })
+            .collect::<Result<Vec<(String, DataType)>, String>>()?;
+        functions.push(FunctionDef {
+            name,
+            description,
+            function_type,
+            return_type,
+            params,
+            mode,
+            table: None,
+            cacheable,
+        });
+    }
+    if r.at != frame.len() {
+        return Err("bytes after the last declaration".to_owned());
+    }
+    Ok(functions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_read_back_and_every_cut_is_refused() {
+        let text = |f: &mut Vec<u8>, s: &str| {
+            f.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            f.extend_from_slice(s.as_bytes());
+        };
+        let mut frame = 2u32.to_le_bytes().to_vec();
+        text(&mut frame, "Multiply");
+        text(&mut frame, "Multiplies.");
+        for v in [0u32, 1, 1, 2] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        for p in ["a", "b"] {
+            frame.extend_from_slice(&1u32.to_le_bytes());
+            text(&mut frame, p);
+        }
+        text(&mut frame, "Mean");
+        text(&mut frame, "");
+        for v in [1u32, 2, 0, 1, 2] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        text(&mut frame, "d");
+        let functions = read_declarations(&frame).expect("reads");
+        assert_eq!(functions.len(), 2);
+        assert_eq!(functions[0].name, "Multiply");
+        assert_eq!(functions[0].description, "Multiplies.");
+        assert_eq!((functions[0].function_type, functions[0].mode), (FunctionType::Scalar, Mode::PerBatch));
+        assert_eq!(functions[0].params, [("a".to_owned(), DataType::Numeric), ("b".to_owned(), DataType::Numeric)]);
+        assert!(functions[0].cacheable);
+        assert_eq!((functions[1].function_type, functions[1].mode), (FunctionType::Aggregation, Mode::PerCall));
+        assert_eq!((functions[1].return_type, functions[1].cacheable), (DataType::Dual, false));
+        assert_eq!(functions[1].params, [("d".to_owned(), DataType::Dual)]);
+        for cut in 0..frame.len() {
+            assert!(read_declarations(&frame[..cut]).is_err(), "cut at {cut}");
+        }
+        frame.push(0);
+        assert!(read_declarations(&frame).is_err(), "a byte too many");
+    }
+
+    #[test]
+    fn python_files_are_told_by_their_extension() {
+        assert!(is_python_file(Path::new("/f/stats.py")));
+        for no in ["/f/stats.pyc", "/f/stats.wasm", "/f/py", "/f/stats.py~"] {
+            assert!(!is_python_file(Path::new(no)), "{no}");
+        }
+    }
+}
