@@ -112,12 +112,12 @@ pub enum Command {
     /// Lists the functions a module declares (ids, types, parameters) and checks it against the
     /// WIT world; exits non-zero, with the reason, when it does not fit.
     Inspect {
-        /// The component file.
+        /// The component file, or a Python function file (run by the data-science engine beside it).
         module: PathBuf,
     },
     /// Runs one function of a module and prints its answer as tab-separated rows.
     Call {
-        /// The component file.
+        /// The component file, or a Python function file (run by the data-science engine beside it).
         module: PathBuf,
         /// The function's name.
         function: String,

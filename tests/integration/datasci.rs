@@ -608,3 +608,37 @@ async fn function_files_follow_the_engine_that_runs_them() {
         .expect("status");
     assert_eq!(function_names(&server).await, ["Square"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_toolkit_inspects_and_calls_a_function_file() {
+    // The server compiles the engine into the shared cache; the binary then reads it from there.
+    let server = server().await;
+    let file = server.dir.path().join("sales.py");
+    let source = "import numpy\nfrom sse_guest import aggregation, scalar\n\n@scalar\ndef Margin(price: float, cost: float) -> float:\n    \"\"\"Margin as a share of the price.\"\"\"\n    return (price - cost) / price\n\n@aggregation\ndef P90(values: list[float]) -> float:\n    return float(numpy.percentile(values, 90))\n";
+    std::fs::write(&file, source).expect("write");
+    let run = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+            .args(args)
+            .env("SSE_WASM_CACHE_DIR", shared_cache_dir())
+            .env("SSE_WASM_CACHE_KEY", test_cache_key_file())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sse-wasm runs");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("sse-wasm ends");
+        let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "sse-wasm {args:?} failed: {err}");
+        out.into_owned()
+    };
+    let path = file.to_str().expect("UTF-8 path");
+    let listed = run(&["inspect", path], "");
+    assert!(listed.contains("2 function(s); a Python function file"), "{listed}");
+    assert!(listed.contains("Margin(price: NUMERIC, cost: NUMERIC) -> NUMERIC"), "{listed}");
+    assert!(listed.contains("Margin as a share of the price."), "{listed}");
+    assert!(listed.contains("P90(values: NUMERIC) -> NUMERIC") && listed.contains("AGGREGATION, per-call"), "{listed}");
+    assert_eq!(run(&["call", path, "Margin", "--arg", "10", "--arg", "4"], ""), "Margin\n0.6\n");
+    assert_eq!(run(&["call", path, "P90", "--csv"], "1\n2\n3\n"), "P90\n2.8\n");
+}

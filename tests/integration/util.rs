@@ -106,10 +106,9 @@ impl TestServer {
     /// the large guests (Python, JavaScript) that take seconds to compile. Tests that start the
     /// same guests at once take turns, so that one compiles and the others read its cache entry.
     pub async fn start_shared(guests: &[&str], limits: Limits, options: ServeOptions) -> Self {
-        static SHARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
         static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
-        let cache = SHARED.get_or_init(|| process_dir("shared-cache")).join("cache");
+        let cache = shared_cache_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), dir.path().join(format!("{guest}.wasm"))).expect("copy guest");
@@ -193,10 +192,23 @@ impl Drop for TestServer {
     }
 }
 
-/// The compile cache key of this test process (a host keeps its own in a private file).
+/// The compile cache shared by the servers of [`TestServer::start_shared`] in this process.
+pub fn shared_cache_dir() -> PathBuf {
+    static SHARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| process_dir("shared-cache")).join("cache")
+}
+
+/// The file of this test process's compile cache key: the binary, given it with the shared
+/// cache, reads the entries the in-process servers wrote.
+pub fn test_cache_key_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| process_dir("cache-key").join("key")).clone()
+}
+
+/// The compile cache key of this test process (made at random on first use).
 pub fn test_cache_key() -> CacheKey {
     static KEY: std::sync::OnceLock<CacheKey> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| CacheKey::random().expect("random key")).clone()
+    KEY.get_or_init(|| CacheKey::load_or_create(&test_cache_key_file()).expect("cache key")).clone()
 }
 
 /// A value as Qlik sends it.
