@@ -9,6 +9,7 @@
 use crate::error::CallError;
 use crate::model::{Batch, DataType};
 use crate::wasm::FunctionInstance;
+use crate::wasm::pyfile::PyCall;
 use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 
 pub mod function;
@@ -51,6 +52,22 @@ impl Backend for FunctionInstance {
     }
     fn finish(&mut self) -> Answer {
         FunctionInstance::finish(self)
+    }
+}
+
+impl Backend for PyCall<'_> {
+    fn call(&mut self, input: Batch) -> Answer {
+        PyCall::call(self, input)
+    }
+    fn start(&mut self) -> Result<(), CallError> {
+        // The instance is made at the first batch (an aggregation's at the end).
+        Ok(())
+    }
+    fn update(&mut self, input: Batch) -> Answer {
+        PyCall::update(self, input)
+    }
+    fn finish(&mut self) -> Answer {
+        PyCall::finish(self)
     }
 }
 

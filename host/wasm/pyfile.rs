@@ -18,6 +18,7 @@ use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Scr
 
 use super::datasci::{DataSci, Reader, append, data_type, input_frame, read_answer};
 use super::datasci_runtime::{DataSciState, Outcome};
+use super::instance::Answer;
 use super::sandbox::CallControl;
 
 /// What the driver runs in a fresh instance to run the file and declare its functions.
@@ -100,7 +101,7 @@ pub(crate) struct PyCall<'a> {
 
 impl PyCall<'_> {
     /// Runs the function over `rows` rows of `columns` in the call's instance.
-    fn run(&mut self, rows: usize, columns: &[Column]) -> super::instance::Answer {
+    fn run(&mut self, rows: usize, columns: &[Column]) -> Answer {
         let def = self.def;
         let name = def.name.as_str();
         let script = Script {
@@ -143,16 +144,14 @@ impl PyCall<'_> {
     }
 }
 
-impl crate::call::Backend for PyCall<'_> {
-    fn call(&mut self, input: Batch) -> super::instance::Answer {
+impl PyCall<'_> {
+    /// A scalar or tensor function's answer to one batch.
+    pub(crate) fn call(&mut self, input: Batch) -> Answer {
         self.run(input.rows, &input.columns)
     }
 
-    fn start(&mut self) -> Result<(), CallError> {
-        Ok(())
-    }
-
-    fn update(&mut self, input: Batch) -> super::instance::Answer {
+    /// Keeps one batch of an aggregation's rows for [`PyCall::finish`]; answers no rows.
+    pub(crate) fn update(&mut self, input: Batch) -> Answer {
         let bad = |reason: String| CallError::BadInput { function: self.def.name.clone(), reason };
         for (kept, column) in self.columns.iter_mut().zip(input.columns) {
             match (kept, column) {
@@ -169,7 +168,8 @@ impl crate::call::Backend for PyCall<'_> {
         Ok(Ok(Batch { rows: 0, columns: vec![Column::with_capacity(self.def.return_type, 0)] }))
     }
 
-    fn finish(&mut self) -> super::instance::Answer {
+    /// An aggregation's answer, over every row kept.
+    pub(crate) fn finish(&mut self) -> Answer {
         let columns = std::mem::take(&mut self.columns);
         self.run(self.rows, &columns)
     }
