@@ -94,9 +94,8 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
-    /// The thread's CPU time and the wall clock when the running guest code was entered;
-    /// `None` outside it.
-    entered: Option<(Duration, Instant)>,
+    /// The CPU time the running guest code has used since it was entered; `None` outside it.
+    entered: Option<CpuSince>,
     /// CPU time the call may still spend in the guest.
     budget: Duration,
     /// Wall time the call may still spend in the guest: a backstop for guests that wait (sleep)
@@ -105,8 +104,8 @@ pub struct CallState {
     /// The whole call's CPU time limit, for messages.
     timeout: Duration,
     cancel: Option<CancelFlag>,
-    /// For an inline call: the thread's CPU time and the wall clock when it started.
-    inline_since: Option<(Duration, Instant)>,
+    /// For an inline call: the CPU time it has used since it started.
+    inline_since: Option<CpuSince>,
     stderr: GuestOutput,
     /// Stores alive, for the metrics: one while this one lives.
     live: Gauge,
@@ -153,7 +152,7 @@ impl CallState {
     /// Applies `control` to a fresh store: the call's cancel flag, and its inline time limit.
     pub(super) fn control(&mut self, control: &CallControl) {
         self.cancel = Some(control.cancel.clone());
-        self.inline_since = control.inline.then(|| (thread_cpu(), Instant::now()));
+        self.inline_since = control.inline.then(CpuSince::start);
     }
 
     /// Makes a store prepared ahead of its call (instantiated, nothing else run) the call's own:
@@ -209,22 +208,22 @@ impl WasiView for CallState {
 pub(super) fn enforce<T: Sandboxed>(store: &mut Store<T>) {
     store.limiter(|state| &mut state.call_state_mut().memory);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|context| {
-        let state = context.data().call_state();
+    store.epoch_deadline_callback(|mut context| {
+        let state = context.data_mut().call_state_mut();
         if state.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Interrupted::Cancelled.into());
         }
-        if let Some((cpu, wall)) = state.inline_since
-            && (thread_cpu().saturating_sub(cpu) >= INLINE_CPU || wall.elapsed() >= INLINE_WALL)
+        // The callback runs on the guest's own thread, so its CPU clock is the guest's.
+        if let Some(since) = state.inline_since.as_mut()
+            && (since.at_tick() >= INLINE_CPU || since.wall.elapsed() >= INLINE_WALL)
         {
             return Err(Interrupted::OutgrewInline.into());
         }
-        // The callback runs on the guest's own thread, so its CPU clock is the guest's.
-        if let Some((cpu, wall)) = state.entered {
-            if thread_cpu().saturating_sub(cpu) >= state.budget {
+        if let Some(since) = state.entered.as_mut() {
+            if since.at_tick() >= state.budget {
                 return Err(Interrupted::Deadline.into());
             }
-            if wall.elapsed() >= state.wall_budget {
+            if since.wall.elapsed() >= state.wall_budget {
                 return Err(Interrupted::WallDeadline.into());
             }
         }
@@ -243,14 +242,53 @@ pub fn enter<T: Sandboxed, R>(
     function: &str,
     f: impl FnOnce(&mut Store<T>) -> wasmtime::Result<R>,
 ) -> Result<R, CallError> {
-    let (cpu, wall) = (thread_cpu(), Instant::now());
-    store.data_mut().call_state_mut().entered = Some((cpu, wall));
+    store.data_mut().call_state_mut().entered = Some(CpuSince::start());
     let result = f(store);
     let state = store.data_mut().call_state_mut();
-    state.entered = None;
-    state.budget = state.budget.saturating_sub(thread_cpu().saturating_sub(cpu));
-    state.wall_budget = state.wall_budget.saturating_sub(wall.elapsed());
+    if let Some(since) = state.entered.take() {
+        state.budget = state.budget.saturating_sub(since.used());
+        state.wall_budget = state.wall_budget.saturating_sub(since.wall.elapsed());
+    }
     result.map_err(|error| classify(store, function, error))
+}
+
+/// CPU time used on the calling thread since a start, read cheaply: until the first epoch tick
+/// the wall clock stands in for it (an upper bound, as one thread runs the guest), and from then
+/// on the thread's CPU clock, which is a system call rather than a read of shared memory. A
+/// guest entry that ends within a tick — a small call — never reads the CPU clock; one that
+/// lasts is charged its CPU time, plus the time it waited for a core before its first tick.
+#[derive(Clone, Copy, Debug)]
+struct CpuSince {
+    /// The wall clock at the start.
+    wall: Instant,
+    /// From the first tick on: the wall time elapsed then, and the thread's CPU clock then.
+    from_tick: Option<(Duration, Duration)>,
+}
+
+impl CpuSince {
+    fn start() -> Self {
+        Self { wall: Instant::now(), from_tick: None }
+    }
+
+    /// At an epoch tick: the time used so far, reading the CPU clock from now on.
+    fn at_tick(&mut self) -> Duration {
+        match self.from_tick {
+            Some(_) => self.used(),
+            None => {
+                let before = self.wall.elapsed();
+                self.from_tick = Some((before, thread_cpu()));
+                before
+            }
+        }
+    }
+
+    /// The time used so far.
+    fn used(&self) -> Duration {
+        match self.from_tick {
+            None => self.wall.elapsed(),
+            Some((before, cpu)) => before + thread_cpu().saturating_sub(cpu),
+        }
+    }
 }
 
 /// CPU time the calling thread has used.
