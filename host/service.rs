@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::{Config, Flags, ServiceAction};
 
@@ -24,11 +24,29 @@ pub fn launch_arguments(name: &str, dir: &Path, flags: &[OsString]) -> Vec<OsStr
     head.into_iter().chain([dir.as_os_str().to_owned(), "--".into()]).chain(flags.iter().cloned()).collect()
 }
 
+/// Where the service's settings come from besides its flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// The `SSE_WASM_*` variables of this process too: the service itself, whose environment is
+    /// the service manager's.
+    Read,
+    /// The flags alone: `service install`, run from an administrator's prompt whose variables
+    /// the service will not have.
+    Ignored,
+}
+
 /// The server's flags as the service reads them: no subcommand, and a log file in `dir` unless
 /// they name one.
-pub fn server_flags(dir: &Path, flags: &[OsString]) -> anyhow::Result<Flags> {
-    let mut parsed = Flags::try_parse_from(std::iter::once(OsString::from("sse-wasm")).chain(flags.iter().cloned()))
-        .context("the service's flags (after `--`) are the server's")?;
+pub fn server_flags(dir: &Path, flags: &[OsString], environment: Environment) -> anyhow::Result<Flags> {
+    let args = std::iter::once(OsString::from("sse-wasm")).chain(flags.iter().cloned());
+    let parsed = match environment {
+        Environment::Read => Flags::try_parse_from(args),
+        Environment::Ignored => Flags::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(args)
+            .and_then(|matches| Flags::from_arg_matches(&matches)),
+    };
+    let mut parsed = parsed.context("the service's flags (after `--`) are the server's")?;
     anyhow::ensure!(
         parsed.command.is_none(),
         "the service's flags (after `--`) are the server's, without a subcommand"
@@ -42,7 +60,16 @@ pub fn run(action: ServiceAction, out: &mut impl Write) -> anyhow::Result<()> {
     match action {
         ServiceAction::Install { name, account, password, flags } => {
             let dir = std::env::current_dir().context("cannot tell the current folder")?;
-            let parsed = server_flags(&dir, &flags)?;
+            // Checked as the service will read them: this prompt's variables are not its own.
+            let parsed = server_flags(&dir, &flags, Environment::Ignored)?;
+            for (variable, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SSE_WASM_")) {
+                writeln!(
+                    out,
+                    "note: {} is set here, but the service does not read this prompt's variables; give the \
+                     setting as a flag after `--`",
+                    variable.to_string_lossy()
+                )?;
+            }
             let log = parsed.log_file.clone().unwrap_or_default();
             // Refused now, not when the service first starts: bad flags, missing certificates.
             let config = Config::from_flags(parsed)?;
@@ -64,7 +91,7 @@ pub fn run(action: ServiceAction, out: &mut impl Write) -> anyhow::Result<()> {
         }
         ServiceAction::Run { name, dir, flags } => {
             std::env::set_current_dir(&dir).with_context(|| format!("cannot enter {}", dir.display()))?;
-            let parsed = server_flags(&dir, &flags)?;
+            let parsed = server_flags(&dir, &flags, Environment::Read)?;
             crate::serve::init_logging("info", parsed.log_file.as_deref())?;
             let config = Config::from_flags(parsed);
             if let Err(error) = &config {
@@ -248,15 +275,18 @@ mod tests {
             panic!("not `service run`");
         };
         assert_eq!((name.as_str(), read_dir.as_path(), &flags), ("sse-wasm-2", dir, &given));
-        let served = server_flags(&read_dir, &flags).expect("the server's flags");
+        let served = server_flags(&read_dir, &flags, Environment::Read).expect("the server's flags");
         assert_eq!(served.listen.to_string(), "0.0.0.0:50051");
         assert_eq!(served.functions_dir, Path::new("fns"), "relative: the service runs from its folder");
         assert_eq!(served.log_file.as_deref(), Some(dir.join(DEFAULT_LOG).as_path()));
-        let named = server_flags(dir, &["--log-file".into(), "logs/x.log".into()]).expect("flags");
+        let named = server_flags(dir, &["--log-file".into(), "logs/x.log".into()], Environment::Read).expect("flags");
         assert_eq!(named.log_file.as_deref(), Some(dir.join("logs/x.log").as_path()));
-        let error = server_flags(dir, &["inspect".into(), "a.wasm".into()]).expect_err("a subcommand").to_string();
+        let error = server_flags(dir, &["inspect".into(), "a.wasm".into()], Environment::Read)
+            .expect_err("a subcommand")
+            .to_string();
         assert!(error.contains("without a subcommand"), "{error}");
-        let error = server_flags(dir, &["--listen".into(), "nowhere".into()]).expect_err("bad flag");
+        let error =
+            server_flags(dir, &["--listen".into(), "nowhere".into()], Environment::Ignored).expect_err("bad flag");
         assert!(format!("{error:#}").contains("--listen"), "{error:#}");
     }
 }

@@ -164,6 +164,11 @@ async fn the_windows_build_serves_every_language_and_reloads() {
 /// goes through a file, not a pipe: the first Wine program starts Wine's server and services,
 /// which inherit its handles and would hold a pipe open long after the program ended.
 async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    run_exe_with(root, args, &[]).await
+}
+
+/// [`run_exe`] with the variables `env` set.
+async fn run_exe_with(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let (wine, exe) = (wine(), exe());
     let output = tempfile::NamedTempFile::new().expect("temp file");
     // One file description for both, so they share its offset.
@@ -173,6 +178,7 @@ async fn run_exe(root: &Path, args: &[&str]) -> (std::process::ExitStatus, Strin
         .args(args)
         .current_dir(root)
         .env("WINEDEBUG", "-all")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().expect("clone"))
         .stderr(file)
@@ -211,8 +217,11 @@ async fn the_service_installs_serves_and_drains_when_removed() {
 
     let flags = ["--listen", &listen, "--functions-dir", "functions", "--no-compile-cache", "--drain-delay", "0"];
     let install: Vec<&str> = ["service", "install", "--name", &name, "--"].into_iter().chain(flags).collect();
-    let (status, text) = run_exe(root.path(), &install).await;
+    // A server setting in the administrator's prompt is not the service's: it neither makes the
+    // install fail nor goes unmentioned.
+    let (status, text) = run_exe_with(root.path(), &install, &[("SSE_WASM_CERTS_DIR", "nowhere")]).await;
     assert!(status.success() && text.contains(&format!("installed and started the service {name}")), "{text}");
+    assert!(text.contains("SSE_WASM_CERTS_DIR is set here, but the service does not read"), "{text}");
     let log = || std::fs::read_to_string(root.path().join("sse-wasm.log")).unwrap_or_default();
 
     let uri = format!("http://{listen}");
