@@ -62,7 +62,9 @@ pub fn run(action: ServiceAction, out: &mut impl Write) -> anyhow::Result<()> {
             let dir = std::env::current_dir().context("cannot tell the current folder")?;
             // Checked as the service will read them: this prompt's variables are not its own.
             let parsed = server_flags(&dir, &flags, Environment::Ignored)?;
-            for (variable, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SSE_WASM_")) {
+            let command = Flags::command();
+            let server_variables = command.get_arguments().filter_map(|arg| arg.get_env());
+            for variable in server_variables.filter(|v| std::env::var_os(v).is_some()) {
                 writeln!(
                     out,
                     "note: {} is set here, but the service does not read this prompt's variables; give the \
