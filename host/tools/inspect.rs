@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::model::Mode;
 use crate::registry::function_id;
 use crate::reload::function_files;
+use crate::wasm::guest::is_core_module;
 use crate::wasm::{CacheLocation, Guest, Limits, Runtime, content_hash, is_python_file};
 use crate::wire::pb;
 
@@ -93,5 +94,5 @@ pub(crate) fn load(runtime: &Runtime, cache: Option<&CacheLocation>, path: &Path
 fn is_core_module_file(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 8];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == *b"\0asm\x01\0\0\0"
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && is_core_module(&head)
 }

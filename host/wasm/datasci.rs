@@ -182,21 +182,8 @@ pub struct DataSciEvaluation<'a> {
 impl DataSciEvaluation<'_> {
     /// Adds a batch of rows (already decoded with the script's parameter types).
     pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
-        let bad = |reason: String| CallError::BadInput { function: LABEL.to_owned(), reason };
-        if batch.columns.len() != self.columns.len() {
-            return Err(bad(format!("{} columns for {} parameters", batch.columns.len(), self.columns.len())));
-        }
-        for (kept, column) in self.columns.iter_mut().zip(batch.columns) {
-            match (kept, column) {
-                (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
-                (Column::Text(kept), Column::Text(more)) => append(kept, &more).map_err(bad)?,
-                (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
-                    numbers.extend_from_slice(&more_numbers);
-                    append(texts, &more_texts).map_err(bad)?;
-                }
-                _ => return Err(bad("a column of another type than its parameter".to_owned())),
-            }
-        }
+        append_columns(&mut self.columns, batch.columns)
+            .map_err(|reason| CallError::BadInput { function: LABEL.to_owned(), reason })?;
         self.rows += batch.rows;
         Ok(())
     }
@@ -245,8 +232,27 @@ fn bad_output(reason: &str) -> CallError {
     CallError::BadOutput { function: LABEL.to_owned(), reason: reason.to_owned() }
 }
 
+/// Appends a batch's columns `more` to the columns `kept` so far, each to its own.
+pub(super) fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
+    if more.len() != kept.len() {
+        return Err(format!("{} columns for {} parameters", more.len(), kept.len()));
+    }
+    for (kept, column) in kept.iter_mut().zip(more) {
+        match (kept, column) {
+            (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
+            (Column::Text(kept), Column::Text(more)) => append(kept, &more)?,
+            (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
+                numbers.extend_from_slice(&more_numbers);
+                append(texts, &more_texts)?;
+            }
+            _ => return Err("a column of another type than its parameter".to_owned()),
+        }
+    }
+    Ok(())
+}
+
 /// Appends `more` to `kept`.
-pub(super) fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
+fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
     let base = kept.data.len();
     kept.data.extend_from_slice(&more.data);
     u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;

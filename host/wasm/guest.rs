@@ -20,7 +20,7 @@ use super::sandbox::{CallControl, CallState, enter};
 use super::script_engine::ScriptEngine;
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
-fn is_core_module(bytes: &[u8]) -> bool {
+pub(crate) fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 

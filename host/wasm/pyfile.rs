@@ -16,7 +16,7 @@ use wasmtime::{Instance, Store};
 use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script};
 
-use super::datasci::{DataSci, Reader, append, data_type, input_frame, read_answer};
+use super::datasci::{DataSci, Reader, append_columns, data_type, input_frame, read_answer};
 use super::datasci_runtime::{DataSciState, Outcome};
 use super::instance::Answer;
 use super::sandbox::CallControl;
@@ -152,18 +152,8 @@ impl PyCall<'_> {
 
     /// Keeps one batch of an aggregation's rows for [`PyCall::finish`]; answers no rows.
     pub(crate) fn update(&mut self, input: Batch) -> Answer {
-        let bad = |reason: String| CallError::BadInput { function: self.def.name.clone(), reason };
-        for (kept, column) in self.columns.iter_mut().zip(input.columns) {
-            match (kept, column) {
-                (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
-                (Column::Text(kept), Column::Text(more)) => append(kept, &more).map_err(bad)?,
-                (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
-                    numbers.extend_from_slice(&more_numbers);
-                    append(texts, &more_texts).map_err(bad)?;
-                }
-                _ => return Err(bad("a column of another type than its parameter".to_owned())),
-            }
-        }
+        append_columns(&mut self.columns, input.columns)
+            .map_err(|reason| CallError::BadInput { function: self.def.name.clone(), reason })?;
         self.rows += input.rows;
         Ok(Ok(Batch { rows: 0, columns: vec![Column::with_capacity(self.def.return_type, 0)] }))
     }
