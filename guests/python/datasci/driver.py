@@ -547,21 +547,25 @@ def _frame(names, params, columns):
     return frame
 
 
-def _line(error):
-    """The script's line an exception came from, if it came from the script."""
-    if isinstance(error, SyntaxError) and error.filename == _FILENAME:
+def _line(error, filename):
+    """The line of `filename` (the script, or a function file) an exception came from, if any."""
+    if isinstance(error, SyntaxError) and error.filename == filename:
         return error.lineno
     line = None
     for frame, lineno in traceback.walk_tb(error.__traceback__):
-        if frame.f_code.co_filename == _FILENAME:
+        if frame.f_code.co_filename == filename:
             line = lineno
     return line
 
 
-def _message(error):
+def _message(error, filename=_FILENAME):
+    """The exception, with the line it came from: "(line N)" of a script, "(line N of f.py)" of a
+    function file."""
     text = f"{type(error).__name__}: {error}"
-    line = _line(error)
-    return text if line is None else f"{text} (line {line})"
+    line = _line(error, filename)
+    if line is None:
+        return text
+    return f"{text} (line {line})" if filename == _FILENAME else f"{text} (line {line} of {filename})"
 
 
 def _list(texts):
@@ -744,22 +748,17 @@ def _sse_guest_module():
 sys.modules["sse_guest"] = _sse_guest_module()
 
 
-def _run_file(frame):
-    """Runs a function file (the frame: its name, then its source) in a module of its own; the
-    functions it declared, in `_FILE_FUNCTIONS`."""
+def _run_file(filename, source):
+    """Runs the function file `filename` in a module of its own; the functions it declared, in
+    `_FILE_FUNCTIONS`."""
     import types
 
-    view = memoryview(frame)
-    (length,) = struct.unpack_from("<I", view, 0)
-    filename = bytes(view[4 : 4 + length]).decode()
-    source = bytes(view[4 + length :]).decode()
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType("__sse_function_file__")
     module.__file__ = filename
     sys.modules[module.__name__] = module
     code = compile(source, filename, "exec", dont_inherit=True)
     exec(code, module.__dict__)
-    return filename
 
 
 def _declarations():
@@ -772,22 +771,11 @@ def _declarations():
 
     out = [struct.pack("<I", len(_FILE_FUNCTIONS))]
     for f in _FILE_FUNCTIONS.values():
-        out += [text(f.name), text(f.description), struct.pack("<4I", f.function_type, f.return_type, f.cacheable, len(f.params))]
+        out += [text(f.name), text(f.description)]
+        out.append(struct.pack("<4I", f.function_type, f.return_type, f.cacheable, len(f.params)))
         for name, kind in f.params:
             out += [struct.pack("<I", kind), text(name)]
     return b"".join(out)
-
-
-def _file_message(error, filename):
-    """The exception, with the line of the file it came from."""
-    line = None
-    if isinstance(error, SyntaxError) and error.filename == filename:
-        line = error.lineno
-    for frame, lineno in traceback.walk_tb(error.__traceback__):
-        if frame.f_code.co_filename == filename:
-            line = lineno
-    text = f"{type(error).__name__}: {error}"
-    return text if line is None else f"{text} (line {line} of {filename})"
 
 
 _FILENAME_RUN = None  # the function file this instance runs
@@ -796,16 +784,18 @@ _FILENAME_RUN = None  # the function file this instance runs
 def _sse_load_file():
     """Runs the function file the host sends, and tells the host what it declares."""
     global _FILENAME_RUN
-    frame = _host.call(b"input")
+    # The frame: the file's name (its length first), then its source.
+    view = memoryview(_host.call(b"input"))
+    (length,) = struct.unpack_from("<I", view, 0)
+    _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
     try:
-        _FILENAME_RUN = _run_file(frame)
+        _run_file(_FILENAME_RUN, bytes(view[4 + length :]).decode())
         declarations = _declarations()
     except MemoryError:
         _host.call(b"error" + b"MemoryError: the file ran out of memory")
         return
     except BaseException as error:  # the file's failure is the answer
-        name = _FILENAME_RUN or bytes(memoryview(frame)[4 : 4 + struct.unpack_from("<I", frame, 0)[0]]).decode()
-        _host.call(b"error" + _file_message(error, name).encode("utf-8", "replace"))
+        _host.call(b"error" + _message(error, _FILENAME_RUN).encode("utf-8", "replace"))
         return
     _host.call(b"functions" + declarations)
 
@@ -849,6 +839,6 @@ def _sse_call_file():
         _host.call(b"error" + b"MemoryError: the function ran out of memory")
         return
     except BaseException as error:  # the function's failure is the answer
-        _host.call(b"error" + _file_message(error, _FILENAME_RUN).encode("utf-8", "replace"))
+        _host.call(b"error" + _message(error, _FILENAME_RUN).encode("utf-8", "replace"))
         return
     _host.call(b"answer" + b"".join(parts))
