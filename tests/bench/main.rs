@@ -78,16 +78,24 @@ async fn main() -> anyhow::Result<()> {
         println!("{rate:.0} calls/s");
         return Ok(());
     }
-    if let [flag, calls] = args.as_slice()
+    if let [flag, calls, rest @ ..] = args.as_slice()
         && flag == "--in-process"
     {
-        // One-row SumOfRows calls straight through `invoke::run`, no gRPC: the cost of a call's
-        // store, instance and guest code alone, for profilers.
+        // One-row calls straight through `call::function::run`, no gRPC: the cost of a call's
+        // store, instance and guest code alone, for profilers. `--in-process 50000` calls
+        // SumOfRows; `--in-process 50000 c_example Hypotenuse 3 4` any guest's function.
+        let (file, function, row) = match rest {
+            [] => ("column_operations", "SumOfRows", vec![1.0, 2.0]),
+            [file, function, row @ ..] => {
+                (file.as_str(), function.as_str(), row.iter().map(|n| n.parse()).collect::<Result<_, _>>()?)
+            }
+            _ => anyhow::bail!("--in-process CALLS [GUEST FUNCTION ARGUMENT...]"),
+        };
         let engine = sse_wasm::Runtime::new(sse_wasm::wasm::Limits::default())?;
-        let (module, _) = sse_wasm::wasm::Guest::load(&engine, None, &util::guest("column_operations"))?;
+        let (module, _) = sse_wasm::wasm::Guest::load(&engine, None, &util::guest(file))?;
         let registry = sse_wasm::registry::Registry::new(vec![std::sync::Arc::new(module)]);
-        let entry = registry.get(sse_wasm::registry::function_id("SumOfRows")).expect("SumOfRows").clone();
-        let message = wire::encode(1, 1, |_| vec![wire::Cell::Number(1.0), wire::Cell::Number(2.0)]).remove(0);
+        let entry = registry.get(sse_wasm::registry::function_id(function)).expect("the guest declares it").clone();
+        let message = wire::encode(1, 1, |_| row.iter().map(|&n| wire::Cell::Number(n)).collect()).remove(0);
         let calls: u32 = calls.parse()?;
         let started = std::time::Instant::now();
         for _ in 0..calls {
