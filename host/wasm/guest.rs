@@ -13,10 +13,10 @@ use crate::model::{FunctionDef, MAX_FUNCTIONS};
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::cache::{CompileCache, Compiled, ContentHash, content_hash, load_or_compile};
 use super::datasci::DataSci;
-use super::instance::FunctionInstance;
+use super::instance::{FunctionExports, FunctionInstance};
 use super::pyfile::PyFile;
 use super::runtime::{Runtime, module_name};
-use super::sandbox::{CallControl, CallState, enter};
+use super::sandbox::{CallControl, enter};
 use super::script_engine::ScriptEngine;
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
@@ -36,7 +36,7 @@ pub struct Guest {
     /// The SHA-256 of the file's bytes, to tell a real change from a touch.
     pub hash: ContentHash,
     /// Present when the component exports `functions`.
-    pre: Option<PluginPre<CallState>>,
+    exports: Option<FunctionExports>,
     /// Present when the component exports `scripts`: it is a script engine.
     pub scripts: Option<ScriptEngine>,
     /// Present for a Python function file.
@@ -71,7 +71,7 @@ impl Guest {
             let name = module_name(path);
             let scripts = Some(ScriptEngine::datasci(language, engine));
             return Ok((
-                Self { path: path.to_owned(), name, functions: Vec::new(), hash, pre: None, scripts, python: None },
+                Self { path: path.to_owned(), name, functions: Vec::new(), hash, exports: None, scripts, python: None },
                 compiled,
             ));
         }
@@ -112,7 +112,7 @@ impl Guest {
                 name,
                 functions: Vec::new(),
                 hash,
-                pre: None,
+                exports: None,
                 scripts,
                 python: None,
             });
@@ -128,7 +128,8 @@ impl Guest {
 
         let functions: Vec<FunctionDef> = defs.into_iter().map(FunctionDef::from).collect();
         check_declarations(path, &functions)?;
-        Ok(Self { path: path.to_owned(), name, functions, hash, pre: Some(pre), scripts, python: None })
+        let exports = Some(FunctionExports::new(&pre).map_err(world)?);
+        Ok(Self { path: path.to_owned(), name, functions, hash, exports, scripts, python: None })
     }
 
     /// Runs the Python function file `source`, read from `path`, in `engine` (the loaded
@@ -142,7 +143,7 @@ impl Guest {
         let (file, functions) = PyFile::load(datasci, path, source)?;
         check_declarations(path, &functions)?;
         let name = module_name(path);
-        Ok(Self { path: path.to_owned(), name, functions, hash, pre: None, scripts: None, python: Some(file) })
+        Ok(Self { path: path.to_owned(), name, functions, hash, exports: None, scripts: None, python: Some(file) })
     }
 
     /// True for the data-science engine, which runs Python function files.
@@ -177,11 +178,12 @@ impl Guest {
             .functions
             .get(index as usize)
             .ok_or_else(|| CallError::Internal(format!("{} has no function number {index}", self.name)))?;
-        let pre = self.pre.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
+        let exports =
+            self.exports.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
         let mut store = runtime.store(&self.name, None);
         store.data_mut().control(control);
-        let plugin = enter(&mut store, &function.name, |store| pre.instantiate(store))?;
-        Ok(FunctionInstance::new(function.name.clone(), index, store, plugin))
+        let instance = enter(&mut store, &function.name, |store| exports.instantiate(store))?;
+        Ok(FunctionInstance::new(function.name.clone(), index, store, instance, exports.indices()))
     }
 }
 

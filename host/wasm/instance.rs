@@ -2,14 +2,66 @@
 //! into the guest a call needs, in the host's types, each entered through the sandbox.
 
 use wasmtime::Store;
-use wasmtime::component::ResourceAny;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, ResourceAny, TypedFunc};
 
 use crate::error::CallError;
 use crate::model::Batch;
 
-use super::bindings::Plugin;
 use super::bindings::qlik::sse::types as wit;
+use super::bindings::{FUNCTIONS_EXPORT, PluginPre};
 use super::sandbox::{CallState, enter};
+
+/// A guest's answer to one batch, as the canonical ABI lifts it.
+type Lifted = (Result<wit::Batch, String>,);
+
+/// The linked component and where its `functions` exports are, found once at load: a call
+/// looks up only the export it enters, not all of them.
+pub(super) struct FunctionExports {
+    pre: InstancePre<CallState>,
+    indices: ExportIndices,
+}
+
+/// Where the `functions` exports are in the component.
+#[derive(Clone, Copy)]
+pub(super) struct ExportIndices {
+    call: ComponentExportIndex,
+    constructor: ComponentExportIndex,
+    update: ComponentExportIndex,
+    finish: ComponentExportIndex,
+}
+
+impl FunctionExports {
+    /// The exports of `pre`'s component, whose types `pre` has checked against the world.
+    pub(super) fn new(pre: &PluginPre<CallState>) -> wasmtime::Result<Self> {
+        let pre = pre.instance_pre().clone();
+        let component = pre.component();
+        let interface = component
+            .get_export_index(None, FUNCTIONS_EXPORT)
+            .ok_or_else(|| wasmtime::format_err!("no {FUNCTIONS_EXPORT} export"))?;
+        let export = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .ok_or_else(|| wasmtime::format_err!("{FUNCTIONS_EXPORT} exports no {name}"))
+        };
+        let indices = ExportIndices {
+            call: export("call")?,
+            constructor: export("[constructor]invocation")?,
+            update: export("[method]invocation.update")?,
+            finish: export("[method]invocation.finish")?,
+        };
+        Ok(Self { pre, indices })
+    }
+
+    /// A fresh instance in `store`.
+    pub(super) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+        self.pre.instantiate(store)
+    }
+
+    /// Where its exports are.
+    pub(super) fn indices(&self) -> ExportIndices {
+        self.indices
+    }
+}
 
 /// One call's instance. Errors the guest's code answers with are `Err(String)` inside `Ok`; the
 /// outer error is a fault (trap, deadline, memory, cancellation).
@@ -18,7 +70,8 @@ pub struct FunctionInstance {
     name: String,
     index: u32,
     store: Store<CallState>,
-    plugin: Plugin,
+    instance: Instance,
+    exports: ExportIndices,
     invocation: Option<ResourceAny>,
 }
 
@@ -26,8 +79,14 @@ pub struct FunctionInstance {
 pub type Answer = Result<Result<Batch, String>, CallError>;
 
 impl FunctionInstance {
-    pub(super) fn new(name: String, index: u32, store: Store<CallState>, plugin: Plugin) -> Self {
-        Self { name, index, store, plugin, invocation: None }
+    pub(super) fn new(
+        name: String,
+        index: u32,
+        store: Store<CallState>,
+        instance: Instance,
+        exports: ExportIndices,
+    ) -> Self {
+        Self { name, index, store, instance, exports, invocation: None }
     }
 
     fn lower(&self, input: Batch) -> Result<wit::Batch, CallError> {
@@ -38,38 +97,47 @@ impl FunctionInstance {
         self.invocation.ok_or_else(|| CallError::Internal("per-call function used before it started".into()))
     }
 
+    /// The export at `index`, typed (checked once more against the world at load).
+    fn func<P, R>(&mut self, index: ComponentExportIndex) -> Result<TypedFunc<P, R>, CallError>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
+        self.instance
+            .get_typed_func::<P, R>(&mut self.store, index)
+            .map_err(|e| CallError::Internal(format!("{}: the guest's export does not fit: {e}", self.name)))
+    }
+
     /// A per-batch function's answer to one batch.
     pub fn call(&mut self, input: Batch) -> Answer {
-        let (input, plugin, index) = (self.lower(input)?, &self.plugin, self.index);
-        let answer = enter(&mut self.store, &self.name, |s| plugin.qlik_sse_functions().call_call(s, index, &input))?;
+        let (input, index) = (self.lower(input)?, self.index);
+        let call = self.func::<(u32, &wit::Batch), Lifted>(self.exports.call)?;
+        let (answer,) = enter(&mut self.store, &self.name, |s| call.call(s, (index, &input)))?;
         Ok(answer.map(Batch::from))
     }
 
     /// Starts a per-call function.
     pub fn start(&mut self) -> Result<(), CallError> {
-        let (plugin, index) = (&self.plugin, self.index);
-        let invocation = enter(&mut self.store, &self.name, |s| {
-            plugin.qlik_sse_functions().invocation().call_constructor(s, index)
-        })?;
+        let index = self.index;
+        let constructor = self.func::<(u32,), (ResourceAny,)>(self.exports.constructor)?;
+        let (invocation,) = enter(&mut self.store, &self.name, |s| constructor.call(s, (index,)))?;
         self.invocation = Some(invocation);
         Ok(())
     }
 
     /// Feeds a per-call function one batch.
     pub fn update(&mut self, input: Batch) -> Answer {
-        let (input, plugin, invocation) = (self.lower(input)?, &self.plugin, self.invocation()?);
-        let answer = enter(&mut self.store, &self.name, |s| {
-            plugin.qlik_sse_functions().invocation().call_update(s, invocation, &input)
-        })?;
+        let (input, invocation) = (self.lower(input)?, self.invocation()?);
+        let update = self.func::<(ResourceAny, &wit::Batch), Lifted>(self.exports.update)?;
+        let (answer,) = enter(&mut self.store, &self.name, |s| update.call(s, (invocation, &input)))?;
         Ok(answer.map(Batch::from))
     }
 
     /// Ends a per-call function: its remaining rows.
     pub fn finish(&mut self) -> Answer {
-        let (plugin, invocation) = (&self.plugin, self.invocation()?);
-        let answer = enter(&mut self.store, &self.name, |s| {
-            plugin.qlik_sse_functions().invocation().call_finish(s, invocation)
-        })?;
+        let invocation = self.invocation()?;
+        let finish = self.func::<(ResourceAny,), Lifted>(self.exports.finish)?;
+        let (answer,) = enter(&mut self.store, &self.name, |s| finish.call(s, (invocation,)))?;
         // The instance is thrown away with the store, and the invocation with it; dropping it
         // explicitly lets a guest's destructor run while the call is still accounted for.
         enter(&mut self.store, &self.name, |s| invocation.resource_drop(s))?;
