@@ -32,6 +32,12 @@ use super::sandbox::{CallState, CancelFlag, enter};
 /// call's path. None is ever used twice.
 const READY: usize = 2;
 
+/// Stores of finished calls that may wait for the preparing thread to free them; past this, a call
+/// frees its own. Each one holds a slot of the instance pool, which has room beside the calls for
+/// only a few per engine: under a burst the preparing thread may not run for a while, and the
+/// waiting stores must not fill the pool (calls would then fail for want of a slot).
+const SPENT_BACKLOG: usize = 4;
+
 /// A fresh instance of a script engine in its own store, never used by any call.
 struct Fresh {
     store: Store<CallState>,
@@ -204,9 +210,17 @@ impl Shared {
         }
     }
 
-    /// Hands the store of a finished call to the preparing thread to free.
+    /// Hands the store of a finished call to the preparing thread to free, or frees it now when
+    /// `SPENT_BACKLOG` stores already wait.
     fn discard(&self, store: Store<CallState>) {
-        self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(store);
+        let mut spent = self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if spent.len() >= SPENT_BACKLOG {
+            drop(spent);
+            drop(store);
+            return;
+        }
+        spent.push(store);
+        drop(spent);
         self.wanted.notify_one();
     }
 }
