@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
             call().await?;
         }
         let window = std::time::Duration::from_secs(seconds.parse()?);
-        let rate = util::calls_per_second(64, window, call).await?;
+        let (rate, _) = util::calls_per_second(64, window, call).await?;
         println!("{rate:.0} calls/s");
         return Ok(());
     }

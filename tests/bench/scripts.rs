@@ -85,7 +85,7 @@ async fn measure(engine: &Engine, quick: bool) -> anyhow::Result<()> {
 
     let window = Duration::from_secs(if quick { 1 } else { 3 });
     let (channel, messages, header) = (server.channel.clone(), one_row.clone(), aggr.clone());
-    let rate = crate::util::calls_per_second(16, window, move || {
+    let (rate, _) = crate::util::calls_per_second(16, window, move || {
         let (channel, messages, header) = (channel.clone(), messages.clone(), header.clone());
         async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
     })

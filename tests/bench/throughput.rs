@@ -89,6 +89,21 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time the server has used so far, user and system, in seconds (Linux reports it in
+    /// hundredths of a second, whatever the kernel's tick).
+    pub fn cpu_seconds(&self) -> f64 {
+        let pid = self.process.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // The fields after the command name, which is in parentheses and may hold spaces.
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+                Some((ticks(11)? + ticks(12)?) / 100.0)
+            })
+            .unwrap_or(0.0)
+    }
+
     /// Resident memory now and at peak, in MiB.
     pub fn rss_mib(&self) -> (f64, f64) {
         (self.status("VmRSS:") as f64 / 1024.0, self.status("VmHWM:") as f64 / 1024.0)
@@ -264,16 +279,18 @@ pub async fn small(quick: bool) -> anyhow::Result<()> {
     small_calls_table(&servers(functions.path()).await?, quick).await
 }
 
-/// One-row calls on each server: latency one at a time, and calls/s with 64 streams at once.
+/// One-row calls on each server: latency one at a time, and calls/s with 64 streams at once, with
+/// the server's CPU time per call meanwhile (the client shares the machine's cores, so a server
+/// that needs more CPU per call leaves fewer calls/s).
 async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()> {
     println!();
     println!("## Small calls (one row, SumOfRows)");
-    println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams |");
-    println!("|---|---|---|---|");
+    println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams | server CPU per call |");
+    println!("|---|---|---|---|---|");
     let mut figures = Vec::new();
     for server in servers {
-        let figure = small_calls(one_row_sum_of_rows(server.channel.clone()), quick).await?;
-        println!("| {} | {:.0} µs | {:.0} µs | {:.0} |", server.name, figure.0, figure.1, figure.2);
+        let figure = small_calls(one_row_sum_of_rows(server.channel.clone()), quick, server).await?;
+        println!("| {} | {} |", server.name, figure);
         figures.push(figure);
     }
     // The Python engine's one-row ScriptAggr on the same host, for comparison: every evaluation
@@ -286,20 +303,37 @@ async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()
             async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
         },
         quick,
+        &servers[2],
     )
     .await?;
+    println!("| sse-wasm, Python `ScriptAggr('sum(args[0])')` | {script} |");
+    let (plain, wasm) = (&figures[0], &figures[2]);
     println!(
-        "| sse-wasm, Python `ScriptAggr('sum(args[0])')` | {:.0} µs | {:.0} µs | {:.0} |",
-        script.0, script.1, script.2
-    );
-    let (plain, wasm) = (figures[0], figures[2]);
-    println!(
-        "Wasm / plain: p50 {:.2}, p99 {:.2} (≤ 1 is as fast or faster), calls/s {:.2} (≥ 1 is as many or more)",
-        wasm.0 / plain.0,
-        wasm.1 / plain.1,
-        wasm.2 / plain.2
+        "Wasm / plain: p50 {:.2}, p99 {:.2} (≤ 1 is as fast or faster), calls/s {:.2} (≥ 1 is as many or more), \
+         server CPU per call {:.2}",
+        wasm.p50 / plain.p50,
+        wasm.p99 / plain.p99,
+        wasm.rate / plain.rate,
+        wasm.cpu_per_call / plain.cpu_per_call
     );
     Ok(())
+}
+
+/// What `small_calls` measures.
+struct SmallCalls {
+    /// Latency of one call at a time, µs.
+    p50: f64,
+    p99: f64,
+    /// Calls per second with 64 streams.
+    rate: f64,
+    /// The server's CPU time per call with 64 streams, µs.
+    cpu_per_call: f64,
+}
+
+impl std::fmt::Display for SmallCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0} µs | {:.0} µs | {:.0} | {:.1} µs", self.p50, self.p99, self.rate, self.cpu_per_call)
+    }
 }
 
 /// A one-row `SumOfRows` call on `channel`, to make again and again.
@@ -313,9 +347,9 @@ pub fn one_row_sum_of_rows(
     }
 }
 
-/// p50 and p99 latency (µs) of `call` made one at a time, and calls/s with 64 concurrent streams
-/// making it again and again.
-async fn small_calls<F, Fut>(call: F, quick: bool) -> anyhow::Result<(f64, f64, f64)>
+/// p50 and p99 latency of `call` made one at a time, and calls/s with 64 concurrent streams
+/// making it again and again, with `server`'s CPU time per call meanwhile.
+async fn small_calls<F, Fut>(call: F, quick: bool, server: &Server) -> anyhow::Result<SmallCalls>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
@@ -327,8 +361,15 @@ where
         latencies.push(started.elapsed());
     }
     let window = Duration::from_secs(if quick { 1 } else { 3 });
-    let rate = crate::util::calls_per_second(64, window, call).await?;
-    Ok((crate::util::micros_at(&mut latencies, 0.5), crate::util::micros_at(&mut latencies, 0.99), rate))
+    let cpu = server.cpu_seconds();
+    let (rate, elapsed) = crate::util::calls_per_second(64, window, call).await?;
+    let cpu_per_call = (server.cpu_seconds() - cpu) / (rate * elapsed) * 1e6;
+    Ok(SmallCalls {
+        p50: crate::util::micros_at(&mut latencies, 0.5),
+        p99: crate::util::micros_at(&mut latencies, 0.99),
+        rate,
+        cpu_per_call,
+    })
 }
 
 /// Total rows/s of 1, 2, 4 and 8 large calls at once against the Wasm host: how throughput

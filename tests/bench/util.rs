@@ -86,8 +86,8 @@ pub fn ms(d: Duration) -> String {
 }
 
 /// Calls per second of `streams` concurrent loops, each awaiting `call` again and again for
-/// `window`.
-pub async fn calls_per_second<F, Fut>(streams: usize, window: Duration, call: F) -> anyhow::Result<f64>
+/// `window`, and the seconds they took in all.
+pub async fn calls_per_second<F, Fut>(streams: usize, window: Duration, call: F) -> anyhow::Result<(f64, f64)>
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
@@ -110,5 +110,6 @@ where
     for task in tasks {
         calls += task.await??;
     }
-    Ok(calls as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok((calls as f64 / elapsed, elapsed))
 }
