@@ -568,6 +568,15 @@ def _message(error, filename=_FILENAME):
     return f"{text} (line {line})" if filename == _FILENAME else f"{text} (line {line} of {filename})"
 
 
+def _send_error(error, out_of_memory, filename=_FILENAME):
+    """Answers the host with `error`: for a MemoryError, `out_of_memory` (made in advance, since
+    making a message may need memory); for any other, the exception with its line in `filename`."""
+    if isinstance(error, MemoryError):
+        _host.call(out_of_memory)
+    else:
+        _host.call(b"error" + _message(error, filename).encode("utf-8", "replace"))
+
+
 def _list(texts):
     """A text column as a list (Qlik's `args` are lists)."""
     return texts.tolist() if isinstance(texts, numpy.ndarray) else texts
@@ -633,11 +642,8 @@ def _sse_evaluate():
     except _NoResult:
         _host.call(b"noresult")
         return
-    except MemoryError:
-        _host.call(b"error" + b"MemoryError: the script ran out of memory")
-        return
     except BaseException as error:  # the script's failure is the answer
-        _host.call(b"error" + _message(error).encode("utf-8", "replace"))
+        _send_error(error, b"error" b"MemoryError: the script ran out of memory")
         return
     if table is not None:
         _host.call(b"table" + table)
@@ -791,11 +797,8 @@ def _sse_load_file():
     try:
         _run_file(_FILENAME_RUN, bytes(view[4 + length :]).decode())
         declarations = _declarations()
-    except MemoryError:
-        _host.call(b"error" + b"MemoryError: the file ran out of memory")
-        return
     except BaseException as error:  # the file's failure is the answer
-        _host.call(b"error" + _message(error, _FILENAME_RUN).encode("utf-8", "replace"))
+        _send_error(error, b"error" b"MemoryError: the file ran out of memory", _FILENAME_RUN)
         return
     _host.call(b"functions" + declarations)
 
@@ -835,10 +838,7 @@ def _sse_call_file():
         else:
             result = [f.run(*values)]
         parts = _answer(result, [return_type])
-    except MemoryError:
-        _host.call(b"error" + b"MemoryError: the function ran out of memory")
-        return
     except BaseException as error:  # the function's failure is the answer
-        _host.call(b"error" + _message(error, _FILENAME_RUN).encode("utf-8", "replace"))
+        _send_error(error, b"error" b"MemoryError: the function ran out of memory", _FILENAME_RUN)
         return
     _host.call(b"answer" + b"".join(parts))
