@@ -97,7 +97,8 @@ impl FunctionInstance {
         self.invocation.ok_or_else(|| CallError::Internal("per-call function used before it started".into()))
     }
 
-    /// The export at `index`, typed (checked once more against the world at load).
+    /// The export at `index`, typed: its type is checked against `P` and `R` (the world was
+    /// checked at load, so this fails only on a host bug).
     fn func<P, R>(&mut self, index: ComponentExportIndex) -> Result<TypedFunc<P, R>, CallError>
     where
         P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
