@@ -20,12 +20,14 @@
 //! | [`server`] | the gRPC server: the connector, the async/blocking bridge, TLS, health |
 //! | [`tools`] | the guest author's `inspect`, `call` and `new` |
 //! | [`cli`] | flags and environment into a validated configuration |
+//! | [`log`] | the log's buffered writer: a slow destination never holds up a call |
 //! | [`serve`] | serving the folder until told to stop, and where the log goes |
 //! | [`service`] | the Windows service: install, uninstall, run |
 
 pub mod call;
 pub mod cli;
 pub mod error;
+pub mod log;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "native")]

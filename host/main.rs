@@ -25,9 +25,11 @@ fn run() -> anyhow::Result<()> {
     let command = flags.command.take();
     let default_level = if command.is_some() { "warn" } else { "info" };
     // The service's flags are its own (after `--`), and so is its log.
-    if !matches!(command, Some(Command::Service { .. })) {
-        serve::init_logging(default_level, flags.log_file.as_deref())?;
-    }
+    let _log = if matches!(command, Some(Command::Service { .. })) {
+        None
+    } else {
+        Some(serve::init_logging(default_level, flags.log_file.as_deref())?)
+    };
     // The tools run guest code on this thread, outside any async runtime, as the server's call
     // threads do. Only they and the server check the serving flags (and read the certificates
     // `--certs-dir` names).

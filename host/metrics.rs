@@ -1,6 +1,6 @@
 //! What the host counts for operators, in Prometheus' text format (`--metrics-listen`): calls by
 //! function and gRPC code, rows, call durations, waits for a call slot, slots and instances in use,
-//! script evaluations by engine, loads by file, compile-cache hits and misses, functions served.
+//! script evaluations by engine, loads by file, compile-cache hits and misses, functions served, log lines dropped.
 //!
 //! A bottom layer beside `error`: the layers that do the work record into one [`Metrics`], which
 //! the runtime carries. Label values come only from the functions folder (function names, file
@@ -77,6 +77,9 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Functions served now (set when scraped).
     pub functions: Gauge,
+    /// Log lines dropped because the log's destination did not keep up (brought up to date
+    /// when scraped).
+    pub log_lines_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -127,6 +130,12 @@ impl Default for Metrics {
         registry.register("compile_cache_misses", "Components compiled", cache_misses.clone());
         let functions = Gauge::default();
         registry.register("functions", "Functions served", functions.clone());
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log's destination did not keep up",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
             calls,
@@ -142,6 +151,7 @@ impl Default for Metrics {
             cache_hits,
             cache_misses,
             functions,
+            log_lines_dropped,
         }
     }
 }

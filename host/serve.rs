@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Config;
+use crate::log::LogGuard;
 use crate::reload::Functions;
 use crate::server::Server;
 use crate::wasm::{LOAD_PARALLELISM, Runtime};
@@ -16,8 +17,10 @@ use crate::wasm::{LOAD_PARALLELISM, Runtime};
 /// Blocking threads for file reads (the reloader's) beside calls and loads.
 const FILE_THREADS: usize = 4;
 
-/// Sends the log to standard error, or appended to `file`; `RUST_LOG` overrides `default_level`.
-pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<()> {
+/// Sends the log to standard error, or appended to `file`, through a buffer a thread writes out
+/// ([`crate::log`]); `RUST_LOG` overrides `default_level`. Keep the guard until the process
+/// ends: dropping it writes the last lines.
+pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let logging = tracing_subscriber::fmt().with_env_filter(filter);
     match file {
@@ -31,12 +34,18 @@ pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {}", path.display()))?;
-            logging.with_writer(std::sync::Mutex::new(file)).with_ansi(false).init();
+            let (log, guard) = crate::log::buffered(file).context("cannot start the log's writer thread")?;
+            logging.with_writer(log).with_ansi(false).init();
+            Ok(guard)
         }
         // Colours where the terminal has them, unless NO_COLOR is set.
-        None => logging.with_writer(std::io::stderr).init(),
+        None => {
+            let (log, guard) =
+                crate::log::buffered(std::io::stderr()).context("cannot start the log's writer thread")?;
+            logging.with_writer(log).init();
+            Ok(guard)
+        }
     }
-    Ok(())
 }
 
 /// Serves `config`'s functions folder until `shutdown` resolves, then drains calls in flight.

@@ -94,7 +94,7 @@ pub fn run(action: ServiceAction, out: &mut impl Write) -> anyhow::Result<()> {
         ServiceAction::Run { name, dir, flags } => {
             std::env::set_current_dir(&dir).with_context(|| format!("cannot enter {}", dir.display()))?;
             let parsed = server_flags(&dir, &flags, Environment::Read)?;
-            crate::serve::init_logging("info", parsed.log_file.as_deref())?;
+            let _log = crate::serve::init_logging("info", parsed.log_file.as_deref())?;
             let config = Config::from_flags(parsed);
             if let Err(error) = &config {
                 tracing::error!("the service {name} cannot start: {error:#}");

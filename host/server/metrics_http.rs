@@ -33,6 +33,9 @@ impl MetricsSource {
     fn scrape(&self) -> String {
         self.metrics.functions.set(i64::try_from(self.registry.load().entries().len()).unwrap_or(i64::MAX));
         self.metrics.slots_in_use.set(i64::try_from(self.slots.in_flight()).unwrap_or(i64::MAX));
+        // Raised to the count, never lowered: concurrent scrapes agree.
+        let dropped = crate::log::dropped_lines();
+        self.metrics.log_lines_dropped.inner().fetch_max(dropped, std::sync::atomic::Ordering::Relaxed);
         self.metrics.encode()
     }
 }

@@ -1,4 +1,5 @@
-//! What the host does with the folder: broken files are skipped, duplicate names refused.
+//! What the host does with the folder (broken files skipped, duplicate names refused), and the real
+//! binary: its start-up, its log, and calls that go on whatever happens to the log.
 
 use std::time::{Duration, Instant};
 
@@ -50,13 +51,21 @@ struct Binary {
 impl Binary {
     /// Starts it in `root` (flags relative to it, as `make run` passes them) with `args` added.
     async fn start(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
+        let mut binary = Self::start_unread(root, guests, args, log_level).await;
+        binary.read_log();
+        binary
+    }
+
+    /// Starts it as [`Binary::start`] does, but nothing reads its stderr until
+    /// [`Binary::read_log`]: a log destination that has stopped taking lines.
+    async fn start_unread(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
         let functions = root.join("functions");
         std::fs::create_dir(&functions).expect("mkdir");
         for guest in guests {
             std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
         }
         let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
             .current_dir(root)
             .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
             .args(args)
@@ -66,8 +75,12 @@ impl Binary {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn sse-wasm");
-        let lines = crate::util::collect_stderr(&mut child);
-        Self { child, port, functions, lines }
+        Self { child, port, functions, lines: Default::default() }
+    }
+
+    /// Collects its stderr lines from now on.
+    fn read_log(&mut self) {
+        self.lines = crate::util::collect_stderr(&mut self.child);
     }
 
     /// What reads the lines logged so far (the reader may lag behind the binary).
@@ -75,6 +88,58 @@ impl Binary {
         let lines = self.lines.clone();
         move || lines.lock().expect("lines").clone()
     }
+
+    /// A client of its Connector, once it answers GetCapabilities.
+    async fn client(&self) -> sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel> {
+        let uri = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the binary serves within 60 s");
+            if let Ok(channel) = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await {
+                let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(channel);
+                if client.get_capabilities(sse_wasm::pb::Empty {}).await.is_ok() {
+                    return client;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Every call logs a line. A log destination that stops taking lines (a paused terminal, a pipe
+/// nobody reads) holds up no call: the calls go on while the pipe is full, and the lines they
+/// logged all arrive, in order, once it is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_while_the_log_destination_takes_nothing() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let args = ["--no-watch", "--cache-dir", "cache", "--cache-key", "keys/cache.key"];
+    let mut binary = Binary::start_unread(root.path(), &["column_operations"], &args, "info").await;
+    let mut client = binary.client().await;
+    // A pipe holds 64 KiB: about 400 of these lines. Ten times that many calls, none read.
+    const CALLS: usize = 4000;
+    for i in 0..CALLS {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            call(&mut client, "SumOfColumn", bundles(numbers(&[i as f64]), 1)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("call {i} is answered although nobody reads the log"))
+        .expect("call");
+        assert_eq!(answer.numbers(), [i as f64]);
+    }
+    binary.read_log();
+    let log = binary.log();
+    let done = || log().iter().filter(|l| l.contains("call done")).count();
+    eventually("every call's line arrives", || async { done() == CALLS }).await;
+    let lines = log();
+    assert!(lines.iter().all(|l| !l.contains("dropped")), "nothing was dropped: 4000 lines fit the buffer");
+    let first = lines.iter().position(|l| l.contains("call done")).expect("a call line");
+    assert!(
+        lines[..first].iter().any(|l| l.contains("listening on")),
+        "the start-up lines come first: {:#?}",
+        &lines[..first]
+    );
+    binary.child.kill().await.expect("kill");
 }
 
 /// The real binary, started as `make run` starts it (a relative functions folder): a clean start

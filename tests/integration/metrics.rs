@@ -73,6 +73,7 @@ async fn a_scrape_counts_calls_rows_loads_and_scripts() {
     assert_eq!(compiled, 2.0, "both components were compiled or taken from the cache");
     assert_eq!(value("sse_wasm_functions"), 3.0);
     assert_eq!(value("sse_wasm_call_slots_in_use"), 0.0);
+    assert_eq!(value("sse_wasm_log_lines_dropped_total"), 0.0, "a log that keeps up drops nothing");
     assert!(value("sse_wasm_instances_in_use") >= 0.0);
     assert!(!scrape.contains("broken.wasm\",outcome=\"loaded"), "{scrape}");
 
