@@ -71,6 +71,20 @@ struct Shared {
     spent: Mutex<Vec<Store<CallState>>>,
     /// Wakes the preparing thread when an instance was taken.
     wanted: Condvar,
+    /// Holds the preparing thread still, for tests of a thread that gets no CPU.
+    #[cfg(feature = "native")]
+    hold: Hold,
+}
+
+/// A request that the preparing thread stand still, and its answer.
+#[cfg(feature = "native")]
+#[derive(Default)]
+struct Hold {
+    /// Set to ask the thread to stand still; cleared to let it go on.
+    wanted: std::sync::atomic::AtomicBool,
+    /// True while the thread stands still.
+    held: Mutex<bool>,
+    changed: Condvar,
 }
 
 impl Shared {
@@ -103,6 +117,8 @@ impl ScriptEngine {
             ready: Mutex::new(Vec::new()),
             spent: Mutex::new(Vec::new()),
             wanted: Condvar::new(),
+            #[cfg(feature = "native")]
+            hold: Hold::default(),
         });
         let weak = Arc::downgrade(&shared);
         // The preparing thread ends once the engine is dropped (a reload replaced it).
@@ -123,6 +139,24 @@ impl ScriptEngine {
         match &self.kind {
             Kind::DataSci(engine) => Some(engine),
             Kind::Component(_) => None,
+        }
+    }
+
+    /// Stops (`true`) or restarts (`false`) this engine's preparing thread, as if the machine gave
+    /// it no CPU: no instance is made ahead and no finished call's store is freed meanwhile.
+    /// Returns once the thread stands still. For tests.
+    #[cfg(feature = "native")]
+    pub fn hold_preparing(&self, held: bool) {
+        let Kind::Component(shared) = &self.kind else { return };
+        let hold = &shared.hold;
+        hold.wanted.store(held, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the thread from its wait for work.
+        drop(shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        shared.wanted.notify_all();
+        hold.changed.notify_all();
+        if held {
+            let standing = hold.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            drop(hold.changed.wait_while(standing, |standing| !*standing));
         }
     }
 
@@ -225,17 +259,45 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// True when a test asked the preparing thread to stand still.
+    fn held(&self) -> bool {
+        #[cfg(feature = "native")]
+        return self.hold.wanted.load(std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(feature = "native"))]
+        false
+    }
+}
+
 /// Keeps `READY` fresh instances made while the engine lives.
 fn prepare(shared: &std::sync::Weak<Shared>) {
     loop {
         let Some(shared) = shared.upgrade() else { return };
+        #[cfg(feature = "native")]
+        {
+            let hold = &shared.hold;
+            if hold.wanted.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut standing = hold.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                *standing = true;
+                hold.changed.notify_all();
+                standing = hold
+                    .changed
+                    .wait_timeout_while(standing, Duration::from_secs(1), |_| {
+                        hold.wanted.load(std::sync::atomic::Ordering::SeqCst)
+                    })
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+                *standing = false;
+                continue;
+            }
+        }
         let missing = {
             let ready = shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // Wakes at least once a second to notice the engine is gone.
             let (ready, _) = shared
                 .wanted
                 .wait_timeout_while(ready, Duration::from_secs(1), |ready| {
-                    ready.len() >= READY && shared.spent.lock().is_ok_and(|spent| spent.is_empty())
+                    ready.len() >= READY && shared.spent.lock().is_ok_and(|spent| spent.is_empty()) && !shared.held()
                 })
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             ready.len() < READY

@@ -238,3 +238,38 @@ async fn python_and_javascript_engines_side_by_side() {
     let result = evaluate(&mut client, "#!r\n1", F::Aggregation, T::Numeric, &x, one()).await;
     assert_status(result, tonic::Code::FailedPrecondition, &["loaded: js, python"]);
 }
+
+/// Finished evaluations' stores wait for the engine's preparing thread to free them; a busy
+/// machine may give that thread no CPU for a while. However long it stands still, evaluations
+/// keep finding room in the instance pool: only a few stores wait, past that each evaluation
+/// frees its own. (With every store waiting, the ninth evaluation here failed: "no instance
+/// slot is free".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_go_on_while_the_preparing_thread_gets_no_cpu() {
+    // Room for 8 instances at once: the engine's 2 made ahead, the one evaluating, and the
+    // stores waiting to be freed.
+    let limits = Limits { instances: 8, ..Limits::default() };
+    let server = TestServer::start_shared(&[ENGINE], limits, ServeOptions::default()).await;
+    let mut client = server.client().await;
+    let engine = || server.registry.load().script_engines().next().expect("the engine").clone();
+    engine().scripts.as_ref().expect("a script engine").hold_preparing(true);
+    let x = [("X", T::Numeric)];
+    for i in 0..24 {
+        let answer = evaluate(
+            &mut client,
+            "args[0].reduce((s, v) => s + v, 0)",
+            F::Aggregation,
+            T::Numeric,
+            &x,
+            bundles(numbers(&[f64::from(i), 1.0]), 1),
+        )
+        .await
+        .unwrap_or_else(|status| panic!("evaluation {i} while the preparing thread stands still: {status:?}"));
+        assert_eq!(answer.numbers(), [f64::from(i) + 1.0]);
+    }
+    engine().scripts.as_ref().expect("a script engine").hold_preparing(false);
+    let answer = evaluate(&mut client, "args[0][0] * 2", F::Aggregation, T::Numeric, &x, bundles(numbers(&[4.0]), 1))
+        .await
+        .expect("evaluates once the thread runs again");
+    assert_eq!(answer.numbers(), [8.0]);
+}
