@@ -4,8 +4,8 @@
 //!
 //! Every call logs a line. Written straight from the async runtime's threads, each line was a
 //! system call on the call's path, and a destination that stopped reading stopped every call.
-//! Here a line costs a copy into the buffer; the writer thread wakes every
-//! [`FLUSH_INTERVAL`] (or when [`FLUSH_AT`] bytes wait) and writes them all. When the
+//! Here a line costs a copy into the buffer; the writer thread, woken by the first line, collects
+//! lines for [`FLUSH_INTERVAL`] (less once [`FLUSH_AT`] bytes wait) and writes them all. When the
 //! destination falls behind by [`MAX_PENDING`] bytes, further lines are dropped and counted,
 //! and the count is written, as a line of its own, once the destination takes lines again.
 
@@ -79,8 +79,11 @@ impl Write for LineWriter<'_> {
             pending.dropped += 1;
             DROPPED.fetch_add(1, Ordering::Relaxed);
         } else {
+            let first = pending.bytes.is_empty();
             pending.bytes.extend_from_slice(line);
-            if pending.bytes.len() >= FLUSH_AT {
+            // The first line wakes an idle writer, which then collects lines for an interval;
+            // a full buffer cuts the interval short.
+            if first || pending.bytes.len() >= FLUSH_AT {
                 self.shared.wake.notify_one();
             }
         }
@@ -135,12 +138,16 @@ pub fn buffered(destination: impl Write + Send + 'static) -> std::io::Result<(Bu
     Ok((BufferedLog { shared: shared.clone() }, LogGuard { shared, writer: Some(writer), done }))
 }
 
-/// The writer thread: takes what waits, every interval or when woken, and writes it.
+/// The writer thread: once a line waits, collects lines for an interval (less when the buffer
+/// fills), then writes them all; an idle log costs no wake-ups.
 fn write_out(shared: &Shared, mut destination: impl Write) {
     let mut out = Vec::new();
     loop {
         let (dropped, closing) = {
             let mut pending = shared.lock();
+            while !pending.closing && pending.bytes.is_empty() && pending.dropped == 0 {
+                pending = shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
+            }
             let deadline = Instant::now() + FLUSH_INTERVAL;
             while !pending.closing && pending.bytes.len() < FLUSH_AT {
                 let left = deadline.saturating_duration_since(Instant::now());
