@@ -12,6 +12,7 @@
 //! | [`wire`] | generated protobuf, its conversions to the model, the wire-format rules, the row codec |
 //! | [`error`] | why a load or a call failed, and the one mapping to gRPC statuses |
 //! | [`metrics`] | what the host counts for operators (Prometheus) |
+//! | [`log`] | the log's buffered writer: a slow destination never holds up a call |
 //! | [`wasm`] | wasmtime, the sandbox, the compile cache, loading guests, fresh instances, script engines |
 //! | `native` | functions written in Rust inside the host (feature `native`: tests and benchmarks) |
 //! | [`registry`] | the snapshot of served functions and their stable ids |
@@ -20,7 +21,6 @@
 //! | [`server`] | the gRPC server: the connector, the async/blocking bridge, TLS, health |
 //! | [`tools`] | the guest author's `inspect`, `call` and `new` |
 //! | [`cli`] | flags and environment into a validated configuration |
-//! | [`log`] | the log's buffered writer: a slow destination never holds up a call |
 //! | [`serve`] | serving the folder until told to stop, and where the log goes |
 //! | [`service`] | the Windows service: install, uninstall, run |
 

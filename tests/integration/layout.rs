@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first: each may use only those before it.
 const LAYERS: &[&str] = &[
-    "model", "wire", "error", "metrics", "wasm", "native", "registry", "call", "reload", "server", "tools", "cli",
-    "serve", "service",
+    "model", "wire", "error", "metrics", "log", "wasm", "native", "registry", "call", "reload", "server", "tools",
+    "cli", "serve", "service",
 ];
 
 fn host() -> PathBuf {
