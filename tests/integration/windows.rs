@@ -76,6 +76,16 @@ impl WineHost {
         self.lines.lock().expect("lines").join("\n")
     }
 
+    /// Waits until the log holds `line` (the host writes its log in batches, and the reader of
+    /// its stderr may lag behind).
+    async fn logged(&self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(line) {
+            assert!(Instant::now() < deadline, "the log says {line:?}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn client(&self) -> Option<sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel>> {
         let uri = format!("http://127.0.0.1:{}", self.port);
         let channel = tonic::transport::Channel::from_shared(uri).expect("uri").connect().await.ok()?;
@@ -121,7 +131,7 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     let mut host = WineHost::start(root.path(), &args).await;
     let every = |names: &[String]| EXAMPLES.iter().all(|(_, f, ..)| names.iter().any(|n| n == f));
     host.until("every example to be served", LOADING, every).await;
-    assert!(host.log().contains(&format!("serving 18 function(s) from {folder}")), "{}", host.log());
+    host.logged(&format!("serving 18 function(s) from {folder}")).await;
 
     let mut client = host.client().await.expect("connect");
     for (guest, function, args, expected) in EXAMPLES {
@@ -153,6 +163,7 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     let interrupted = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
     assert!(interrupted.success());
     let exit = tokio::time::timeout(Duration::from_secs(60), host.child.wait()).await.expect("stops").expect("exit");
+    host.logged("stopped").await;
     let log = host.log();
     assert!(exit.success(), "{exit}:\n{log}");
     let stopping = ["shutting down", "health says NOT_SERVING", "stopped"].map(|l| log.find(l));
