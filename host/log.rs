@@ -12,7 +12,6 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -103,12 +102,11 @@ impl<'a> MakeWriter<'a> for BufferedLog {
     }
 }
 
-/// Keeps the writer thread; dropping it writes the last lines (waiting at most [`EXIT_WAIT`]
-/// for a destination that has stopped).
+/// Dropping it writes the last lines, waiting at most [`EXIT_WAIT`] for a destination that has
+/// stopped.
 pub struct LogGuard {
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<()>>,
-    /// Signalled by the writer thread when it has written everything and stopped.
+    /// Signalled by the writer thread once it has written everything and closed the destination.
     done: std::sync::mpsc::Receiver<()>,
 }
 
@@ -116,11 +114,7 @@ impl Drop for LogGuard {
     fn drop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.wake.notify_one();
-        if self.done.recv_timeout(EXIT_WAIT).is_ok()
-            && let Some(writer) = self.writer.take()
-        {
-            let _ = writer.join();
-        }
+        let _ = self.done.recv_timeout(EXIT_WAIT);
     }
 }
 
@@ -128,14 +122,15 @@ impl Drop for LogGuard {
 pub fn buffered(destination: impl Write + Send + 'static) -> std::io::Result<(BufferedLog, LogGuard)> {
     let shared = Arc::new(Shared::default());
     let (finished, done) = std::sync::mpsc::channel();
-    let writer = std::thread::Builder::new().name("sse-wasm-log".into()).spawn({
+    std::thread::Builder::new().name("sse-wasm-log".into()).spawn({
         let shared = shared.clone();
         move || {
+            // Returning drops (and so closes) the destination before the guard hears of it.
             write_out(&shared, destination);
             let _ = finished.send(());
         }
     })?;
-    Ok((BufferedLog { shared: shared.clone() }, LogGuard { shared, writer: Some(writer), done }))
+    Ok((BufferedLog { shared: shared.clone() }, LogGuard { shared, done }))
 }
 
 /// The writer thread: once a line waits, collects lines for an interval (less when the buffer
