@@ -16,6 +16,15 @@ async fn server() -> TestServer {
     TestServer::start_shared(&[ENGINE], Limits::default(), ServeOptions::default()).await
 }
 
+/// `ScriptAggr` of the sum of one numeric column sent as `messages`.
+async fn sum(
+    client: &mut sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel>,
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, tonic::Status> {
+    let x = [("X", T::Numeric)];
+    evaluate(client, "args[0].reduce((s, v) => s + v, 0)", F::Aggregation, T::Numeric, &x, messages).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_eight_script_functions_in_javascript() {
     let server = server().await;
@@ -46,16 +55,7 @@ async fn all_eight_script_functions_in_javascript() {
 
     // ScriptAggr over 1000 rows in many bundles.
     let values: Vec<f64> = (1..=1000).map(f64::from).collect();
-    let answer = evaluate(
-        &mut client,
-        "args[0].reduce((s, v) => s + v, 0)",
-        F::Aggregation,
-        T::Numeric,
-        &x,
-        bundles(numbers(&values), 128),
-    )
-    .await
-    .expect("ScriptAggr");
+    let answer = sum(&mut client, bundles(numbers(&values), 128)).await.expect("ScriptAggr");
     assert_eq!(answer.numbers(), [500_500.0]);
 
     // ScriptEvalStr and ScriptAggrStr.
@@ -255,16 +255,9 @@ async fn evaluations_go_on_while_the_preparing_thread_gets_no_cpu() {
     engine().scripts.as_ref().expect("a script engine").hold_preparing(true);
     let x = [("X", T::Numeric)];
     for i in 0..24 {
-        let answer = evaluate(
-            &mut client,
-            "args[0].reduce((s, v) => s + v, 0)",
-            F::Aggregation,
-            T::Numeric,
-            &x,
-            bundles(numbers(&[f64::from(i), 1.0]), 1),
-        )
-        .await
-        .unwrap_or_else(|status| panic!("evaluation {i} while the preparing thread stands still: {status:?}"));
+        let answer = sum(&mut client, bundles(numbers(&[f64::from(i), 1.0]), 1))
+            .await
+            .unwrap_or_else(|status| panic!("evaluation {i} while the preparing thread stands still: {status:?}"));
         assert_eq!(answer.numbers(), [f64::from(i) + 1.0]);
     }
     engine().scripts.as_ref().expect("a script engine").hold_preparing(false);
