@@ -1,6 +1,7 @@
 //! What the host counts for operators, in Prometheus' text format (`--metrics-listen`): calls by
 //! function and gRPC code, rows, call durations, waits for a call slot, slots and instances in use,
-//! script evaluations by engine, loads by file, compile-cache hits and misses, functions served, log lines dropped.
+//! script evaluations by engine, loads by file, compile-cache hits and misses, functions served,
+//! log lines dropped.
 //!
 //! A bottom layer beside `error`: the layers that do the work record into one [`Metrics`], which
 //! the runtime carries. Label values come only from the functions folder (function names, file
