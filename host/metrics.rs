@@ -107,7 +107,7 @@ impl Default for Metrics {
         let instances_in_use = Gauge::default();
         registry.register(
             "instances_in_use",
-            "Guest stores alive (calls, loads, prepared script instances)",
+            "Guest stores alive (calls, loads, instances made ahead, prepared script instances)",
             instances_in_use.clone(),
         );
         // 1 MiB to 4 GiB.

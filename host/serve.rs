@@ -12,7 +12,7 @@ use crate::cli::Config;
 use crate::log::LogGuard;
 use crate::reload::Functions;
 use crate::server::Server;
-use crate::wasm::{LOAD_PARALLELISM, Runtime};
+use crate::wasm::{LOAD_PARALLELISM, Runtime, ahead, runtime_threads};
 
 /// Blocking threads for file reads (the reloader's) beside calls and loads.
 const FILE_THREADS: usize = 4;
@@ -54,7 +54,14 @@ pub fn serve_until(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     // more: the pool is sized to exactly that, so a slot always finds its thread and no more
     // threads than slots are ever made.
     let threads = config.serve.max_concurrent_calls + LOAD_PARALLELISM + FILE_THREADS;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(threads).build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(threads)
+        .worker_threads(runtime_threads())
+        // Idle moments make the next inline call's instance and drop the last one's store.
+        .on_thread_park(ahead::idle)
+        .on_thread_stop(ahead::clear)
+        .build()?;
     runtime.block_on(serve_folder(config, shutdown))
 }
 

@@ -32,7 +32,16 @@ where
         Implementation::Wasm { guest, index } => match guest.python() {
             // A Python function file: the data-science engine runs it.
             Some(file) => run_on(def, file.call(def, control), next, send),
-            None => run_on(def, guest.instantiate(runtime, *index, &control)?, next, send),
+            None => {
+                let mut instance = guest.instantiate(runtime, *index, &control)?;
+                let result = run_on(def, &mut instance, next, send);
+                // A call that failed (or outgrew its thread, to run again on another) frees its
+                // slot at once.
+                if result.is_ok() {
+                    instance.retire();
+                }
+                result
+            }
         },
         #[cfg(feature = "native")]
         Implementation::Native(function) => run_on(def, native::Native::new(function.as_ref()), next, send),

@@ -55,6 +55,21 @@ impl Backend for FunctionInstance {
     }
 }
 
+impl<B: Backend> Backend for &mut B {
+    fn call(&mut self, input: Batch) -> Answer {
+        (**self).call(input)
+    }
+    fn start(&mut self) -> Result<(), CallError> {
+        (**self).start()
+    }
+    fn update(&mut self, input: Batch) -> Answer {
+        (**self).update(input)
+    }
+    fn finish(&mut self) -> Answer {
+        (**self).finish()
+    }
+}
+
 impl Backend for PyCall<'_> {
     fn call(&mut self, input: Batch) -> Answer {
         PyCall::call(self, input)

@@ -3,11 +3,11 @@
 //! cancellation when the client goes away, panics of the host's own code turned into errors,
 //! answer headers a call decides while it runs, and one log line per call.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -223,30 +223,13 @@ fn may_run_inline(outgrew: &AtomicU32, messages: &[Bytes]) -> bool {
     !recently && messages.iter().map(Bytes::len).sum::<usize>() <= INLINE_REQUEST_BYTES
 }
 
-thread_local! {
-    /// True while this thread runs an inline call.
-    static INLINE: Cell<bool> = const { Cell::new(false) };
-}
-
 /// Runs `job` as an inline call. WASI's blocking functions (a guest writing to stderr,
 /// sleeping) wait through the async runtime, which cannot wait inside its own threads: tokio
 /// refuses with a panic. Such a call, like one that panics for any other reason, needs a call
 /// thread: it becomes [`CallError::OutgrewInline`], and the panic is not reported (on its call
 /// thread, a real failure is).
 fn run_inline<R>(job: impl FnOnce() -> Result<R, CallError>) -> Result<R, CallError> {
-    static QUIET: Once = Once::new();
-    QUIET.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !INLINE.with(Cell::get) {
-                previous(info);
-            }
-        }));
-    });
-    INLINE.set(true);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-    INLINE.set(false);
-    result.unwrap_or(Err(CallError::OutgrewInline))
+    crate::wasm::unreported(job).unwrap_or(Err(CallError::OutgrewInline))
 }
 
 /// Runs `job` over a request that has arrived whole, collecting its answers and headers; logs

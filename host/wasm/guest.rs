@@ -5,18 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmtime::component::Component;
+use wasmtime::Store;
+use wasmtime::component::{Component, Instance};
 
 use crate::error::{CallError, LoadError};
 use crate::model::{FunctionDef, MAX_FUNCTIONS};
 
+use super::ahead;
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::cache::{CompileCache, Compiled, ContentHash, content_hash, load_or_compile};
 use super::datasci::DataSci;
 use super::instance::{FunctionExports, FunctionInstance};
 use super::pyfile::PyFile;
 use super::runtime::{Runtime, module_name};
-use super::sandbox::{CallControl, enter};
+use super::sandbox::{CallControl, CallState, CancelFlag, enter, unreported};
 use super::script_engine::ScriptEngine;
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
@@ -169,7 +171,7 @@ impl Guest {
     /// A fresh instance, in a store of its own, for one call of function number `index` (in the
     /// order of `describe`) that `control` stops.
     pub fn instantiate(
-        &self,
+        self: &Arc<Self>,
         runtime: &Runtime,
         index: u32,
         control: &CallControl,
@@ -180,10 +182,56 @@ impl Guest {
             .ok_or_else(|| CallError::Internal(format!("{} has no function number {index}", self.name)))?;
         let exports =
             self.exports.as_ref().ok_or_else(|| CallError::Internal(format!("{} offers no functions", self.name)))?;
+        let name = function.name.clone();
+        if control.inline
+            && exports.may_be_made_ahead()
+            && let Some((mut store, instance)) = ahead::take(runtime, self)
+        {
+            // The call's own cancel flag, budgets and inline limit; the epoch deadline from now.
+            store.data_mut().arm(control.cancel.clone());
+            store.data_mut().control(control);
+            store.set_epoch_deadline(1);
+            return Ok(FunctionInstance::new(name, index, store, instance, exports.indices(), true));
+        }
         let mut store = runtime.store(&self.name, None);
         store.data_mut().control(control);
-        let instance = enter(&mut store, &function.name, |store| exports.instantiate(store))?;
-        Ok(FunctionInstance::new(function.name.clone(), index, store, instance, exports.indices()))
+        let instance = match enter(&mut store, &function.name, |store| exports.instantiate(store)) {
+            // Slots this thread keeps for later calls give way to this one.
+            Err(CallError::PoolExhausted { .. }) if ahead::release() => {
+                enter(&mut store, &function.name, |store| exports.instantiate(store))?
+            }
+            made => made?,
+        };
+        Ok(FunctionInstance::new(name, index, store, instance, exports.indices(), control.inline))
+    }
+}
+
+impl ahead::MakeAhead for Guest {
+    /// A fresh instance for a later inline call, made under an inline call's limits; `None`
+    /// when it cannot be made now. A guest whose instantiation runs code that cannot run inline
+    /// (it traps, waits, or takes long again and again) is never made ahead again.
+    fn make_ahead(&self, runtime: &Runtime) -> Option<(Store<CallState>, Instance)> {
+        let exports = self.exports.as_ref().filter(|e| e.may_be_made_ahead())?;
+        let mut store = runtime.store(&self.name, None);
+        store.data_mut().control(&CallControl { cancel: CancelFlag::default(), inline: true });
+        let made = unreported(|| enter(&mut store, &self.name, |store| exports.instantiate(store)));
+        match made {
+            Ok(Ok(instance)) => {
+                exports.made_ahead(true);
+                Some((store, instance))
+            }
+            // A busy pool says nothing about the guest: tried again at the next idle moment.
+            Ok(Err(CallError::PoolExhausted { .. })) => None,
+            // Slow this time (a busy machine can make it so): tried again, a few times.
+            Ok(Err(CallError::OutgrewInline)) => {
+                exports.made_ahead(false);
+                None
+            }
+            _ => {
+                exports.refuse_ahead();
+                None
+            }
+        }
     }
 }
 

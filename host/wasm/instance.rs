@@ -1,6 +1,8 @@
 //! A fresh instance of a function component, in a store of its own, for one call: the calls
 //! into the guest a call needs, in the host's types, each entered through the sandbox.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, ResourceAny, TypedFunc};
 
@@ -14,11 +16,18 @@ use super::sandbox::{CallState, enter};
 /// A guest's answer to one batch, as the canonical ABI lifts it.
 type Lifted = (Result<wit::Batch, String>,);
 
+/// Instantiations ahead in a row that may take longer than an inline call before a guest is no
+/// longer made ahead.
+const AHEAD_STRIKES: u32 = 8;
+
 /// The linked component and where its `functions` exports are, found once at load: a call
 /// looks up only the export it enters, not all of them.
 pub(super) struct FunctionExports {
     pre: InstancePre<CallState>,
     indices: ExportIndices,
+    /// Times in a row instantiating it ahead took too long; at [`AHEAD_STRIKES`] (or at once if
+    /// it failed otherwise) its calls always instantiate their own.
+    ahead_failures: AtomicU32,
 }
 
 /// Where the `functions` exports are in the component.
@@ -49,7 +58,7 @@ impl FunctionExports {
             update: export("[method]invocation.update")?,
             finish: export("[method]invocation.finish")?,
         };
-        Ok(Self { pre, indices })
+        Ok(Self { pre, indices, ahead_failures: AtomicU32::new(0) })
     }
 
     /// A fresh instance in `store`.
@@ -60,6 +69,25 @@ impl FunctionExports {
     /// Where its exports are.
     pub(super) fn indices(&self) -> ExportIndices {
         self.indices
+    }
+
+    /// False once instantiating it ahead has failed for good.
+    pub(super) fn may_be_made_ahead(&self) -> bool {
+        self.ahead_failures.load(Ordering::Relaxed) < AHEAD_STRIKES
+    }
+
+    /// Records whether instantiating it ahead was done in time.
+    pub(super) fn made_ahead(&self, in_time: bool) {
+        if in_time {
+            self.ahead_failures.store(0, Ordering::Relaxed);
+        } else {
+            self.ahead_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that instantiating it ahead failed in a way that will not change.
+    pub(super) fn refuse_ahead(&self) {
+        self.ahead_failures.store(AHEAD_STRIKES, Ordering::Relaxed);
     }
 }
 
@@ -73,6 +101,8 @@ pub struct FunctionInstance {
     instance: Instance,
     exports: ExportIndices,
     invocation: Option<ResourceAny>,
+    /// True for an inline call's instance: its store is dropped when the thread is idle.
+    inline: bool,
 }
 
 /// What one entry into a function answers.
@@ -85,8 +115,17 @@ impl FunctionInstance {
         store: Store<CallState>,
         instance: Instance,
         exports: ExportIndices,
+        inline: bool,
     ) -> Self {
-        Self { name, index, store, instance, exports, invocation: None }
+        Self { name, index, store, instance, exports, invocation: None, inline }
+    }
+
+    /// Ends the instance's call: an inline call's store is dropped once its thread is idle,
+    /// any other at once.
+    pub fn retire(self) {
+        if self.inline {
+            super::ahead::retire(self.store);
+        }
     }
 
     fn lower(&self, input: Batch) -> Result<wit::Batch, CallError> {

@@ -1,13 +1,14 @@
 //! Everything WebAssembly: the runtime (wasmtime engine, instance pool, epochs), the sandbox each
 //! call runs in, guests' output, the compile cache, loading a component (compile, pre-instantiate,
-//! describe), a call's fresh instance, script engines, the data-science engine and the Python
-//! function files it runs.
+//! describe), a call's fresh instance (made ahead while an async thread is idle), script engines,
+//! the data-science engine and the Python function files it runs.
 //!
 //! Depends on `model` and `error` only. Generated WIT bindings stay inside this module: callers
 //! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
 
 #[cfg(windows)]
 pub(crate) mod access;
+pub mod ahead;
 pub(crate) mod bindings;
 pub(crate) mod cache;
 pub(crate) mod datasci;
@@ -25,7 +26,7 @@ pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, co
 pub use guest::Guest;
 pub use instance::FunctionInstance;
 pub use pyfile::is_python_file;
-pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
-pub use sandbox::{CallControl, CancelFlag};
+pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime, runtime_threads};
+pub use sandbox::{CallControl, CancelFlag, unreported};
 pub use script_engine::ScriptEngine;
 pub use snapshot::datasci_snapshot;

@@ -49,10 +49,27 @@ pub const MAX_CONCURRENT_CALLS: usize = 4096;
 /// pool and thread limits did not change.
 pub const LOAD_PARALLELISM: usize = 8;
 
+/// Instance pool slots each of the async runtime's threads may keep beyond its running call:
+/// an instance made ahead of the next inline call and the stores of ended ones, to reset while
+/// idle (`ahead`).
+pub const SLOTS_KEPT_PER_THREAD: usize = 3;
+
+/// The async runtime's worker threads: `TOKIO_WORKER_THREADS` when set (as tokio reads it),
+/// else one per core.
+pub fn runtime_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 impl Limits {
-    /// The pool size for `max_concurrent_calls` calls plus loads.
+    /// The pool size for `max_concurrent_calls` calls plus loads, plus what the async runtime's
+    /// threads keep made ahead (`ahead`).
     pub fn instances_for(max_concurrent_calls: usize) -> u32 {
-        u32::try_from(max_concurrent_calls + 4 * LOAD_PARALLELISM).unwrap_or(u32::MAX)
+        let ahead = SLOTS_KEPT_PER_THREAD * runtime_threads();
+        u32::try_from(max_concurrent_calls + 4 * LOAD_PARALLELISM + ahead).unwrap_or(u32::MAX)
     }
 }
 

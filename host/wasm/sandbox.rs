@@ -4,8 +4,9 @@
 //!
 //! Depends on `guest_log` and the error types only; `runtime` makes the stores.
 
-use std::sync::Arc;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -50,6 +51,31 @@ impl CallControl {
     pub fn threaded(cancel: CancelFlag) -> Self {
         Self { cancel, inline: false }
     }
+}
+
+thread_local! {
+    /// True while this thread runs code whose panics are caught and not reported.
+    static UNREPORTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` on the async runtime's thread, catching a panic without reporting it. WASI's
+/// blocking functions (a guest writing to stderr, sleeping) wait through the async runtime,
+/// which refuses, with a panic, to wait inside its own threads: such guest code must move to a
+/// call thread, where a real failure is reported.
+pub fn unreported<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !UNREPORTED.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = UNREPORTED.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    UNREPORTED.set(was);
+    result
 }
 
 /// Why the host stopped a guest from the epoch callback.

@@ -78,6 +78,24 @@ async fn main() -> anyhow::Result<()> {
         println!("{rate:.0} calls/s");
         return Ok(());
     }
+    if let [flag, addr, calls] = args.as_slice()
+        && flag == "--drive-one-at-a-time"
+    {
+        // One-row SumOfRows calls one after another, for a profiler attached to a server:
+        // `--drive-one-at-a-time ADDR 20000`; prints their p50 and p99.
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+        let call = throughput::one_row_sum_of_rows(channel);
+        let mut latencies = Vec::new();
+        for _ in 0..calls.parse::<usize>()? {
+            let started = std::time::Instant::now();
+            call().await?;
+            latencies.push(started.elapsed());
+        }
+        let (p50, p99) = (util::micros_at(&mut latencies, 0.5), util::micros_at(&mut latencies, 0.99));
+        println!("p50 {p50:.0} µs, p99 {p99:.0} µs");
+        return Ok(());
+    }
     if let [flag, calls, rest @ ..] = args.as_slice()
         && flag == "--in-process"
     {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::util::{bundles, call, collect_stderr, eventually, guest_wasm, numbers};
+use crate::util::{bundles, call, collect_stderr, eventually, free_port, guest_wasm, numbers};
 
 /// nginx's path: on the PATH, or in /usr/sbin (not on a normal user's PATH on Debian).
 fn nginx() -> Option<PathBuf> {
@@ -23,10 +23,6 @@ fn nginx() -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin")])
         .map(|dir| dir.join("nginx"))
         .find(|path| path.is_file())
-}
-
-async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port()
 }
 
 /// The lines a replica wrote to stderr.

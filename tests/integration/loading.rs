@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sse_wasm::wasm::Limits;
 
-use crate::util::{TestServer, bundles, call, eventually, function_names, guest_wasm, numbers};
+use crate::util::{Binary, TestServer, bundles, call, eventually, function_names, guest_wasm, numbers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_file_is_skipped_and_the_others_serve() {
@@ -37,73 +37,6 @@ async fn shutdown_is_clean() {
     let mut client = server.client().await;
     call(&mut client, "SumOfColumn", bundles(numbers(&[1.0]), 1)).await.expect("call");
     server.stop().await.expect("serve returns Ok after shutdown");
-}
-
-/// The real binary, running in `root` with a `functions` folder holding `guests`, listening on a
-/// free loopback port, its stderr lines collected.
-struct Binary {
-    child: tokio::process::Child,
-    port: u16,
-    functions: std::path::PathBuf,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Binary {
-    /// Starts it in `root` (flags relative to it, as `make run` passes them) with `args` added.
-    async fn start(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
-        let mut binary = Self::start_unread(root, guests, args, log_level).await;
-        binary.read_log();
-        binary
-    }
-
-    /// Starts it as [`Binary::start`] does, but nothing reads its stderr until
-    /// [`Binary::read_log`]: a log destination that has stopped taking lines.
-    async fn start_unread(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
-        let functions = root.join("functions");
-        std::fs::create_dir(&functions).expect("mkdir");
-        for guest in guests {
-            std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
-        }
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
-            .current_dir(root)
-            .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .env("RUST_LOG", format!("sse_wasm={log_level}"))
-            .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sse-wasm");
-        Self { child, port, functions, lines: Default::default() }
-    }
-
-    /// Collects its stderr lines from now on.
-    fn read_log(&mut self) {
-        self.lines = crate::util::collect_stderr(&mut self.child);
-    }
-
-    /// What reads the lines logged so far (the reader may lag behind the binary).
-    fn log(&self) -> impl Fn() -> Vec<String> + use<> {
-        let lines = self.lines.clone();
-        move || lines.lock().expect("lines").clone()
-    }
-
-    /// A client of its Connector, once it answers GetCapabilities.
-    async fn client(&self) -> sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel> {
-        let uri = format!("http://127.0.0.1:{}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "the binary serves within 60 s");
-            if let Ok(channel) = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await {
-                let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(channel);
-                if client.get_capabilities(sse_wasm::pb::Empty {}).await.is_ok() {
-                    return client;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 /// Every call logs a line. A log destination that stops taking lines (a paused terminal, a pipe

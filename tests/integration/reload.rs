@@ -9,7 +9,10 @@ use sse_wasm::pb;
 use sse_wasm::wasm::Limits;
 use tonic::Code;
 
-use crate::util::{TestServer, assert_status, bundles, call, eventually, guest_bytes, numbers, replace_atomically};
+use crate::util::{
+    Binary, TestServer, assert_status, bundles, call, eventually, free_port, guest_bytes, instances_alive, numbers,
+    replace_atomically,
+};
 
 const ONE: &str = "version_one";
 const TWO: &str = "version_two";
@@ -266,4 +269,51 @@ async fn a_burst_of_50_writes_ends_on_the_last_version() {
     stop.store(true, Ordering::Relaxed);
     client.await.expect("join").expect("no call failed");
     assert_eq!(server.status.borrow().failures, 0);
+}
+
+/// The real host keeps an instance of the component it last called, made while idle. Once the
+/// replacement's functions are listed, no call is answered by such an instance of the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_is_never_answered_by_an_instance_made_ahead_of_it() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let metrics = free_port().await;
+    let args = ["--metrics-listen".to_owned(), format!("127.0.0.1:{metrics}")];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let binary = Binary::start(root.path(), &[ONE], &args, "warn").await;
+    let mut client = binary.client().await;
+    let version = |client: &mut pb::connector_client::ConnectorClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move { call(&mut client, "Version", bundles(numbers(&[0.0]), 1)).await.expect("Version").numbers()[0] }
+    };
+    for _ in 0..20 {
+        assert_eq!(version(&mut client).await, 1.0);
+    }
+    // Calls at once reach every runtime thread, so each makes one ahead.
+    let streams: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    assert_eq!(version(&mut client).await, 1.0);
+                }
+            })
+        })
+        .collect();
+    for stream in streams {
+        stream.await.expect("no stream failed");
+    }
+    eventually("an instance made ahead while idle", || async { instances_alive(metrics).await >= 1.0 }).await;
+
+    replace_atomically(&binary.functions.join(format!("{ONE}.wasm")), &guest_bytes(TWO));
+    let listed = |client: &pb::connector_client::ConnectorClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            let caps = client.get_capabilities(pb::Empty {}).await.expect("capabilities").into_inner();
+            caps.functions.iter().any(|f| f.name == "OnlyInTwo")
+        }
+    };
+    eventually("the replacement is listed", || listed(&client)).await;
+    for i in 0..50 {
+        assert_eq!(version(&mut client).await, 2.0, "call {i} after the replacement was listed");
+    }
 }

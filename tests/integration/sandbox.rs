@@ -6,7 +6,10 @@ use sse_wasm::pb;
 use sse_wasm::wasm::Limits;
 use tonic::Code;
 
-use crate::util::{TestServer, V, assert_status, bundles, call, guest_wasm, numbers, row};
+use crate::util::{
+    Binary, TestServer, V, assert_status, bundles, call, eventually, free_port, guest_wasm, instances_alive, numbers,
+    row,
+};
 
 fn strict() -> Limits {
     Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 64 << 20, ..Limits::default() }
@@ -241,4 +244,46 @@ async fn a_full_instance_pool_is_resource_exhausted_not_a_crash() {
     }
     assert_status(spinning.await.expect("join"), Code::DeadlineExceeded, &["Spin"]);
     assert!(call(&mut client.clone(), "Clock", no_params()).await.expect("serves again").numbers()[0] > 1.7e9);
+}
+
+/// The real host makes the next small call's instance while it is idle (and resets the last
+/// call's slot there too). Such an instance is as fresh as one made during the call: a guest
+/// that counts the values it is given starts from 1 in every call — one at a time, between calls
+/// of another of its functions, and many at once — and counts up only within a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_made_ahead_is_as_fresh_as_any() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let metrics = free_port().await;
+    let args = ["--metrics-listen".to_owned(), format!("127.0.0.1:{metrics}")];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let binary = Binary::start(root.path(), &["hostile_calls"], &args, "warn").await;
+    let mut client = binary.client().await;
+    let remember = |values: &[f64]| bundles(numbers(values), values.len());
+
+    for i in 0..200 {
+        let answer = call(&mut client, "Remember", remember(&[f64::from(i)])).await.expect("Remember");
+        assert_eq!(answer.numbers(), [1.0], "call {i} saw what an earlier call left");
+        if i % 20 == 0 {
+            let answer = call(&mut client, "Remember", remember(&[7.0, 8.0, 9.0])).await.expect("three rows");
+            assert_eq!(answer.numbers(), [1.0, 2.0, 3.0], "one instance for the whole call");
+            call(&mut client, "Clock", no_params()).await.expect("another function of the component");
+        }
+    }
+    // The host at rest holds an instance made ahead: the calls above could take one.
+    eventually("an instance made ahead while idle", || async { instances_alive(metrics).await >= 1.0 }).await;
+
+    let streams: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let answer = call(&mut client, "Remember", remember(&[1.0])).await.expect("Remember");
+                    assert_eq!(answer.numbers(), [1.0], "a call saw what another left");
+                }
+            })
+        })
+        .collect();
+    for stream in streams {
+        stream.await.expect("no stream failed");
+    }
 }

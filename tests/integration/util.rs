@@ -476,3 +476,83 @@ pub fn log_to_test_output() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
 }
+
+/// The real `sse-wasm` binary, running in a folder of its own with a `functions` folder holding
+/// the guests it was given, listening on a free loopback port, its stderr lines collected.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    pub functions: std::path::PathBuf,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Starts it in `root` (flags relative to it, as `make run` passes them) with `args` added.
+    pub async fn start(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
+        let mut binary = Self::start_unread(root, guests, args, log_level).await;
+        binary.read_log();
+        binary
+    }
+
+    /// Starts it as [`Binary::start`] does, but nothing reads its stderr until
+    /// [`Binary::read_log`]: a log destination that has stopped taking lines.
+    pub async fn start_unread(root: &std::path::Path, guests: &[&str], args: &[&str], log_level: &str) -> Self {
+        let functions = root.join("functions");
+        std::fs::create_dir(&functions).expect("mkdir");
+        for guest in guests {
+            std::fs::copy(guest_wasm(guest), functions.join(format!("{guest}.wasm"))).expect("copy");
+        }
+        let port = free_port().await;
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"))
+            .current_dir(root)
+            .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("RUST_LOG", format!("sse_wasm={log_level}"))
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sse-wasm");
+        Self { child, port, functions, lines: Default::default() }
+    }
+
+    /// Collects its stderr lines from now on.
+    pub fn read_log(&mut self) {
+        self.lines = collect_stderr(&mut self.child);
+    }
+
+    /// What reads the lines logged so far (the reader may lag behind the binary).
+    pub fn log(&self) -> impl Fn() -> Vec<String> + use<> {
+        let lines = self.lines.clone();
+        move || lines.lock().expect("lines").clone()
+    }
+
+    /// A client of its Connector, once it answers GetCapabilities.
+    pub async fn client(&self) -> sse_wasm::pb::connector_client::ConnectorClient<tonic::transport::Channel> {
+        let uri = format!("http://127.0.0.1:{}", self.port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "the binary serves within 60 s");
+            if let Ok(channel) = tonic::transport::Channel::from_shared(uri.clone()).expect("uri").connect().await {
+                let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(channel);
+                if client.get_capabilities(sse_wasm::pb::Empty {}).await.is_ok() {
+                    return client;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A port on 127.0.0.1 free a moment ago, for a binary to listen on.
+pub async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port()
+}
+
+/// Guest stores alive in the host whose metrics are served on `port` (calls running, instances
+/// made ahead, stores left to reset while idle).
+pub async fn instances_alive(port: u16) -> f64 {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (_, scrape) = crate::metrics::get(addr, "/metrics").await;
+    crate::metrics::sample(&scrape, "sse_wasm_instances_in_use").expect("the gauge is served")
+}

@@ -2,6 +2,7 @@
 //! sandbox at call time. The host must contain every one and keep serving.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sse_guest::Function;
@@ -101,6 +102,13 @@ fn work(iterations: f64) -> f64 {
     iterations
 }
 
+/// How many values this instance has been given, counting this one: a guest that tries to carry
+/// what one call saw into the next. Within a call it counts up; a fresh instance starts at 1.
+fn remember(_x: f64) -> f64 {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    (SEEN.fetch_add(1, Ordering::Relaxed) + 1) as f64
+}
+
 sse_guest::export_functions![
     Function::scalar("Nap", nap),
     Function::scalar("Work", work),
@@ -115,4 +123,5 @@ sse_guest::export_functions![
     Function::scalar("Chatty", chatty),
     Function::scalar("Clock", clock),
     Function::scalar("BusyMs", busy_ms),
+    Function::scalar("Remember", remember),
 ];
