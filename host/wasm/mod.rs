@@ -8,7 +8,7 @@
 
 #[cfg(windows)]
 pub(crate) mod access;
-pub mod ahead;
+pub(crate) mod ahead;
 pub(crate) mod bindings;
 pub(crate) mod cache;
 pub(crate) mod datasci;
