@@ -10,7 +10,7 @@ use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{
-    Binary, TestServer, assert_status, bundles, call, eventually, free_port, guest_bytes, instances_alive, numbers,
+    Binary, TestServer, assert_status, bundles, call, eventually, guest_bytes, instances_alive, numbers,
     replace_atomically,
 };
 
@@ -271,15 +271,13 @@ async fn a_burst_of_50_writes_ends_on_the_last_version() {
     assert_eq!(server.status.borrow().failures, 0);
 }
 
-/// The real host keeps an instance of the component it last called, made while idle. Once the
-/// replacement's functions are listed, no call is answered by such an instance of the old one.
+/// The real host keeps an instance of the component its last calls were of, made while idle.
+/// Once the replacement's functions are listed, no call is answered by such an instance of the
+/// old one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replacement_is_never_answered_by_an_instance_made_ahead_of_it() {
     let root = tempfile::tempdir().expect("temp dir");
-    let metrics = free_port().await;
-    let args = ["--metrics-listen".to_owned(), format!("127.0.0.1:{metrics}")];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let binary = Binary::start(root.path(), &[ONE], &args, "warn").await;
+    let (binary, metrics) = Binary::with_metrics(root.path(), &[ONE]).await;
     let mut client = binary.client().await;
     let version = |client: &mut pb::connector_client::ConnectorClient<tonic::transport::Channel>| {
         let mut client = client.clone();

@@ -7,8 +7,7 @@ use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{
-    Binary, TestServer, V, assert_status, bundles, call, eventually, free_port, guest_wasm, instances_alive, numbers,
-    row,
+    Binary, TestServer, V, assert_status, bundles, call, eventually, guest_wasm, instances_alive, numbers, row,
 };
 
 fn strict() -> Limits {
@@ -253,10 +252,7 @@ async fn a_full_instance_pool_is_resource_exhausted_not_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_made_ahead_is_as_fresh_as_any() {
     let root = tempfile::tempdir().expect("temp dir");
-    let metrics = free_port().await;
-    let args = ["--metrics-listen".to_owned(), format!("127.0.0.1:{metrics}")];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let binary = Binary::start(root.path(), &["hostile_calls"], &args, "warn").await;
+    let (binary, metrics) = Binary::with_metrics(root.path(), &["hostile_calls"]).await;
     let mut client = binary.client().await;
     let remember = |values: &[f64]| bundles(numbers(values), values.len());
 

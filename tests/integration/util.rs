@@ -516,6 +516,14 @@ impl Binary {
         Self { child, port, functions, lines: Default::default() }
     }
 
+    /// Starts it as [`Binary::start`] does (log level `warn`), serving its metrics too; returns
+    /// the metrics port with it.
+    pub async fn with_metrics(root: &std::path::Path, guests: &[&str]) -> (Self, u16) {
+        let metrics = free_port().await;
+        let address = format!("127.0.0.1:{metrics}");
+        (Self::start(root, guests, &["--metrics-listen", &address], "warn").await, metrics)
+    }
+
     /// Collects its stderr lines from now on.
     pub fn read_log(&mut self) {
         self.lines = collect_stderr(&mut self.child);
