@@ -281,31 +281,28 @@ pub async fn small(quick: bool) -> anyhow::Result<()> {
 
 /// One-row calls on each server: latency one at a time, and calls/s with 64 streams at once, with
 /// the server's CPU time per call meanwhile (the client shares the machine's cores, so a server
-/// that needs more CPU per call leaves fewer calls/s).
+/// that needs more CPU per call leaves fewer calls/s). The servers take turns, in rounds that each
+/// start with another server, so that a slower or faster moment of a shared machine does not fall
+/// on one server alone.
 async fn small_calls_table(servers: &[Server], quick: bool) -> anyhow::Result<()> {
     println!();
     println!("## Small calls (one row, SumOfRows)");
     println!("| server | p50 latency | p99 latency | calls/s, 64 concurrent streams | server CPU per call |");
     println!("|---|---|---|---|---|");
-    let mut figures = Vec::new();
-    for server in servers {
-        let figure = small_calls(one_row_sum_of_rows(server.channel.clone()), quick, server).await?;
+    let calls: Vec<_> = servers.iter().map(|server| one_row_sum_of_rows(server.channel.clone())).collect();
+    let figures = small_calls(&calls, servers, quick).await?;
+    for (server, figure) in servers.iter().zip(&figures) {
         println!("| {} | {} |", server.name, figure);
-        figures.push(figure);
     }
     // The Python engine's one-row ScriptAggr on the same host, for comparison: every evaluation
     // gets a fresh interpreter instance.
     let header = crate::scripts::script("sum(args[0])", sse_wasm::pb::FunctionType::Aggregation, 1);
     let (channel, messages) = (servers[2].channel.clone(), wire::encode(1, 1, |_| vec![Cell::Number(2.5)]));
-    let script = small_calls(
-        move || {
-            let (channel, messages, header) = (channel.clone(), messages.clone(), header.clone());
-            async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
-        },
-        quick,
-        &servers[2],
-    )
-    .await?;
+    let script = move || {
+        let (channel, messages, header) = (channel.clone(), messages.clone(), header.clone());
+        async move { wire::evaluate(&channel, &header, messages).await.map(drop) }
+    };
+    let script = small_calls(&[script], &servers[2..3], quick).await?.remove(0);
     println!("| sse-wasm, Python `ScriptAggr('sum(args[0])')` | {script} |");
     let (plain, wasm) = (&figures[0], &figures[2]);
     println!(
@@ -347,29 +344,55 @@ pub fn one_row_sum_of_rows(
     }
 }
 
-/// p50 and p99 latency of `call` made one at a time, and calls/s with 64 concurrent streams
-/// making it again and again, with `server`'s CPU time per call meanwhile.
-async fn small_calls<F, Fut>(call: F, quick: bool, server: &Server) -> anyhow::Result<SmallCalls>
+/// For each server, its `calls[i]` made one at a time (p50 and p99 latency), then again and again
+/// by 64 concurrent streams (calls/s, and the server's CPU time per call meanwhile). The servers
+/// take turns: 5 rounds of 400 calls one at a time and 3 rounds of 1 s under load (quick: 2 of 250
+/// and 1), after 100 calls each to warm up.
+async fn small_calls<F, Fut>(calls: &[F], servers: &[Server], quick: bool) -> anyhow::Result<Vec<SmallCalls>>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
 {
-    let mut latencies = Vec::new();
-    for _ in 0..if quick { 500 } else { 2000 } {
-        let started = Instant::now();
-        call().await?;
-        latencies.push(started.elapsed());
+    let (rounds, per_round, load_rounds) = if quick { (2, 250, 1) } else { (5, 400, 3) };
+    // Each round starts with the next server: none is always the first or the last measured.
+    let turns = |round: usize| (0..servers.len()).map(move |k| (round + k) % servers.len());
+    let mut latencies = vec![Vec::new(); servers.len()];
+    for call in calls {
+        for _ in 0..100 {
+            call().await?;
+        }
     }
-    let window = Duration::from_secs(if quick { 1 } else { 3 });
-    let cpu = server.cpu_seconds();
-    let (rate, elapsed) = crate::util::calls_per_second(64, window, call).await?;
-    let cpu_per_call = (server.cpu_seconds() - cpu) / (rate * elapsed) * 1e6;
-    Ok(SmallCalls {
-        p50: crate::util::micros_at(&mut latencies, 0.5),
-        p99: crate::util::micros_at(&mut latencies, 0.99),
-        rate,
-        cpu_per_call,
-    })
+    for round in 0..rounds {
+        for i in turns(round) {
+            for _ in 0..per_round {
+                let started = Instant::now();
+                calls[i]().await?;
+                latencies[i].push(started.elapsed());
+            }
+        }
+    }
+    // Calls made, seconds taken and server CPU seconds used, under load.
+    let mut load = vec![(0.0, 0.0, 0.0); servers.len()];
+    for round in 0..load_rounds {
+        for i in turns(round) {
+            let cpu = servers[i].cpu_seconds();
+            let (rate, elapsed) = crate::util::calls_per_second(64, Duration::from_secs(1), calls[i].clone()).await?;
+            let (made, seconds, used) = &mut load[i];
+            *made += rate * elapsed;
+            *seconds += elapsed;
+            *used += servers[i].cpu_seconds() - cpu;
+        }
+    }
+    Ok(latencies
+        .iter_mut()
+        .zip(load)
+        .map(|(latencies, (made, seconds, used))| SmallCalls {
+            p50: crate::util::micros_at(latencies, 0.5),
+            p99: crate::util::micros_at(latencies, 0.99),
+            rate: made / seconds,
+            cpu_per_call: used / made * 1e6,
+        })
+        .collect())
 }
 
 /// Total rows/s of 1, 2, 4 and 8 large calls at once against the Wasm host: how throughput
