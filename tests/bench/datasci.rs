@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::TryFutureExt;
 use sse_wasm::pb;
 
 use crate::throughput::Server;
@@ -76,12 +77,8 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     println!("| workload | figure | target |");
     println!("|---|---|---|");
 
-    let mut latencies = Vec::new();
-    for _ in 0..if quick { 50 } else { 300 } {
-        let started = Instant::now();
-        wire::evaluate(&server.channel, &aggr, one_row.clone()).await?;
-        latencies.push(started.elapsed());
-    }
+    let call = || wire::evaluate(&server.channel, &aggr, one_row.clone()).map_ok(drop);
+    let mut latencies = crate::util::one_at_a_time(&call, if quick { 50 } else { 300 }).await?;
     println!(
         "| one-row ScriptAggr `numpy.sum(args[0])`, p50 / p99, fresh instance each | {:.2} ms / {:.2} ms | p50 ≤ 10 ms |",
         crate::util::micros_at(&mut latencies, 0.5) / 1e3,

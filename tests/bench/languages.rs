@@ -3,10 +3,10 @@
 //! component's size. The host's own path is the same for all; the difference is the guest's
 //! instantiation and its language's runtime.
 
-use std::time::{Duration, Instant};
+use futures::TryFutureExt;
 
 use crate::throughput::Server;
-use crate::util::{guest, micros_at};
+use crate::util::{guest, micros_at, one_at_a_time};
 use crate::wire::{self, Cell};
 
 /// A guest, its language, and a one-row call of one of its functions.
@@ -34,12 +34,8 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
         let message = wire::encode(1, 1, |_| args.iter().map(|&n| Cell::Number(n)).collect());
         let answer = wire::call(&server.channel, function, message.clone()).await?;
         anyhow::ensure!(answer.rows == 1, "{function} answered {} rows", answer.rows);
-        let mut latencies: Vec<Duration> = Vec::new();
-        for _ in 0..if quick { 200 } else { 1000 } {
-            let started = Instant::now();
-            wire::call(&server.channel, function, message.clone()).await?;
-            latencies.push(started.elapsed());
-        }
+        let call = || wire::call(&server.channel, function, message.clone()).map_ok(drop);
+        let mut latencies = one_at_a_time(&call, if quick { 200 } else { 1000 }).await?;
         let size = std::fs::metadata(guest(file))?.len() as f64 / 1024.0;
         let size = if size >= 1024.0 { format!("{:.1} MiB", size / 1024.0) } else { format!("{size:.0} KiB") };
         println!(

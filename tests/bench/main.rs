@@ -86,12 +86,7 @@ async fn main() -> anyhow::Result<()> {
         let channel =
             tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
         let call = throughput::one_row_sum_of_rows(channel);
-        let mut latencies = Vec::new();
-        for _ in 0..calls.parse::<usize>()? {
-            let started = std::time::Instant::now();
-            call().await?;
-            latencies.push(started.elapsed());
-        }
+        let mut latencies = util::one_at_a_time(&call, calls.parse()?).await?;
         let (p50, p99) = (util::micros_at(&mut latencies, 0.5), util::micros_at(&mut latencies, 0.99));
         println!("p50 {p50:.0} µs, p99 {p99:.0} µs");
         return Ok(());

@@ -364,11 +364,7 @@ where
     }
     for round in 0..rounds {
         for i in turns(round) {
-            for _ in 0..per_round {
-                let started = Instant::now();
-                calls[i]().await?;
-                latencies[i].push(started.elapsed());
-            }
+            latencies[i].extend(crate::util::one_at_a_time(&calls[i], per_round).await?);
         }
     }
     // Calls made, seconds taken and server CPU seconds used, under load.

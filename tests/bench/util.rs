@@ -75,6 +75,21 @@ pub fn median_max(samples: &mut [Duration]) -> (Duration, Duration) {
     (samples[samples.len() / 2], samples[samples.len() - 1])
 }
 
+/// How long each of `calls` calls of `call`, made one after another, took.
+pub async fn one_at_a_time<F, Fut>(call: &F, calls: usize) -> Result<Vec<Duration>, tonic::Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let mut latencies = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = std::time::Instant::now();
+        call().await?;
+        latencies.push(started.elapsed());
+    }
+    Ok(latencies)
+}
+
 /// The `p` quantile (0 to 1) of `samples`, in µs; sorts them.
 pub fn micros_at(samples: &mut [Duration], p: f64) -> f64 {
     samples.sort();
