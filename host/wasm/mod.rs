@@ -26,7 +26,9 @@ pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, co
 pub use guest::Guest;
 pub use instance::FunctionInstance;
 pub use pyfile::is_python_file;
-pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime, runtime_threads};
-pub use sandbox::{CallControl, CancelFlag, unreported};
+pub(crate) use runtime::runtime_threads;
+pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
+pub(crate) use sandbox::unreported;
+pub use sandbox::{CallControl, CancelFlag};
 pub use script_engine::ScriptEngine;
 pub use snapshot::datasci_snapshot;
