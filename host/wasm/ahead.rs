@@ -80,7 +80,8 @@ pub(super) fn take<G: MakeAhead + 'static>(runtime: &Runtime, guest: &Arc<G>) ->
     })
 }
 
-/// Leaves an inline call's used store to be dropped when this thread is idle.
+/// Leaves a call's used store to be dropped when this thread is idle; a thread that keeps
+/// nothing (a call thread) drops it at once.
 pub(super) fn retire(store: Store<CallState>) {
     let unkept = AHEAD.with(|ahead| match ahead.try_borrow_mut() {
         Ok(mut ahead) if ahead.hooked => {

@@ -191,7 +191,7 @@ impl Guest {
             store.data_mut().arm(control.cancel.clone());
             store.data_mut().control(control);
             store.set_epoch_deadline(1);
-            return Ok(FunctionInstance::new(name, index, store, instance, exports.indices(), true));
+            return Ok(FunctionInstance::new(name, index, store, instance, exports.indices()));
         }
         let mut store = runtime.store(&self.name, None);
         store.data_mut().control(control);
@@ -202,7 +202,7 @@ impl Guest {
             }
             made => made?,
         };
-        Ok(FunctionInstance::new(name, index, store, instance, exports.indices(), control.inline))
+        Ok(FunctionInstance::new(name, index, store, instance, exports.indices()))
     }
 }
 

@@ -101,8 +101,6 @@ pub struct FunctionInstance {
     instance: Instance,
     exports: ExportIndices,
     invocation: Option<ResourceAny>,
-    /// True for an inline call's instance: its store is dropped when the thread is idle.
-    inline: bool,
 }
 
 /// What one entry into a function answers.
@@ -115,17 +113,14 @@ impl FunctionInstance {
         store: Store<CallState>,
         instance: Instance,
         exports: ExportIndices,
-        inline: bool,
     ) -> Self {
-        Self { name, index, store, instance, exports, invocation: None, inline }
+        Self { name, index, store, instance, exports, invocation: None }
     }
 
-    /// Ends the instance's call: an inline call's store is dropped once its thread is idle,
-    /// any other at once.
+    /// Ends the instance's call: on a runtime thread that drops stores while idle (where inline
+    /// calls run), its store is dropped then; on any other (a call thread), at once.
     pub fn retire(self) {
-        if self.inline {
-            super::ahead::retire(self.store);
-        }
+        super::ahead::retire(self.store);
     }
 
     fn lower(&self, input: Batch) -> Result<wit::Batch, CallError> {
