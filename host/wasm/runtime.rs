@@ -30,12 +30,18 @@ const KEEP_RESIDENT: usize = 512 << 10;
 pub struct Limits {
     /// CPU deadline of one call (and of one `describe`).
     pub call_timeout: Duration,
-    /// Linear-memory cap of one instance, in bytes.
+    /// Linear-memory cap of one instance (all its memories together), in bytes.
     pub max_memory_bytes: usize,
+    /// What a call that collects its rows in the host before the guest runs on them (a
+    /// data-science script, a Python aggregation) may hold there, in bytes of values.
+    pub max_input_bytes: usize,
     /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
     /// `--max-concurrent-calls`; `LOAD_PARALLELISM` sizes the room left beside them.
     pub instances: u32,
 }
+
+/// The input a call may collect in the host unless configured otherwise, in MiB.
+pub const DEFAULT_MAX_INPUT_MIB: usize = 256;
 
 /// Calls that may run at once unless configured otherwise.
 pub const DEFAULT_CONCURRENT_CALLS: usize = 256;
@@ -78,6 +84,7 @@ impl Default for Limits {
         Self {
             call_timeout: Duration::from_secs(30),
             max_memory_bytes: 512 << 20,
+            max_input_bytes: DEFAULT_MAX_INPUT_MIB << 20,
             instances: Self::instances_for(DEFAULT_CONCURRENT_CALLS),
         }
     }
@@ -124,9 +131,12 @@ impl Runtime {
             .max_memories_per_module(2)
             .table_elements(100_000)
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            // Where the kernel can tell (Linux 6.7+), only the pages a call dirtied are reset
-            // when its slot is reused, instead of the first `KEEP_RESIDENT` bytes whole.
-            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Never reset only the pages the kernel reports present (PAGEMAP_SCAN): a page a
+            // call wrote that was swapped out meanwhile is not present, so it would be neither
+            // reset nor decommitted, and the next instance in the slot would read it (and a
+            // table's stale entries). Without it the first `KEEP_RESIDENT` bytes are zeroed
+            // whole and the rest decommitted, swapped pages included (tests/integration/swap.rs).
+            .pagemap_scan(wasmtime::Enabled::No)
             .table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // Map data segments copy-on-write: an interpreter's pre-initialized heap (18 MB for the

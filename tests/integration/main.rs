@@ -15,6 +15,7 @@ mod metrics;
 mod reload;
 mod sandbox;
 mod scripts;
+mod swap;
 mod tls;
 mod toolkit;
 #[allow(dead_code)] // Each test uses its own part of the shared plumbing.

@@ -109,6 +109,55 @@ fn remember(_x: f64) -> f64 {
     (SEEN.fetch_add(1, Ordering::Relaxed) + 1) as f64
 }
 
+/// Panics with a line in a script other than English, longer than the host keeps of it: its
+/// 512th byte falls inside a character.
+fn babble(_x: f64) -> f64 {
+    panic!("babble: {}", "é".repeat(400))
+}
+
+/// What [`dirty`] writes at the start of every 4 KiB page it fills, and [`count_marks`] looks for.
+const MARK: u64 = 0x5EC2_E7D1_A7A0_F00D;
+
+const WASM_PAGE: usize = 64 << 10;
+
+/// Grows linear memory by `mib` MiB, writes [`MARK`] into every 4 KiB page of what it grew, and
+/// keeps running until the call's deadline: memory a later call must never see.
+fn dirty(mib: f64) -> f64 {
+    let pages = (mib as usize) << 20 >> 16;
+    let start = core::arch::wasm32::memory_grow(0, pages);
+    if start == usize::MAX {
+        return -1.0;
+    }
+    for page in (start * WASM_PAGE..(start + pages) * WASM_PAGE).step_by(4096) {
+        // SAFETY: the pages were just grown and belong to no Rust object.
+        unsafe { core::ptr::write_volatile(page as *mut u64, MARK) };
+    }
+    eprintln!("dirtied {mib} MiB");
+    spin(mib)
+}
+
+/// Grows linear memory by `mib` MiB, as [`dirty`] did in an earlier call, and counts the 4 KiB
+/// pages of what it grew that hold [`MARK`]. A fresh instance's new pages are zero: 0.
+fn count_marks(mib: f64) -> f64 {
+    let pages = (mib as usize) << 20 >> 16;
+    let start = core::arch::wasm32::memory_grow(0, pages);
+    if start == usize::MAX {
+        return -1.0;
+    }
+    let seen = (start * WASM_PAGE..(start + pages) * WASM_PAGE)
+        .step_by(4096)
+        // SAFETY: as in `dirty`: grown pages, no Rust object.
+        .filter(|&page| unsafe { core::ptr::read_volatile(page as *const u64) } == MARK)
+        .count();
+    seen as f64
+}
+
+/// Grows linear memory by `mib` MiB: 1 when the host allowed it, 0 when it refused.
+fn grow(mib: f64) -> f64 {
+    let pages = (mib as usize) << 20 >> 16;
+    if core::arch::wasm32::memory_grow(0, pages) == usize::MAX { 0.0 } else { 1.0 }
+}
+
 sse_guest::export_functions![
     Function::scalar("Nap", nap),
     Function::scalar("Work", work),
@@ -124,4 +173,8 @@ sse_guest::export_functions![
     Function::scalar("Clock", clock),
     Function::scalar("BusyMs", busy_ms),
     Function::scalar("Remember", remember),
+    Function::scalar("Babble", babble),
+    Function::scalar("Dirty", dirty),
+    Function::scalar("CountMarks", count_marks),
+    Function::scalar("Grow", grow),
 ];
