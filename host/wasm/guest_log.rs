@@ -15,8 +15,10 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 const CALL_LOG_BUDGET: usize = 64 << 10;
 /// The longest single line logged; longer lines are cut.
 const MAX_LINE: usize = 2048;
-/// How much of the stderr tail is kept for error messages.
-const LAST_WORDS: usize = 512;
+/// How much of the stderr tail is kept for error messages: the last lines that fit.
+const LAST_WORDS: usize = 2048;
+/// How much of one stderr line is kept there.
+const LAST_LINE: usize = 512;
 
 /// Guest output the whole host logs per second, in bytes, after a burst of `LOG_BURST`.
 const LOG_RATE: f64 = 256.0 * 1024.0;
@@ -117,11 +119,7 @@ impl GuestOutput {
     fn emit(&self, state: &mut State, line: &[u8]) {
         let line = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
         if self.stream == "stderr" {
-            if state.last_words.len() + line.len() > LAST_WORDS {
-                state.last_words.clear();
-            }
-            state.last_words.push_str(&line[..line.len().min(LAST_WORDS)]);
-            state.last_words.push('\n');
+            keep_last_words(&mut state.last_words, &line);
         }
         if state.budget_used + line.len() > CALL_LOG_BUDGET {
             if !state.truncated {
@@ -136,6 +134,18 @@ impl GuestOutput {
         }
         tracing::info!(module = %self.module, stream = self.stream, "{line}");
     }
+}
+
+/// Adds `line` to the kept tail `words`: the last lines that fit in `LAST_WORDS` bytes, at
+/// most `LAST_LINE` bytes of each, cut where a character ends (guest output is any text).
+fn keep_last_words(words: &mut String, line: &str) {
+    let line = &line[..line.floor_char_boundary(LAST_LINE)];
+    while words.len() + line.len() + 1 > LAST_WORDS {
+        let first = words.find('\n').map_or(words.len(), |end| end + 1);
+        words.drain(..first);
+    }
+    words.push_str(line);
+    words.push('\n');
 }
 
 impl IsTerminal for GuestOutput {
@@ -191,7 +201,57 @@ impl tokio::io::AsyncWrite for GuestOutput {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn output(stream: &'static str) -> GuestOutput {
+        GuestOutput::new("guest.wasm".into(), stream, Arc::default())
+    }
+
+    /// A line whose byte `LAST_LINE` falls inside a character (any non-English traceback).
+    #[test]
+    fn a_line_cut_inside_a_character_keeps_the_words_before_it() {
+        let stderr = output("stderr");
+        let line = format!("x{}", "é".repeat(400));
+        stderr.write_bytes(format!("{line}\n").as_bytes());
+        let words = stderr.last_words();
+        assert!(line.starts_with(&words) && words.len() == LAST_LINE - 1, "{} bytes kept", words.len());
+        // The lines after it (Rust's note on backtraces) do not push it out.
+        stderr.write_bytes(b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n");
+        assert!(stderr.last_words().starts_with(&words), "{}", stderr.last_words());
+    }
+
+    proptest! {
+        /// Whatever bytes a guest writes, in whatever pieces, the host neither panics nor keeps
+        /// more than its bounds, and the last words are the start of the last line written.
+        #[test]
+        fn any_output_is_taken_in_bounds(
+            pieces in prop::collection::vec(
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..700),
+                    "[a-zé€😀\\n]{0,900}".prop_map(String::into_bytes),
+                    (0usize..3000).prop_map(|n| "é".repeat(n).into_bytes()),
+                ],
+                1..12,
+            ),
+        ) {
+            for stream in ["stderr", "stdout"] {
+                let out = output(stream);
+                for piece in &pieces {
+                    out.write_bytes(piece);
+                }
+                let state = out.state.lock().expect("lock");
+                prop_assert!(state.partial.len() <= MAX_LINE);
+                prop_assert!(state.last_words.len() <= LAST_WORDS);
+                prop_assert!(state.last_words.lines().all(|l| l.len() <= LAST_LINE));
+                prop_assert!(state.budget_used <= CALL_LOG_BUDGET);
+                drop(state);
+                let words = out.last_words();
+                prop_assert!(words.len() <= MAX_LINE * 3);
+            }
+        }
+    }
 
     #[test]
     fn the_log_rate_admits_a_burst_then_refuses() {

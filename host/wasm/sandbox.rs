@@ -92,22 +92,43 @@ enum Interrupted {
 }
 
 /// Denies memory growth past the cap and remembers that it did, so the failure is reported as
-/// exhausted memory rather than as whatever the guest did next (usually an abort).
+/// exhausted memory rather than as whatever the guest did next (usually an abort). The cap is
+/// the instance's: all its linear memories together (a component may hold several).
 struct MemoryCap {
     max_bytes: usize,
     hit: bool,
-    /// The most linear memory granted (instantiation counts as growing from nothing).
+    /// Linear memory granted to the store's memories together (instantiation counts as growing
+    /// each from nothing).
+    total: usize,
+    /// The most `total` has been.
     peak: usize,
+    /// `total` before the last growth granted, for when the engine then fails it.
+    before_grant: usize,
+}
+
+impl MemoryCap {
+    fn new(max_bytes: usize) -> Self {
+        Self { max_bytes, hit: false, total: 0, peak: 0, before_grant: 0 }
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_bytes;
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = (self.total - current.min(self.total)).saturating_add(desired);
+        let allowed = total <= self.max_bytes;
         self.hit |= !allowed;
         if allowed {
-            self.peak = self.peak.max(desired);
+            self.before_grant = self.total;
+            self.total = total;
+            self.peak = self.peak.max(total);
         }
         Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Granted here, then refused by the engine (the pool's own bound): not the guest's.
+        self.total = self.before_grant;
+        Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -162,7 +183,7 @@ impl CallState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { max_bytes: max_memory_bytes, hit: false, peak: 0 },
+            memory: MemoryCap::new(max_memory_bytes),
             entered: None,
             budget: timeout,
             wall_budget: timeout.saturating_mul(WALL_FACTOR),
@@ -350,4 +371,30 @@ fn classify<T: Sandboxed>(store: &Store<T>, function: &str, error: wasmtime::Err
         None => format!("{error:#}"),
     };
     CallError::Trap { function, trap }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_covers_every_memory_of_the_instance() {
+        const MIB: usize = 1 << 20;
+        let mut cap = MemoryCap::new(10 * MIB);
+        // Instantiation: two memories of 4 MiB each, counted as growing from nothing.
+        assert!(cap.memory_growing(0, 4 * MIB, None).expect("asked"));
+        assert!(cap.memory_growing(0, 4 * MIB, None).expect("asked"));
+        // The first grows by 2 MiB (10 in all), then by 1 more: past the cap, though that memory
+        // alone would hold 7 MiB.
+        assert!(cap.memory_growing(4 * MIB, 6 * MIB, None).expect("asked"));
+        assert!(!cap.memory_growing(6 * MIB, 7 * MIB, None).expect("asked"));
+        assert!(cap.hit);
+        assert_eq!((cap.total, cap.peak), (10 * MIB, 10 * MIB));
+        // A growth the engine fails after the cap granted it is not counted.
+        let mut cap = MemoryCap::new(10 * MIB);
+        assert!(cap.memory_growing(0, 4 * MIB, None).expect("asked"));
+        assert!(cap.memory_growing(4 * MIB, 8 * MIB, None).expect("asked"));
+        cap.memory_grow_failed(wasmtime::format_err!("the pool's bound")).expect("taken");
+        assert_eq!(cap.total, 4 * MIB);
+    }
 }

@@ -283,3 +283,156 @@ async fn an_instance_made_ahead_is_as_fresh_as_any() {
         stream.await.expect("no stream failed");
     }
 }
+
+/// `component` with one more core instance appended: a module that holds only a memory of
+/// `pages` pages of 64 KiB. Appended last, it shifts no index the component already uses.
+fn with_extra_memory(mut component: Vec<u8>, pages: u32) -> Vec<u8> {
+    fn leb(mut value: u32, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            out.push(if value == 0 { byte } else { byte | 0x80 });
+            if value == 0 {
+                return;
+            }
+        }
+    }
+    fn read_leb(bytes: &[u8], at: &mut usize) -> u32 {
+        let (mut value, mut shift) = (0u32, 0);
+        loop {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= u32::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return value;
+            }
+            shift += 7;
+        }
+    }
+    fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push(id);
+        leb(payload.len() as u32, out);
+        out.extend_from_slice(payload);
+    }
+    // The component's own core modules (section 1 at the top level) come first in its index space.
+    let (mut at, mut modules) = (8, 0);
+    while at < component.len() {
+        let id = component[at];
+        at += 1;
+        let size = read_leb(&component, &mut at) as usize;
+        modules += u32::from(id == 1);
+        at += size;
+    }
+    // (module (memory <pages>))
+    let mut memory = vec![1];
+    memory.push(0);
+    leb(pages, &mut memory);
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(5, &memory, &mut module);
+    section(1, &module, &mut component);
+    // (core instance (instantiate <module>))
+    let mut instance = vec![1, 0];
+    leb(modules, &mut instance);
+    instance.push(0);
+    section(2, &instance, &mut component);
+    component
+}
+
+/// The sample of a histogram's bucket `le` in a scrape.
+fn bucket(scrape: &str, name: &str, le: &str) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"{le}\"}} ");
+    scrape.lines().find_map(|l| l.strip_prefix(&prefix)?.parse().ok()).unwrap_or_else(|| panic!("{prefix} in {scrape}"))
+}
+
+/// Guest stores whose peak memory the metrics served on `port` counted as over 32 MiB.
+async fn stores_over_32_mib(port: u16) -> f64 {
+    let (_, scrape) = crate::metrics::get(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "/metrics").await;
+    let name = "sse_wasm_guest_memory_bytes";
+    bucket(&scrape, name, "+Inf") - bucket(&scrape, name, "33554432.0")
+}
+
+/// `--max-memory` caps an instance's memories together, not each one: a component with a second
+/// memory of 24 MiB under a cap of 48 MiB may grow its own by 16 MiB but not by 30 (each alone
+/// would fit), and the peak the metrics count is the sum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cap_covers_all_memories_of_an_instance() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let metrics = crate::util::free_port().await;
+    let address = format!("127.0.0.1:{metrics}");
+    let args = ["--metrics-listen", address.as_str(), "--max-memory", "48"];
+    let binary = Binary::start(root.path(), &[], &args, "warn").await;
+    let bytes = with_extra_memory(crate::util::guest_bytes("hostile_calls"), 24 * 16);
+    std::fs::write(binary.functions.join("several_memories.wasm"), bytes).expect("write");
+    let mut client = binary.client().await;
+    eventually("the component with two memories serves", || {
+        let mut client = client.clone();
+        async move { call(&mut client, "Grow", bundles(numbers(&[0.0]), 1)).await.is_ok() }
+    })
+    .await;
+    assert_eq!(stores_over_32_mib(metrics).await, 0.0, "no store has held more than 32 MiB yet");
+
+    let grown = call(&mut client, "Grow", bundles(numbers(&[30.0]), 1)).await.expect("Grow 30");
+    assert_eq!(grown.numbers(), [0.0], "30 MiB more would make 56 MiB in all, past the cap of 48");
+    let grown = call(&mut client, "Grow", bundles(numbers(&[16.0]), 1)).await.expect("Grow 16");
+    assert_eq!(grown.numbers(), [1.0], "16 MiB more makes about 42 MiB in all");
+    eventually(
+        "the peak of both memories together is counted",
+        || async move { stores_over_32_mib(metrics).await >= 1.0 },
+    )
+    .await;
+}
+
+/// Guest output in any script, cut anywhere, cannot take the host down: a function whose panic
+/// message the host cuts inside a character fails its own call with that message; a component
+/// that panics so in `describe` at start-up is refused alone, named in the log with why, and
+/// every other file of the folder serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_cut_inside_a_character_fails_only_its_own_call_or_file() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let guests = ["hostile_describe_trap", "column_operations", "hostile_calls"];
+    let binary = Binary::start(root.path(), &guests, &[], "info").await;
+    let mut client = binary.client().await;
+    let caps = client.get_capabilities(pb::Empty {}).await.expect("capabilities").into_inner();
+    let names: Vec<_> = caps.functions.iter().map(|f| f.name.as_str()).collect();
+    assert!(names.contains(&"SumOfRows") && names.contains(&"Babble"), "the other files serve: {names:?}");
+
+    let result = call(&mut client, "Babble", bundles(numbers(&[1.0]), 1)).await;
+    assert_status(result, Code::Internal, &["Babble", "guest panicked", "babble: éé"]);
+    assert_eq!(call(&mut client, "Clock", no_params()).await.expect("serves on").numbers().len(), 1);
+    let log = binary.log();
+    eventually("the refused file is named with its reason", || {
+        let log = log();
+        async move {
+            log.iter().any(|l| l.contains("hostile_describe_trap.wasm") && l.contains("describe explodes: éé"))
+        }
+    })
+    .await;
+}
+
+/// Every numeric flag is range-checked, from the command line and from its variable alike: the
+/// host exits with a message naming the flag, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_flags_are_refused_by_name() {
+    let root = tempfile::tempdir().expect("temp dir");
+    // The arguments, or a variable and its value, and the flag the message must name.
+    type Case = (&'static [&'static str], Option<(&'static str, &'static str)>, &'static str);
+    let cases: [Case; 6] = [
+        (&["--call-timeout", "1e300"], None, "--call-timeout"),
+        (&[], Some(("SSE_WASM_CALL_TIMEOUT", "1e300")), "--call-timeout"),
+        (&["--stall-timeout", "inf"], None, "--stall-timeout"),
+        (&[], Some(("SSE_WASM_MAX_MEMORY", "18446744073709551615")), "--max-memory"),
+        (&["--max-input", "0"], None, "--max-input"),
+        (&["--drain-delay", "1e19"], None, "--drain-delay"),
+    ];
+    for (args, variable, flag) in cases {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-wasm"));
+        command.current_dir(root.path()).args(["--listen", "127.0.0.1:0", "--no-watch"]).args(args);
+        if let Some((name, value)) = variable {
+            command.env(name, value);
+        }
+        let output = command.output().await.expect("sse-wasm runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?} {variable:?}: {stderr}");
+        assert!(stderr.contains(flag) && !stderr.contains("panicked"), "{args:?} {variable:?}: {stderr}");
+    }
+}
