@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::server::{ServeOptions, TlsFiles};
-use crate::wasm::{CacheLocation, DEFAULT_CONCURRENT_CALLS, Limits, MAX_CONCURRENT_CALLS};
+use crate::wasm::{CacheLocation, DEFAULT_CONCURRENT_CALLS, DEFAULT_MAX_INPUT_MIB, Limits, MAX_CONCURRENT_CALLS};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]
@@ -39,9 +39,16 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_CALL_TIMEOUT", default_value_t = 30.0)]
     pub call_timeout: f64,
 
-    /// Linear memory one guest instance may grow to, in MiB.
+    /// Linear memory one guest instance may grow to, all its memories together, in MiB.
     #[arg(long, env = "SSE_WASM_MAX_MEMORY", default_value_t = 512)]
     pub max_memory: usize,
+
+    /// Rows one call may collect in the host before its guest runs on them, in MiB of values
+    /// (a `#!pandas` script, a Python function file's aggregation); past it the call fails with
+    /// RESOURCE_EXHAUSTED. The host holds up to twice this for such a call while handing the
+    /// rows over.
+    #[arg(long, env = "SSE_WASM_MAX_INPUT", default_value_t = DEFAULT_MAX_INPUT_MIB)]
+    pub max_input: usize,
 
     /// Folder of compiled components, so restarts and reloads of known files skip compiling.
     /// Must be outside the functions folder. Default: `sse-wasm` in the user's cache folder
@@ -232,15 +239,30 @@ pub struct Config {
     pub serve: ServeOptions,
 }
 
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds, not {value}");
+/// The longest any of the time flags may be: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// The most memory a size flag may name, in MiB: 4 GiB, what a 32-bit linear memory can hold.
+const MAX_MIB: usize = 4096;
+
+/// A time flag's value: more than 0 (or 0 itself, when `zero` turns the thing off) and at most
+/// a day.
+fn seconds(flag: &str, value: f64, zero: bool) -> anyhow::Result<Duration> {
+    let least = if zero { "0 or a positive number" } else { "a positive number" };
+    anyhow::ensure!(
+        value.is_finite() && (value > 0.0 || (zero && value == 0.0)) && value <= MAX_SECONDS,
+        "{flag} must be {least} of seconds up to {MAX_SECONDS} (a day), not {value}"
+    );
     Ok(Duration::from_secs_f64(value))
 }
 
-/// Like [`seconds`], where 0 turns the thing off.
-fn seconds_or_zero(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(value.is_finite() && value >= 0.0, "{flag} must be 0 or a positive number of seconds, not {value}");
-    Ok(Duration::from_secs_f64(value))
+/// A size flag's value in MiB, from `least` to [`MAX_MIB`], in bytes.
+fn mib(flag: &str, value: usize, least: usize, why: &str) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        (least..=MAX_MIB).contains(&value),
+        "{flag} must be from {least} to {MAX_MIB} MiB{why}, not {value}"
+    );
+    Ok(value << 20)
 }
 
 impl Config {
@@ -253,8 +275,7 @@ impl Config {
             "--max-concurrent-calls must be from 1 to {MAX_CONCURRENT_CALLS}, not {}",
             flags.max_concurrent_calls
         );
-        anyhow::ensure!(flags.max_memory >= 1, "--max-memory must be at least 1 MiB");
-        anyhow::ensure!(flags.max_message >= 16, "--max-message must be at least 16 MiB (Qlik sends large bundles)");
+        let max_message = mib("--max-message", flags.max_message, 16, " (Qlik sends large bundles)")?;
         Ok(Self {
             listen: flags.listen,
             metrics_listen: flags.metrics_listen,
@@ -266,16 +287,17 @@ impl Config {
             watch: !flags.no_watch,
             functions_dir: flags.functions_dir,
             limits: Limits {
-                call_timeout: seconds("--call-timeout", flags.call_timeout)?,
-                max_memory_bytes: flags.max_memory.saturating_mul(1 << 20),
+                call_timeout: seconds("--call-timeout", flags.call_timeout, false)?,
+                max_memory_bytes: mib("--max-memory", flags.max_memory, 1, "")?,
+                max_input_bytes: mib("--max-input", flags.max_input, 1, "")?,
                 instances: Limits::instances_for(flags.max_concurrent_calls),
             },
             serve: ServeOptions {
-                max_message_bytes: flags.max_message.saturating_mul(1 << 20),
+                max_message_bytes: max_message,
                 max_concurrent_calls: flags.max_concurrent_calls,
-                stall_timeout: seconds("--stall-timeout", flags.stall_timeout)?,
-                drain_delay: seconds_or_zero("--drain-delay", flags.drain_delay)?,
-                shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace)?,
+                stall_timeout: seconds("--stall-timeout", flags.stall_timeout, false)?,
+                drain_delay: seconds("--drain-delay", flags.drain_delay, true)?,
+                shutdown_grace: seconds("--shutdown-grace", flags.shutdown_grace, false)?,
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
                 scripts: !flags.no_scripts,
                 script_language: flags.script_language.map(|l| l.trim().to_ascii_lowercase()),
@@ -306,6 +328,17 @@ mod tests {
             (&["--stall-timeout=-1"][..], "--stall-timeout"),
             (&["--max-message", "1"][..], "--max-message"),
             (&["--drain-delay=-1"][..], "--drain-delay"),
+            (&["--call-timeout", "1e300"][..], "--call-timeout"),
+            (&["--call-timeout", "inf"][..], "--call-timeout"),
+            (&["--call-timeout", "NaN"][..], "--call-timeout"),
+            (&["--stall-timeout", "1e20"][..], "--stall-timeout"),
+            (&["--shutdown-grace", "100000"][..], "--shutdown-grace"),
+            (&["--drain-delay", "1e300"][..], "--drain-delay"),
+            (&["--max-memory", "0"][..], "--max-memory"),
+            (&["--max-memory", "18446744073709551615"][..], "--max-memory"),
+            (&["--max-input", "0"][..], "--max-input"),
+            (&["--max-input", "5000"][..], "--max-input"),
+            (&["--max-message", "100000"][..], "--max-message"),
         ] {
             let error = config(args).expect_err("refused").to_string();
             assert!(error.contains(flag), "{error}");

@@ -128,6 +128,18 @@ pub enum CallError {
         /// The cap.
         limit_mib: usize,
     },
+    /// The rows a call collects in the host before the guest runs on them (a data-science
+    /// script, a Python aggregation) grew past the per-call input limit.
+    #[error(
+        "{function}: the call's rows passed the input limit of {limit_mib} MiB held for one call (--max-input); \
+         send fewer rows or columns, or raise the limit"
+    )]
+    InputTooLarge {
+        /// The function's name.
+        function: String,
+        /// The limit.
+        limit_mib: usize,
+    },
     /// The guest trapped (a panic, an out-of-bounds access, a stack overflow...).
     #[error("{function} crashed: {trap}")]
     Trap {
@@ -186,7 +198,10 @@ impl CallError {
             Self::UnknownFunction(_) | Self::RemovedFunction { .. } => Code::NotFound,
             Self::BadOutput { .. } | Self::Trap { .. } => Code::Internal,
             Self::Deadline { .. } | Self::Waited { .. } => Code::DeadlineExceeded,
-            Self::Memory { .. } | Self::OversizedRow { .. } | Self::PoolExhausted { .. } => Code::ResourceExhausted,
+            Self::Memory { .. }
+            | Self::InputTooLarge { .. }
+            | Self::OversizedRow { .. }
+            | Self::PoolExhausted { .. } => Code::ResourceExhausted,
             Self::Stream { code, .. } => *code,
             Self::Stalled { .. } => Code::DeadlineExceeded,
             Self::Cancelled => Code::Cancelled,
@@ -225,6 +240,7 @@ mod tests {
             (CallError::Waited { function: function(), seconds: 4.0 }, Code::DeadlineExceeded),
             (CallError::PoolExhausted { function: function(), detail: "d".into() }, Code::ResourceExhausted),
             (CallError::Memory { function: function(), limit_mib: 512 }, Code::ResourceExhausted),
+            (CallError::InputTooLarge { function: function(), limit_mib: 256 }, Code::ResourceExhausted),
             (CallError::Trap { function: function(), trap: "t".into() }, Code::Internal),
             (CallError::OversizedRow { function: function(), bytes: 5 << 20 }, Code::ResourceExhausted),
             (

@@ -162,8 +162,13 @@ impl DataSci {
         Ok(())
     }
 
-    /// Starts an evaluation of `script`: its rows are collected, and the script runs on all of
-    /// them at the end, in a fresh instance.
+    /// What a call may collect in the host before it runs (`Limits::max_input_bytes`).
+    pub(super) fn max_input_bytes(&self) -> usize {
+        self.runtime.limits().max_input_bytes
+    }
+
+    /// Starts an evaluation of `script`: its rows are collected, at most `--max-input` of them,
+    /// and the script runs on all of them at the end, in a fresh instance.
     pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
         let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
         DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
@@ -182,8 +187,7 @@ pub struct DataSciEvaluation<'a> {
 impl DataSciEvaluation<'_> {
     /// Adds a batch of rows (already decoded with the script's parameter types).
     pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
-        append_columns(&mut self.columns, batch.columns)
-            .map_err(|reason| CallError::BadInput { function: LABEL.to_owned(), reason })?;
+        collect(&mut self.columns, batch.columns, self.engine.max_input_bytes(), LABEL)?;
         self.rows += batch.rows;
         Ok(())
     }
@@ -233,7 +237,29 @@ fn bad_output(reason: &str) -> CallError {
 }
 
 /// Appends a batch's columns `more` to the columns `kept` so far, each to its own.
-pub(super) fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
+/// Appends a batch's columns `more` to the columns `kept` so far for a call of `function`,
+/// unless the host would then hold more than `limit` bytes of values for the call.
+pub(super) fn collect(kept: &mut [Column], more: Vec<Column>, limit: usize, function: &str) -> Result<(), CallError> {
+    if held_bytes(kept).saturating_add(held_bytes(&more)) > limit {
+        return Err(CallError::InputTooLarge { function: function.to_owned(), limit_mib: limit >> 20 });
+    }
+    append_columns(kept, more).map_err(|reason| CallError::BadInput { function: function.to_owned(), reason })
+}
+
+/// The bytes of values `columns` hold: 8 a number, a string's bytes and 4 for its offset.
+fn held_bytes(columns: &[Column]) -> usize {
+    let strings = |s: &Strings| s.data.len() + s.offsets.len() * 4;
+    columns
+        .iter()
+        .map(|column| match column {
+            Column::Numeric(numbers) => numbers.len() * 8,
+            Column::Text(texts) => strings(texts),
+            Column::Dual(numbers, texts) => numbers.len() * 8 + strings(texts),
+        })
+        .sum()
+}
+
+fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
     if more.len() != kept.len() {
         return Err(format!("{} columns for {} parameters", more.len(), kept.len()));
     }

@@ -27,7 +27,9 @@ pub use guest::Guest;
 pub use instance::FunctionInstance;
 pub use pyfile::is_python_file;
 pub(crate) use runtime::runtime_threads;
-pub use runtime::{DEFAULT_CONCURRENT_CALLS, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime};
+pub use runtime::{
+    DEFAULT_CONCURRENT_CALLS, DEFAULT_MAX_INPUT_MIB, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime,
+};
 pub(crate) use sandbox::unreported;
 pub use sandbox::{CallControl, CancelFlag};
 pub use script_engine::ScriptEngine;

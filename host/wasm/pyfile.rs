@@ -16,7 +16,7 @@ use wasmtime::{Instance, Store};
 use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script};
 
-use super::datasci::{DataSci, Reader, append_columns, data_type, input_frame, read_answer};
+use super::datasci::{DataSci, Reader, collect, data_type, input_frame, read_answer};
 use super::datasci_runtime::{DataSciState, Outcome};
 use super::instance::Answer;
 use super::sandbox::CallControl;
@@ -152,8 +152,7 @@ impl PyCall<'_> {
 
     /// Keeps one batch of an aggregation's rows for [`PyCall::finish`]; answers no rows.
     pub(crate) fn update(&mut self, input: Batch) -> Answer {
-        append_columns(&mut self.columns, input.columns)
-            .map_err(|reason| CallError::BadInput { function: self.def.name.clone(), reason })?;
+        collect(&mut self.columns, input.columns, self.file.engine.max_input_bytes(), &self.def.name)?;
         self.rows += input.rows;
         Ok(Ok(Batch { rows: 0, columns: vec![Column::with_capacity(self.def.return_type, 0)] }))
     }

@@ -642,3 +642,48 @@ async fn the_toolkit_inspects_and_calls_a_function_file() {
     assert_eq!(run(&["call", path, "Margin", "--arg", "10", "--arg", "4"], ""), "Margin\n0.6\n");
     assert_eq!(run(&["call", path, "P90", "--csv"], "1\n2\n3\n"), "P90\n2.8\n");
 }
+
+/// The highest resident memory process `pid` has had, in bytes (VmHWM).
+fn peak_resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).expect("VmHWM").trim().trim_end_matches(" kB");
+    kib.trim().parse::<u64>().expect("kB") * 1024
+}
+
+/// What the host collects of a call's rows before the engine runs on them is bounded by
+/// `--max-input`: past it the call is RESOURCE_EXHAUSTED naming the flag. Eight calls at once,
+/// each streaming 64 MiB of values against a limit of 16, raise the host's peak resident memory
+/// by less than twice the limit each (README, Security), and the host serves on.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_collected_in_the_host_are_bounded_by_max_input() {
+    // The in-process server compiles the engine into the shared cache the binary reads.
+    let _compiled = server().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let (cache, key) = (shared_cache_dir(), test_cache_key_file());
+    let args = ["--no-watch", "--max-input", "16", "--cache-dir", cache.to_str().expect("UTF-8"), "--cache-key"];
+    let args: Vec<&str> = args.into_iter().chain([key.to_str().expect("UTF-8")]).collect();
+    let binary = Binary::start(root.path(), &[ENGINE], &args, "warn").await;
+    let mut client = binary.client().await;
+    let sum = "numpy.sum(args[0])";
+    // 1 MiB of values is well inside the limit.
+    let answer = evaluate_streamed(&mut client, sum, 16, 8192).await.expect("a call inside the limit");
+    assert_eq!(answer.numbers(), [(131_072.0 * 131_071.0) / 2.0]);
+    let pid = binary.child.id().expect("running");
+    let before = peak_resident(pid);
+
+    // 8 Mi values (64 MiB) each, in bundles of 64 Ki rows.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { evaluate_streamed(&mut client, sum, 128, 65_536).await })
+        })
+        .collect();
+    for call in calls {
+        assert_status(call.await.expect("join"), tonic::Code::ResourceExhausted, &["--max-input", "16 MiB"]);
+    }
+    let grown = peak_resident(pid).saturating_sub(before);
+    assert!(grown < 8 * 2 * (16 << 20), "the host's peak resident memory grew by {} MiB", grown >> 20);
+    let answer = evaluate_streamed(&mut client, sum, 1, 10).await.expect("serves on");
+    assert_eq!(answer.numbers(), [45.0]);
+}

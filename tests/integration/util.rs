@@ -302,6 +302,28 @@ pub async fn evaluate(
     evaluate_with_header(client, Some(header.encode_to_vec()), messages).await
 }
 
+/// Evaluates `script` as an aggregation over `bundles` bundles of `rows` numbers each, made as
+/// they are sent (so the client holds one at a time, however much it sends).
+pub async fn evaluate_streamed(
+    client: &mut ConnectorClient<Channel>,
+    script: &str,
+    bundles: usize,
+    rows: usize,
+) -> Result<Answer, Status> {
+    let header = pb::ScriptRequestHeader {
+        script: script.to_owned(),
+        function_type: pb::FunctionType::Aggregation as i32,
+        return_type: pb::DataType::Numeric as i32,
+        params: vec![pb::Parameter { data_type: pb::DataType::Numeric as i32, name: "x".to_owned() }],
+    };
+    let messages = futures::stream::iter(0..bundles)
+        .map(move |b| pb::BundledRows { rows: (0..rows).map(|r| row(&[V::N((b * rows + r) as f64)])).collect() });
+    let mut request = Request::new(messages);
+    request.metadata_mut().insert_bin(pb::SCRIPT_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
+    common_header(request.metadata_mut(), (bundles * rows) as i64);
+    answer(client.evaluate_script(request).await?).await
+}
+
 /// Evaluates with a raw script header value (`None`: no header at all).
 pub async fn evaluate_with_header(
     client: &mut ConnectorClient<Channel>,
