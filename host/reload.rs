@@ -15,9 +15,9 @@
 //! registry snapshot it started with, so it finishes on the version it began on; calls that start
 //! after the swap see the new one. A file that fails to load is judged again after `RECHECK`: if
 //! it was touched meanwhile it is loaded again, and only if it still holds the bytes that failed
-//! is the failure logged and counted; its previous version, if any, keeps serving. Modules keep
-//! their place in the list when replaced; new ones go last, so when two files declare the same
-//! function, the one served first keeps it.
+//! is the failure logged and counted; its previous version, if any, keeps serving. When two files
+//! declare the same function, the file whose name sorts first keeps it, at start-up and after
+//! any reload alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ pub struct Functions {
     runtime: Runtime,
     dir: PathBuf,
     cache: Option<CompileCache>,
-    /// In precedence order: earlier modules keep a contested function name.
+    /// In precedence order, by file name: earlier modules keep a contested function name.
     guests: Vec<Arc<Guest>>,
     registry: SharedRegistry,
     status: watch::Sender<ReloadStatus>,
@@ -171,7 +171,10 @@ impl Functions {
                 }
                 Err(source) => Err(LoadError::Read { path: file, source }.to_string()),
             });
-            match loaded.await.map_err(std::io::Error::other)? {
+            // A panic while loading one file (a host bug a file can trigger) is that file's
+            // failure only: the others still load and serve.
+            let loaded = loaded.await.unwrap_or_else(|panic| Err(load_panicked(&path, &panic)));
+            match loaded {
                 Ok((guest, how)) => {
                     tracing::info!("loaded {} ({how}): {}", path.display(), guest.offers());
                     self.count_load(&path, "loaded");
@@ -198,6 +201,12 @@ impl Functions {
     /// The data-science engine that runs Python function files: the first served.
     fn python_engine(&self) -> Option<Arc<Guest>> {
         self.guests.iter().find(|g| g.runs_python_files()).cloned()
+    }
+
+    /// Looks at every file again after the watcher lost events ([`rescan`]).
+    fn rescan(&self, pending: &mut HashMap<PathBuf, Touch>) {
+        tracing::warn!("the folder watcher lost events in a burst of changes; looking at every file again");
+        rescan(pending, &self.dir, self.guests.iter().map(|g| g.path.clone()));
     }
 
     /// Counts a load of `path` in the metrics, by its file name.
@@ -233,7 +242,11 @@ impl Functions {
                 // Events first: a path touched again is not due, whatever the timer says.
                 biased;
                 event = events.recv() => match event {
-                    Some(Ok(event)) => note(&mut pending, &event),
+                    Some(Ok(event)) => {
+                        if note(&mut pending, &event) {
+                            self.rescan(&mut pending);
+                        }
+                    }
                     Some(Err(error)) => tracing::warn!("watching {}: {error}", self.dir.display()),
                     None => return,
                 },
@@ -374,13 +387,18 @@ impl Functions {
                 let module = Arc::new(module);
                 match position {
                     Some(position) => self.guests[position] = module,
-                    None => self.guests.push(module),
+                    // In file name order, as at start-up: which file serves a contested name,
+                    // or runs the function files, never depends on the order files arrived in.
+                    None => {
+                        let at = self.guests.partition_point(|g| g.path < path);
+                        self.guests.insert(at, module);
+                    }
                 }
                 tracing::info!("{} loaded ({how})", path.display());
                 self.count_load(&path, "reloaded");
                 changed.push(path);
             }
-            Ok(Err(error)) if superseded(&path, events, pending) => {
+            Ok(Err(error)) if superseded(&path, events, pending, &Folder { dir: &self.dir, served: &self.guests }) => {
                 tracing::debug!("{} changed while loading ({error}); loading it again", path.display());
             }
             Ok(Err(error)) if force && position.is_some() => {
@@ -397,7 +415,9 @@ impl Functions {
                 pending.insert(path, Touch { last: Instant::now(), writing: false, failed, unreadable: 0 });
             }
             Err(panic) => {
-                tracing::error!("loading {} failed: {panic}", path.display());
+                let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
+                tracing::error!("{}; {keeps}", load_panicked(&path, &panic));
+                self.count_load(&path, "failed");
                 self.status.send_modify(|s| s.failures += 1);
             }
         }
@@ -430,6 +450,11 @@ fn load_file(
     let started = Instant::now();
     let guest = Guest::from_python(engine, path, bytes, hash).map_err(|e| e.to_string())?;
     Ok((guest, format!("run by {} in {:.1} ms", engine.name, started.elapsed().as_secs_f64() * 1e3)))
+}
+
+/// The failure of a load whose thread panicked, naming the file and the panic's message.
+fn load_panicked(path: &Path, panic: &tokio::task::JoinError) -> String {
+    format!("{}: the host failed while loading it ({panic})", path.display())
 }
 
 /// Stops watching the folder when dropped.
@@ -478,18 +503,45 @@ impl Touch {
 /// The watcher's events, as the reload task receives them.
 type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
 
-/// Takes in the events that arrived meanwhile; true when `path` was touched again.
-fn superseded(path: &Path, events: &mut Events, pending: &mut HashMap<PathBuf, Touch>) -> bool {
+/// Takes in the events that arrived meanwhile; true when `path` was touched again (or may have
+/// been: the watcher lost events, and every file is looked at again).
+fn superseded(path: &Path, events: &mut Events, pending: &mut HashMap<PathBuf, Touch>, folder: &Folder<'_>) -> bool {
     while let Ok(event) = events.try_recv() {
-        if let Ok(event) = event {
-            note(pending, &event);
+        if let Ok(event) = event
+            && note(pending, &event)
+        {
+            rescan(pending, folder.dir, folder.served.iter().map(|g| g.path.clone()));
         }
     }
     pending.contains_key(path)
 }
 
-/// Records what `event` says about the component files it names.
-fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
+/// The folder and the files served from it, for a rescan.
+struct Folder<'a> {
+    dir: &'a Path,
+    served: &'a [Arc<Guest>],
+}
+
+/// Marks every function file of `dir` and every file in `served` as touched: the watcher lost
+/// events (its queue overflowed in a burst of changes), so any of them may have changed, and
+/// a served file missing from the folder may have been deleted. Unchanged files are not
+/// reloaded (their hash is compared first).
+fn rescan(pending: &mut HashMap<PathBuf, Touch>, dir: &Path, served: impl Iterator<Item = PathBuf>) {
+    let files = function_files(dir).unwrap_or_else(|error| {
+        tracing::error!("rescanning {}: {error}", dir.display());
+        Vec::new()
+    });
+    for path in files.into_iter().chain(served) {
+        pending.entry(path).or_insert(Touch { last: Instant::now(), writing: false, failed: None, unreadable: 0 });
+    }
+}
+
+/// Records what `event` says about the component files it names; true when the watcher says it
+/// lost events and the folder must be scanned again.
+fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) -> bool {
+    if event.need_rescan() {
+        return true;
+    }
     let writing = match event.kind {
         EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Some(true),
         EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -498,10 +550,11 @@ fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event) {
         // Reads (ours included) and opens change nothing.
         EventKind::Access(_) | EventKind::Any | EventKind::Other => None,
     };
-    let Some(writing) = writing else { return };
+    let Some(writing) = writing else { return false };
     for path in event.paths.iter().filter(|p| is_function_file(p)) {
         pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None, unreadable: 0 });
     }
+    false
 }
 
 /// A file size for people.
@@ -631,10 +684,43 @@ mod tests {
     async fn a_path_touched_while_loading_is_superseded() {
         let (sender, mut events) = mpsc::unbounded_channel();
         let mut pending = HashMap::new();
-        assert!(!superseded(Path::new("/f/a.wasm"), &mut events, &mut pending));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = Folder { dir: dir.path(), served: &[] };
+        assert!(!superseded(Path::new("/f/a.wasm"), &mut events, &mut pending, &folder));
         sender.send(Ok(event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), &["/f/a.wasm"]))).expect("open");
         sender.send(Err(notify::Error::generic("overflow"))).expect("open");
-        assert!(superseded(Path::new("/f/a.wasm"), &mut events, &mut pending));
-        assert!(!superseded(Path::new("/f/b.wasm"), &mut events, &mut pending));
+        assert!(superseded(Path::new("/f/a.wasm"), &mut events, &mut pending, &folder));
+        assert!(!superseded(Path::new("/f/b.wasm"), &mut events, &mut pending, &folder));
+    }
+
+    /// When the kernel's event queue overflows, notify says so with one event flagged Rescan:
+    /// every function file of the folder is looked at again, and every served file (a deleted
+    /// one is then dropped), whatever events were lost.
+    #[tokio::test]
+    async fn lost_events_make_every_file_due_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for file in ["a.wasm", "b.py", "notes.txt", ".hidden.wasm"] {
+            std::fs::write(dir.path().join(file), b"x").expect("write");
+        }
+        let lost = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        let mut pending = HashMap::new();
+        assert!(note(&mut pending, &lost), "a rescan is asked for");
+        assert!(pending.is_empty(), "note itself names no path");
+
+        let deleted = dir.path().join("gone.wasm");
+        rescan(&mut pending, dir.path(), std::iter::once(deleted.clone()));
+        let mut due: Vec<_> =
+            pending.keys().map(|p| p.file_name().expect("name").to_string_lossy().into_owned()).collect();
+        due.sort();
+        assert_eq!(due, ["a.wasm", "b.py", "gone.wasm"]);
+        assert!(pending.values().all(|t| !t.writing && t.due() == t.last + SETTLE), "due after the usual settle");
+
+        // Through the events a load in progress takes in, too.
+        let (sender, mut events) = mpsc::unbounded_channel();
+        sender.send(Ok(lost)).expect("open");
+        let mut pending = HashMap::new();
+        let folder = Folder { dir: dir.path(), served: &[] };
+        assert!(superseded(&dir.path().join("a.wasm"), &mut events, &mut pending, &folder));
+        assert_eq!(pending.len(), 2);
     }
 }

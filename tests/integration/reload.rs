@@ -315,3 +315,27 @@ async fn a_replacement_is_never_answered_by_an_instance_made_ahead_of_it() {
         assert_eq!(version(&mut client).await, 2.0, "call {i} after the replacement was listed");
     }
 }
+
+/// Two files declaring the same function: the file whose name sorts first serves it, whether it
+/// was there at start-up or arrived later, so a reload and a restart agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contested_name_goes_to_the_same_file_after_a_reload_as_after_a_restart() {
+    let server = start_empty().await;
+    replace_atomically(&server.dir.path().join("b.wasm"), &guest_bytes(TWO));
+    serves(&server, Some(2.0)).await;
+    let generation = server.status.borrow().generation;
+    replace_atomically(&server.dir.path().join("a.wasm"), &guest_bytes(ONE));
+    let mut status = server.status.clone();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.generation > generation && s.idle))
+        .await
+        .expect("a.wasm is loaded")
+        .expect("status");
+    assert_eq!(version(&server).await, Some(1.0), "a.wasm, first by name, serves Version after the reload");
+
+    let copy = tempfile::tempdir().expect("temp dir");
+    for file in ["a.wasm", "b.wasm"] {
+        std::fs::copy(server.dir.path().join(file), copy.path().join(file)).expect("copy");
+    }
+    let restarted = TestServer::start_in(copy, Limits::default()).await;
+    assert_eq!(version(&restarted).await, Some(1.0), "and after a restart");
+}
