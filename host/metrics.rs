@@ -81,6 +81,8 @@ pub struct Metrics {
     /// Log lines dropped because the log's destination did not keep up (brought up to date
     /// when scraped).
     pub log_lines_dropped: Counter,
+    /// Connections the listener failed to accept (out of file descriptors, kernel limits).
+    pub accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -137,6 +139,12 @@ impl Default for Metrics {
             "Log lines dropped because the log's destination did not keep up",
             log_lines_dropped.clone(),
         );
+        let accept_errors = Counter::default();
+        registry.register(
+            "accept_errors",
+            "Connections the listener failed to accept (out of file descriptors, kernel limits)",
+            accept_errors.clone(),
+        );
         Self {
             registry,
             calls,
@@ -153,6 +161,7 @@ impl Default for Metrics {
             cache_misses,
             functions,
             log_lines_dropped,
+            accept_errors,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! streams the answers, `options` says how clients are treated. The top of the call path: it uses
 //! `call`, `registry`, `wire` and `wasm`; nothing below uses it.
 
+mod accept;
 mod bridge;
 mod connector;
 mod metrics_http;
@@ -16,8 +17,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -89,6 +88,7 @@ impl Server {
         let (serving, serving_seen) = watch::channel(*ready.borrow());
         let metrics = self.runtime.metrics().clone();
         let bridge = Bridge { slots: self.slots.clone(), stall_timeout: self.options.stall_timeout, metrics };
+        let accept_errors = self.runtime.metrics().accept_errors.clone();
         let service = ConnectorService::new(self.runtime, self.registry, bridge, serving_seen, &self.options);
         let connector = ConnectorServer::new(service)
             .max_decoding_message_size(self.options.max_message_bytes)
@@ -102,13 +102,9 @@ impl Server {
             builder = builder.tls_config(config)?;
         }
 
-        // Nagle's algorithm would hold small answers back for the peer's delayed ACK (~40 ms a
-        // call). The builder's `tcp_nodelay` only reaches sockets tonic accepts itself.
-        let incoming = TcpListenerStream::new(listener).map(|stream| {
-            let stream = stream?;
-            stream.set_nodelay(true)?;
-            Ok::<_, std::io::Error>(stream)
-        });
+        // Accepted here rather than by tonic: the builder's `tcp_nodelay` only reaches sockets
+        // tonic accepts itself, and it passes failed accepts over in silence.
+        let incoming = accept::incoming(listener, accept_errors);
 
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let drain = self.options.drain_delay;

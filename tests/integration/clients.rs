@@ -13,7 +13,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::util::{
-    self, EXECUTE_FUNCTION, TestServer, V, assert_status, bundles, call, eventually, function_header, numbers, row,
+    self, Binary, EXECUTE_FUNCTION, TestServer, V, assert_status, bundles, call, eventually, function_header, numbers,
+    row,
 };
 
 /// Calls `name` with raw message bodies.
@@ -337,4 +338,61 @@ async fn small_calls_that_run_long_answer_once_and_never_hold_up_others() {
     assert!(!spinning.is_finished(), "the spinning call still runs");
     spinning.abort();
     eventually("the cancelled call is freed", || async { server.slots.in_flight() == 0 }).await;
+}
+
+/// Sets the soft open files limit of process `pid` (its own user may lower and raise it up to
+/// the hard limit).
+fn limit_open_files(pid: u32, limit: u64) {
+    let status = std::process::Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={limit}:")])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(status.success(), "prlimit --nofile={limit}:");
+}
+
+/// The soft open files limit of process `pid`.
+fn open_files_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("the open files line");
+    line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).expect("a number")
+}
+
+/// A host out of file descriptors cannot accept connections: each failure is counted and logged
+/// (not passed over in silence), calls on connections already open go on, and once descriptors
+/// are free again new connections are served.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_accepts_are_logged_and_the_host_serves_on() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let binary = Binary::start(root.path(), &["column_operations"], &["--no-watch"], "warn").await;
+    let mut client = binary.client().await;
+    let sum = |x: f64| bundles(numbers(&[x]), 1);
+    call(&mut client, "SumOfColumn", sum(1.0)).await.expect("a call");
+    let pid = binary.child.id().expect("running");
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds").count() as u64;
+    let limit = open_files_limit(pid);
+    limit_open_files(pid, open + 2);
+
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], binary.port));
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(address).await.expect("the kernel completes the handshake"));
+    }
+    let log = binary.log();
+    eventually("the failed accepts are logged", || {
+        let log = log();
+        async move { log.iter().any(|l| l.contains("cannot accept connections") && l.contains("open files")) }
+    })
+    .await;
+    assert_eq!(call(&mut client, "SumOfColumn", sum(2.0)).await.expect("an open connection serves").numbers(), [2.0]);
+
+    drop(held);
+    limit_open_files(pid, limit);
+    let mut fresh = binary.client().await;
+    assert_eq!(call(&mut fresh, "SumOfColumn", sum(3.0)).await.expect("a new connection serves").numbers(), [3.0]);
+    eventually("the recovery is logged", || {
+        let log = log();
+        async move { log.iter().any(|l| l.contains("accepting connections again")) }
+    })
+    .await;
 }
