@@ -18,7 +18,7 @@ ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test
+.PHONY: all clean-functions build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test
 
 all: build guests
 
@@ -260,7 +260,16 @@ fmt:
 	cargo fmt --all
 	cd guests && cargo fmt --all
 
-clean:
+# Removes what the build made. In functions/ that is only the example modules it copied there
+# (and datasci.wasm): the folder also holds the user's own modules, which stay.
+clean: clean-functions
 	cargo clean
 	cd guests && cargo clean
-	rm -rf functions $(TOOLS)
+	rm -rf $(TOOLS)
+
+FUNCTIONS ?= functions
+BUILT_FUNCTIONS := $(EXAMPLES) datasci
+
+clean-functions:
+	rm -f $(foreach g,$(BUILT_FUNCTIONS),$(FUNCTIONS)/$(g).wasm $(FUNCTIONS)/.$(g).wasm.tmp)
+	[ ! -d $(FUNCTIONS) ] || rmdir --ignore-fail-on-non-empty $(FUNCTIONS)

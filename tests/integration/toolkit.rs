@@ -261,3 +261,28 @@ fn new_go_guest_builds_and_passes_inspect() {
         "SnakeCase(Text: STRING) -> STRING",
     );
 }
+
+/// `make clean` removes from the functions folder only the modules the build copied there: the
+/// user's own modules, whatever their names, stay.
+#[test]
+fn make_clean_keeps_the_users_own_modules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let functions = dir.path().join("functions");
+    std::fs::create_dir(&functions).expect("mkdir");
+    for file in ["hello_world.wasm", "datasci.wasm", ".stats.wasm.tmp", "sales.wasm", "forecast.py", "hello_world.py"] {
+        std::fs::write(functions.join(file), b"x").expect("write");
+    }
+    let folder = format!("FUNCTIONS={}", functions.display());
+    run_in(&repo(""), "make", &["-s", "clean-functions", &folder], &[]);
+    let mut left: Vec<_> =
+        std::fs::read_dir(&functions).expect("the folder stays").map(|e| e.expect("entry").file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["forecast.py", "hello_world.py", "sales.wasm"]);
+
+    // A folder with nothing of the user's is removed, as the build made it.
+    std::fs::remove_dir_all(&functions).expect("rm");
+    std::fs::create_dir(&functions).expect("mkdir");
+    std::fs::write(functions.join("stats.wasm"), b"x").expect("write");
+    run_in(&repo(""), "make", &["-s", "clean-functions", &folder], &[]);
+    assert!(!functions.exists());
+}
