@@ -120,11 +120,23 @@ const MARK: u64 = 0x5EC2_E7D1_A7A0_F00D;
 
 const WASM_PAGE: usize = 64 << 10;
 
+/// Grows linear memory 0 by `pages` pages of 64 KiB: its former size in pages, or `usize::MAX`
+/// when refused (always, built for anything but WebAssembly, which has no linear memory).
+fn memory_grow(pages: usize) -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_grow(0, pages);
+    #[cfg(not(target_arch = "wasm32"))]
+    return {
+        let _ = pages;
+        usize::MAX
+    };
+}
+
 /// Grows linear memory by `mib` MiB, writes [`MARK`] into every 4 KiB page of what it grew, and
 /// keeps running until the call's deadline: memory a later call must never see.
 fn dirty(mib: f64) -> f64 {
     let pages = (mib as usize) << 20 >> 16;
-    let start = core::arch::wasm32::memory_grow(0, pages);
+    let start = memory_grow(pages);
     if start == usize::MAX {
         return -1.0;
     }
@@ -140,7 +152,7 @@ fn dirty(mib: f64) -> f64 {
 /// pages of what it grew that hold [`MARK`]. A fresh instance's new pages are zero: 0.
 fn count_marks(mib: f64) -> f64 {
     let pages = (mib as usize) << 20 >> 16;
-    let start = core::arch::wasm32::memory_grow(0, pages);
+    let start = memory_grow(pages);
     if start == usize::MAX {
         return -1.0;
     }
@@ -155,7 +167,7 @@ fn count_marks(mib: f64) -> f64 {
 /// Grows linear memory by `mib` MiB: 1 when the host allowed it, 0 when it refused.
 fn grow(mib: f64) -> f64 {
     let pages = (mib as usize) << 20 >> 16;
-    if core::arch::wasm32::memory_grow(0, pages) == usize::MAX { 0.0 } else { 1.0 }
+    if memory_grow(pages) == usize::MAX { 0.0 } else { 1.0 }
 }
 
 sse_guest::export_functions![
