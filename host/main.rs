@@ -50,7 +50,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::DatasciSnapshot { python, stdlib, driver, out }) => {
-            sse_wasm::wasm::datasci_snapshot(&python, &stdlib, &driver, &out)
+            tools::datasci_snapshot(&python, &stdlib, &driver, &out)
         }
         Some(Command::Service { action }) => service::run(action, &mut out),
         Some(Command::WasiAdapter { out: path }) => {

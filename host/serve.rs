@@ -12,7 +12,7 @@ use crate::cli::Config;
 use crate::log::LogGuard;
 use crate::reload::Functions;
 use crate::server::Server;
-use crate::wasm::{LOAD_PARALLELISM, Runtime, ahead, runtime_threads};
+use crate::wasm::{LOAD_PARALLELISM, Runtime, forget_instances_made_ahead, make_instances_ahead, runtime_threads};
 
 /// Blocking threads for file reads (the reloader's) beside calls and loads.
 const FILE_THREADS: usize = 4;
@@ -59,8 +59,8 @@ pub fn serve_until(config: Config, shutdown: impl Future<Output = ()> + Send) ->
         .max_blocking_threads(threads)
         .worker_threads(runtime_threads())
         // Idle moments make the next inline call's instance and drop the last one's store.
-        .on_thread_park(ahead::idle)
-        .on_thread_stop(ahead::clear)
+        .on_thread_park(make_instances_ahead)
+        .on_thread_stop(forget_instances_made_ahead)
         .build()?;
     runtime.block_on(serve_folder(config, shutdown))
 }

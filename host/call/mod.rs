@@ -9,7 +9,7 @@
 use crate::error::CallError;
 use crate::model::{Batch, DataType};
 use crate::wasm::FunctionInstance;
-use crate::wasm::pyfile::PyCall;
+use crate::wasm::PyCall;
 use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 
 pub mod function;
@@ -26,7 +26,7 @@ pub struct CallStats {
     pub rows_out: usize,
 }
 
-pub use crate::wasm::instance::Answer;
+pub use crate::wasm::Answer;
 
 /// What runs a function's code for one call.
 pub(crate) trait Backend {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::model::Mode;
 use crate::registry::function_id;
 use crate::reload::function_files;
-use crate::wasm::guest::is_core_module;
+use crate::wasm::is_core_module;
 use crate::wasm::{CacheLocation, Guest, Limits, Runtime, content_hash, is_python_file};
 use crate::wire::pb;
 

@@ -1,12 +1,15 @@
 //! The guest author's toolkit: `sse-wasm inspect` and `sse-wasm call` load a module exactly as
 //! the server does and run it under the same limits, so a module can be tried without Qlik;
-//! `sse-wasm new` scaffolds a guest project.
+//! `sse-wasm new` scaffolds a guest project; `sse-wasm datasci-snapshot` makes the data-science
+//! engine's module.
 //!
 //! A top layer beside `server`: it uses `call`, `registry`, `wasm`, `wire` and `model`.
 
 mod call;
 mod inspect;
 pub mod new;
+mod snapshot;
 
 pub use call::{call, csv_rows};
 pub use inspect::inspect;
+pub use snapshot::datasci_snapshot;

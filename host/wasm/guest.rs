@@ -11,15 +11,15 @@ use wasmtime::component::{Component, Instance};
 use crate::error::{CallError, LoadError};
 use crate::model::{FunctionDef, MAX_FUNCTIONS};
 
-use super::ahead;
-use super::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::cache::{CompileCache, Compiled, ContentHash, content_hash, load_or_compile};
-use super::datasci::DataSci;
-use super::instance::{FunctionExports, FunctionInstance};
-use super::pyfile::PyFile;
+use super::component::ahead;
+use super::component::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
+use super::component::instance::{FunctionExports, FunctionInstance};
+use super::datasci::engine::DataSci;
+use super::datasci::pyfile::PyFile;
+use super::runtime::sandbox::{CallControl, CallState, CancelFlag, enter, unreported};
 use super::runtime::{Runtime, module_name};
-use super::sandbox::{CallControl, CallState, CancelFlag, enter, unreported};
-use super::script_engine::ScriptEngine;
+use super::scripts::ScriptEngine;
 
 /// True for a core WebAssembly module (version 1), false for a component or anything else.
 pub(crate) fn is_core_module(bytes: &[u8]) -> bool {

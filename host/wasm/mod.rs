@@ -1,36 +1,37 @@
-//! Everything WebAssembly: the runtime (wasmtime engine, instance pool, epochs), the sandbox each
-//! call runs in, guests' output, the compile cache, loading a component (compile, pre-instantiate,
-//! describe), a call's fresh instance (made ahead while an async thread is idle), script engines,
-//! the data-science engine and the Python function files it runs.
+//! Everything WebAssembly, in rooms, each using only those before it in this list:
+//!
+//! | room | holds |
+//! |---|---|
+//! | [`runtime`] | the runtime (wasmtime engine, instance pool, epochs), the sandbox each call runs in, guests' output |
+//! | [`cache`] | the compile cache: its key, its entries, where it lives |
+//! | [`component`] | WIT bindings, a call's fresh instance, instances made ahead while an async thread is idle |
+//! | [`datasci`] | the data-science engine, its `#!pandas` evaluations and the Python function files it runs |
+//! | [`scripts`] | script engines (`ScriptEval`, `ScriptAggr`, …), components or the data-science engine |
+//! | [`guest`] | loading any of them from a file: compile (or take from the cache), link, describe |
 //!
 //! Depends on `model` and `error` only. Generated WIT bindings stay inside this module: callers
 //! see [`Guest`], [`FunctionInstance`] and [`ScriptEngine`], in the host's own types.
 
-#[cfg(windows)]
-pub(crate) mod access;
-pub(crate) mod ahead;
-pub(crate) mod bindings;
 pub(crate) mod cache;
+pub(crate) mod component;
 pub(crate) mod datasci;
-pub(crate) mod datasci_runtime;
 pub(crate) mod guest;
-pub(crate) mod guest_log;
-pub(crate) mod instance;
-pub(crate) mod pyfile;
 pub(crate) mod runtime;
-pub(crate) mod sandbox;
-pub(crate) mod script_engine;
-pub(crate) mod snapshot;
+pub(crate) mod scripts;
 
 pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, content_hash};
+/// The async runtime's thread hooks that make instances ahead while idle (`serve` installs them).
+pub(crate) use component::ahead::{clear as forget_instances_made_ahead, idle as make_instances_ahead};
+pub use component::instance::{Answer, FunctionInstance};
+pub(crate) use datasci::pyfile::PyCall;
+pub use datasci::pyfile::is_python_file;
+pub(crate) use datasci::runtime::config as datasci_config;
 pub use guest::Guest;
-pub use instance::FunctionInstance;
-pub use pyfile::is_python_file;
+pub(crate) use guest::is_core_module;
 pub(crate) use runtime::runtime_threads;
+pub(crate) use runtime::sandbox::unreported;
+pub use runtime::sandbox::{CallControl, CancelFlag};
 pub use runtime::{
     DEFAULT_CONCURRENT_CALLS, DEFAULT_MAX_INPUT_MIB, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime,
 };
-pub(crate) use sandbox::unreported;
-pub use sandbox::{CallControl, CancelFlag};
-pub use script_engine::ScriptEngine;
-pub use snapshot::datasci_snapshot;
+pub use scripts::ScriptEngine;

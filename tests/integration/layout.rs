@@ -15,6 +15,10 @@ const LAYERS: &[&str] = &[
     "cli", "serve", "service",
 ];
 
+/// The rooms of `wasm`, bottom first: each may use only those before it (the facade,
+/// `wasm/mod.rs`, re-exports from any).
+const WASM_ROOMS: &[&str] = &["runtime", "cache", "component", "datasci", "scripts", "guest"];
+
 fn host() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("host")
 }
@@ -101,6 +105,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
             .collect::<Vec<_>>()
             .join("\n");
+        // A visibility (`pub(in crate::wasm)`) names a module without using it.
+        text = text.replace("pub(in crate::", "pub(in ");
         if name == "wire::pb" {
             text +=
                 &std::fs::read_to_string(concat!(env!("OUT_DIR"), "/wire/qlik.sse.Connector.rs")).expect("generated");
@@ -189,6 +195,54 @@ fn layers_are_used_only_from_above() {
                 wrong.push(format!("{module} uses {used}, which is not below it"));
             }
         }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_rooms_of_wasm_are_used_only_from_above() {
+    let room =
+        |module: &str| module.strip_prefix("wasm::").map(|m| m.split("::").next().unwrap_or_default().to_owned());
+    let rank = |room: &str| WASM_ROOMS.iter().position(|r| *r == room);
+    let mut wrong = Vec::new();
+    for (module, uses) in graph() {
+        let Some(own) = room(&module) else { continue };
+        let Some(own_rank) = rank(&own) else {
+            wrong.push(format!("{module} is in no room of WASM_ROOMS"));
+            continue;
+        };
+        for used in uses {
+            let Some(other) = room(&used) else { continue };
+            if other != own && rank(&other).is_none_or(|r| r >= own_rank) {
+                wrong.push(format!("{module} uses {used}, which is not in a room below it"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Most modules a folder of `host/wasm/` may hold side by side, and most lines a module there may
+/// have (its unit tests aside), so that a reader finds a concept in one place.
+const MOST_MODULES: usize = 8;
+const MOST_LINES: usize = 500;
+
+#[test]
+fn the_rooms_of_wasm_stay_small() {
+    let mut wrong = Vec::new();
+    let mut folders: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    for (name, file) in modules().into_iter().filter(|(name, _)| name.starts_with("wasm")) {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let lines = non_test(&text).lines().count();
+        if lines > MOST_LINES {
+            wrong.push(format!("{name} ({}) has {lines} lines, more than {MOST_LINES}", file.display()));
+        }
+        if name != "wasm" {
+            let folder = if file.ends_with("mod.rs") { file.parent().and_then(Path::parent) } else { file.parent() };
+            *folders.entry(folder.expect("a folder").to_owned()).or_default() += 1;
+        }
+    }
+    for (folder, count) in folders.into_iter().filter(|(_, n)| *n > MOST_MODULES) {
+        wrong.push(format!("{} holds {count} modules, more than {MOST_MODULES}", folder.display()));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -15,7 +15,7 @@ pub mod script_engine {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "script-engine",
-        with: { "qlik:sse/types": crate::wasm::bindings::qlik::sse::types },
+        with: { "qlik:sse/types": crate::wasm::component::bindings::qlik::sse::types },
     });
 }
 

@@ -2,10 +2,15 @@
 //! (the sandbox, WASI preview 1 without authority, the door) and the door itself, `host.call`,
 //! through which the driver asks for its input and answers.
 
-use wasmtime::{Caller, Engine, Linker};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::{Caller, Engine, Linker, Store};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use super::sandbox::{CallState, Sandboxed};
+use crate::wasm::runtime::Runtime;
+use crate::wasm::runtime::guest_log::GuestOutput;
+use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
 
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
@@ -83,6 +88,37 @@ impl DataSciRuntime {
     /// The wasmtime engine.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine and linker of the process (made on first use), its epoch advanced by
+    /// `runtime`'s.
+    pub(in crate::wasm) fn shared(runtime: &Runtime) -> anyhow::Result<Arc<Self>> {
+        static SHARED: Mutex<Option<Arc<DataSciRuntime>>> = Mutex::new(None);
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let datasci = match &*shared {
+            Some(datasci) => datasci.clone(),
+            None => shared.insert(Arc::new(Self::new()?)).clone(),
+        };
+        runtime.tick(datasci.engine());
+        Ok(datasci)
+    }
+
+    /// A fresh store for one call into `module`, with `runtime`'s limits and metrics; `state`
+    /// makes its data from the sandbox's state and the guest's stdout and stderr.
+    pub(in crate::wasm) fn store(
+        &self,
+        runtime: &Runtime,
+        module: &Arc<str>,
+        cancel: Option<CancelFlag>,
+        state: impl FnOnce(CallState, GuestOutput, GuestOutput) -> DataSciState,
+    ) -> Store<DataSciState> {
+        let (stdout, stderr) = (runtime.output(module, "stdout"), runtime.output(module, "stderr"));
+        // The sandbox's own WASI context stays empty: the engine speaks WASI preview 1, set up by
+        // `state`.
+        let call = runtime.call_state(WasiCtxBuilder::new().build(), stderr.clone(), cancel);
+        let mut store = Store::new(&self.engine, state(call, stdout, stderr));
+        enforce(&mut store);
+        store
     }
 }
 

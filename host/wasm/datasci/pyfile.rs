@@ -16,10 +16,11 @@ use wasmtime::{Instance, Store};
 use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script};
 
-use super::datasci::{DataSci, Reader, collect, data_type, input_frame, read_answer};
-use super::datasci_runtime::{DataSciState, Outcome};
-use super::instance::Answer;
-use super::sandbox::CallControl;
+use super::engine::{DataSci, collect};
+use super::frame::{Reader, data_type, input_frame, read_answer};
+use super::runtime::{DataSciState, Outcome};
+use crate::wasm::component::instance::Answer;
+use crate::wasm::runtime::sandbox::CallControl;
 
 /// What the driver runs in a fresh instance to run the file and declare its functions.
 const LOAD: &[u8] = b"_sse_load_file()";

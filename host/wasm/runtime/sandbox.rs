@@ -170,7 +170,7 @@ impl Drop for CallState {
 impl CallState {
     /// The state of a fresh store: `wasi` for its context, `max_memory_bytes` of linear memory,
     /// `timeout` of CPU time (and `WALL_FACTOR` times that of wall time) in the guest.
-    pub(super) fn new(
+    pub(in crate::wasm) fn new(
         wasi: WasiCtx,
         stderr: GuestOutput,
         max_memory_bytes: usize,
@@ -197,7 +197,7 @@ impl CallState {
     }
 
     /// Applies `control` to a fresh store: the call's cancel flag, and its inline time limit.
-    pub(super) fn control(&mut self, control: &CallControl) {
+    pub(in crate::wasm) fn control(&mut self, control: &CallControl) {
         self.cancel = Some(control.cancel.clone());
         self.inline_since = control.inline.then(CpuSince::start);
     }
@@ -252,7 +252,7 @@ impl WasiView for CallState {
 
 /// Applies the sandbox to a fresh store: the memory cap, and the epoch check that stops the guest
 /// at its deadline or when the call is cancelled, within one epoch tick.
-pub(super) fn enforce<T: Sandboxed>(store: &mut Store<T>) {
+pub(in crate::wasm) fn enforce<T: Sandboxed>(store: &mut Store<T>) {
     store.limiter(|state| &mut state.call_state_mut().memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut context| {

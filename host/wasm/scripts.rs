@@ -21,12 +21,12 @@ use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
 use crate::model::{Batch, Script, ScriptAnswer};
 
-use super::bindings::qlik::sse::types as wit;
-use super::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
-use super::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
-use super::datasci::{DataSci, DataSciEvaluation};
+use super::component::bindings::qlik::sse::types as wit;
+use super::component::bindings::script_engine::exports::qlik::sse::scripts::Script as ScriptHeader;
+use super::component::bindings::script_engine::{ScriptEngine as Bindings, ScriptEnginePre};
+use super::datasci::engine::{DataSci, DataSciEvaluation};
 use super::runtime::Runtime;
-use super::sandbox::{CallState, CancelFlag, enter};
+use super::runtime::sandbox::{CallState, CancelFlag, enter};
 
 /// Fresh instances kept ready per engine: a call takes one, and one is made to replace it off the
 /// call's path. None is ever used twice.

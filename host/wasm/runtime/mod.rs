@@ -1,6 +1,12 @@
 //! The WebAssembly runtime: one wasmtime engine (component model, epoch interruption, a pooled
 //! instance allocator, copy-on-write memory images), the linker holding what a guest may import,
 //! and the fresh store every call and load runs in.
+//!
+//! The bottom room of `wasm`: it uses none of its siblings. Another room's wasmtime engine (the
+//! data-science engine's) asks [`Runtime::tick`] to have its epoch advanced with this one's.
+
+pub(crate) mod guest_log;
+pub(crate) mod sandbox;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +17,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::metrics::Metrics;
 
-use super::datasci_runtime::{DataSciRuntime, DataSciState};
-use super::guest_log::{GuestOutput, LogRate};
-use super::sandbox::{self, CallState, CancelFlag};
+use guest_log::{GuestOutput, LogRate};
+use sandbox::{CallState, CancelFlag};
 
 /// How often the epoch advances; a runaway guest is noticed within one tick of its deadline, a
 /// cancelled call stops within one tick, and an inline call gives its thread back within one
@@ -105,8 +110,8 @@ pub struct Runtime {
     log_rate: Arc<LogRate>,
     /// What the host counts.
     metrics: Arc<Metrics>,
-    /// The data-science engine's own wasmtime engine and linker.
-    datasci: Arc<DataSciRuntime>,
+    /// Other engines whose epoch advances with this one's (the data-science engine's).
+    ticked: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>>,
 }
 
 impl Runtime {
@@ -147,21 +152,29 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
 
-        let datasci = Arc::new(DataSciRuntime::new()?);
-
-        let (weak, datasci_weak) = (engine.weak(), datasci.engine().weak());
+        let ticked: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>> = Arc::default();
+        let (weak, others) = (engine.weak(), ticked.clone());
         std::thread::Builder::new().name("sse-wasm-epoch".into()).spawn(move || {
             while let Some(engine) = weak.upgrade() {
                 engine.increment_epoch();
-                if let Some(datasci) = datasci_weak.upgrade() {
-                    datasci.increment_epoch();
+                for other in others.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|w| w.upgrade()) {
+                    other.increment_epoch();
                 }
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
             }
         })?;
         let (log_rate, metrics) = (Arc::default(), Arc::default());
-        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate, metrics, datasci })
+        Ok(Self { engine, linker: Arc::new(linker), limits, log_rate, metrics, ticked })
+    }
+
+    /// Has the epoch of `other`, an engine of another room, advance with this runtime's, so that
+    /// its stores' deadlines and cancellation work as this runtime's do ([`sandbox::enforce`]).
+    pub(in crate::wasm) fn tick(&self, other: &wasmtime::Engine) {
+        let mut ticked = self.ticked.lock().unwrap_or_else(|e| e.into_inner());
+        if !ticked.iter().filter_map(|w| w.upgrade()).any(|e| wasmtime::Engine::same(&e, other)) {
+            ticked.push(other.weak());
+        }
     }
 
     /// The wasmtime engine.
@@ -189,58 +202,37 @@ impl Runtime {
         Component::new(&self.engine, bytes)
     }
 
-    /// The data-science engine's runtime.
-    pub(crate) fn datasci(&self) -> &DataSciRuntime {
-        &self.datasci
+    /// A guest's stream (`stdout` or `stderr`) of one call into `module`, into the host's log.
+    pub(in crate::wasm) fn output(&self, module: &Arc<str>, stream: &'static str) -> GuestOutput {
+        GuestOutput::new(module.clone(), stream, self.log_rate.clone())
     }
 
-    /// A fresh store of the data-science engine for one call into `module`, with the same
-    /// limits as every store; `state` makes its data from the sandbox's state and the guest's
-    /// stdout and stderr.
-    pub(crate) fn datasci_store(
+    /// The sandbox's state of a fresh store: `wasi` for its context, this runtime's limits and
+    /// metrics, `cancel` to stop it.
+    pub(in crate::wasm) fn call_state(
         &self,
-        module: &Arc<str>,
+        wasi: wasmtime_wasi::WasiCtx,
+        stderr: GuestOutput,
         cancel: Option<CancelFlag>,
-        state: impl FnOnce(CallState, GuestOutput, GuestOutput) -> DataSciState,
-    ) -> Store<DataSciState> {
-        let stdout = GuestOutput::new(module.clone(), "stdout", self.log_rate.clone());
-        let stderr = GuestOutput::new(module.clone(), "stderr", self.log_rate.clone());
-        let live = self.metrics.instances_in_use.clone();
-        // The sandbox's own WASI context stays empty: the engine speaks WASI preview 1, set up by
-        // `state`.
-        let call = CallState::new(
-            WasiCtxBuilder::new().build(),
-            stderr.clone(),
-            self.limits.max_memory_bytes,
-            self.limits.call_timeout,
-            cancel,
-            live,
-            self.metrics.guest_memory_bytes.clone(),
-        );
-        let mut store = Store::new(self.datasci.engine(), state(call, stdout, stderr));
-        sandbox::enforce(&mut store);
-        store
+    ) -> CallState {
+        let (live, peak) = (self.metrics.instances_in_use.clone(), self.metrics.guest_memory_bytes.clone());
+        CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel, live, peak)
     }
 
     /// A fresh store for one call into `module`: no preopened files, no sockets, no environment,
     /// no arguments; the memory cap and the call's CPU budget set. `cancel`, when set by the
     /// server, stops the guest within one epoch tick.
     pub fn store(&self, module: &Arc<str>, cancel: Option<CancelFlag>) -> Store<CallState> {
-        let stderr = GuestOutput::new(module.clone(), "stderr", self.log_rate.clone());
+        let stderr = self.output(module, "stderr");
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(module.clone(), "stdout", self.log_rate.clone()))
+            .stdout(self.output(module, "stdout"))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let live = self.metrics.instances_in_use.clone();
-        let peak = self.metrics.guest_memory_bytes.clone();
-        let state =
-            CallState::new(wasi, stderr, self.limits.max_memory_bytes, self.limits.call_timeout, cancel, live, peak);
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine, self.call_state(wasi, stderr, cancel));
         sandbox::enforce(&mut store);
-
         store
     }
 }

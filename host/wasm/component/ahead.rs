@@ -14,11 +14,11 @@ use std::sync::{Arc, Weak};
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
-use super::runtime::{Runtime, SLOTS_KEPT_PER_THREAD};
-use super::sandbox::CallState;
+use crate::wasm::runtime::sandbox::CallState;
+use crate::wasm::runtime::{Runtime, SLOTS_KEPT_PER_THREAD};
 
 /// What instances are made ahead of: a loaded guest.
-pub(super) trait MakeAhead: Send + Sync {
+pub(in crate::wasm) trait MakeAhead: Send + Sync {
     /// A fresh instance for a later inline call, or `None` when none can be made now.
     fn make_ahead(&self, runtime: &Runtime) -> Option<(Store<CallState>, Instance)>;
 }
@@ -60,7 +60,10 @@ struct Ahead {
 /// The instance made ahead on this thread for `guest`, if there is one; either way, `guest` is
 /// what this thread makes an instance of when it is next idle, if its next call is of `guest`
 /// too.
-pub(super) fn take<G: MakeAhead + 'static>(runtime: &Runtime, guest: &Arc<G>) -> Option<(Store<CallState>, Instance)> {
+pub(in crate::wasm) fn take<G: MakeAhead + 'static>(
+    runtime: &Runtime,
+    guest: &Arc<G>,
+) -> Option<(Store<CallState>, Instance)> {
     AHEAD.with(|ahead| {
         let mut ahead = ahead.try_borrow_mut().ok().filter(|ahead| ahead.hooked)?;
         ahead.repeated = ahead.expected.as_ref().is_some_and(|(_, expected)| is(expected, guest));
@@ -82,7 +85,7 @@ pub(super) fn take<G: MakeAhead + 'static>(runtime: &Runtime, guest: &Arc<G>) ->
 
 /// Leaves a call's used store to be dropped when this thread is idle; a thread that keeps
 /// nothing (a call thread) drops it at once.
-pub(super) fn retire(store: Store<CallState>) {
+pub(in crate::wasm) fn retire(store: Store<CallState>) {
     let unkept = AHEAD.with(|ahead| match ahead.try_borrow_mut() {
         Ok(mut ahead) if ahead.hooked => {
             ahead.spent.push(store);
@@ -101,7 +104,7 @@ pub fn clear() {
 
 /// Drops the instance and stores this thread keeps; true if there were any (a full pool may
 /// then have room).
-pub(super) fn release() -> bool {
+pub(in crate::wasm) fn release() -> bool {
     let kept = AHEAD.with(|ahead| {
         let mut ahead = ahead.try_borrow_mut().ok()?;
         Some((ahead.ready.take(), std::mem::take(&mut ahead.spent)))

