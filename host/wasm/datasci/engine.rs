@@ -291,15 +291,8 @@ fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::frame::tests::strings;
     use super::*;
-
-    fn strings(values: &[&str]) -> Strings {
-        let mut s = Strings::with_capacity(values.len());
-        for v in values {
-            s.push(v).expect("push");
-        }
-        s
-    }
 
     #[test]
     fn rows_of_several_batches_are_joined() {

@@ -271,10 +271,11 @@ pub(in crate::wasm) fn read_table(frame: &[u8]) -> Result<ScriptTable, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn strings(values: &[&str]) -> Strings {
+    /// A text column of `values`.
+    pub(in crate::wasm) fn strings(values: &[&str]) -> Strings {
         let mut s = Strings::with_capacity(values.len());
         for v in values {
             s.push(v).expect("push");
