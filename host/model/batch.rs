@@ -128,6 +128,16 @@ impl Column {
         self.len() == 0
     }
 
+    /// The bytes its values take: 8 a number, a string's bytes and 4 for its offset.
+    pub fn value_bytes(&self) -> usize {
+        let strings = |s: &Strings| s.data.len() + s.offsets.len() * 4;
+        match self {
+            Self::Numeric(numbers) => numbers.len() * 8,
+            Self::Text(texts) => strings(texts),
+            Self::Dual(numbers, texts) => numbers.len() * 8 + strings(texts),
+        }
+    }
+
     /// Checks a column made by a guest against its declared type and row count.
     fn check(&self, rows: usize, declared: DataType) -> Result<(), String> {
         if self.data_type() != declared {

@@ -248,17 +248,9 @@ pub(in crate::wasm) fn collect(
     append_columns(kept, more).map_err(|reason| CallError::BadInput { function: function.to_owned(), reason })
 }
 
-/// The bytes of values `columns` hold: 8 a number, a string's bytes and 4 for its offset.
+/// The bytes of values `columns` hold ([`Column::value_bytes`]).
 fn held_bytes(columns: &[Column]) -> usize {
-    let strings = |s: &Strings| s.data.len() + s.offsets.len() * 4;
-    columns
-        .iter()
-        .map(|column| match column {
-            Column::Numeric(numbers) => numbers.len() * 8,
-            Column::Text(texts) => strings(texts),
-            Column::Dual(numbers, texts) => numbers.len() * 8 + strings(texts),
-        })
-        .sum()
+    columns.iter().map(Column::value_bytes).sum()
 }
 
 /// Appends a batch's columns `more` to the columns `kept` so far, each to its own.

@@ -42,14 +42,8 @@ pub(in crate::wasm) fn input_frame(script: &Script, rows: usize, columns: &[Colu
     let size: usize = 64
         + script.text.len()
         + script.params.iter().map(|(n, _)| n.len() + 8).sum::<usize>()
-        + columns
-            .iter()
-            .map(|c| match c {
-                Column::Numeric(v) => v.len() * 8 + 8,
-                Column::Text(s) => s.data.len() + s.offsets.len() * 4 + 8,
-                Column::Dual(v, s) => v.len() * 8 + s.data.len() + s.offsets.len() * 4 + 16,
-            })
-            .sum::<usize>();
+        // Each column's values, and room to align its numbers and its texts.
+        + columns.iter().map(|c| c.value_bytes() + if matches!(c, Column::Dual(..)) { 16 } else { 8 }).sum::<usize>();
     if size > i32::MAX as usize {
         return Err(too_big());
     }
