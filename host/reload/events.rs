@@ -42,6 +42,12 @@ pub(super) struct Failure {
 }
 
 impl Touch {
+    /// A path touched now (`writing`: by a writer that may still hold it open), with no failed
+    /// load to confirm.
+    pub(super) fn now(writing: bool) -> Self {
+        Self { last: Instant::now(), writing, failed: None, unreadable: 0 }
+    }
+
     pub(super) fn due(&self) -> Instant {
         let quiet = if self.failed.is_some() {
             RECHECK
@@ -86,12 +92,13 @@ pub(super) struct Folder<'a> {
 /// a served file missing from the folder may have been deleted. Unchanged files are not
 /// reloaded (their hash is compared first).
 pub(super) fn rescan(pending: &mut HashMap<PathBuf, Touch>, dir: &Path, served: impl Iterator<Item = PathBuf>) {
+    tracing::warn!("the folder watcher lost events in a burst of changes; looking at every file again");
     let files = function_files(dir).unwrap_or_else(|error| {
         tracing::error!("rescanning {}: {error}", dir.display());
         Vec::new()
     });
     for path in files.into_iter().chain(served) {
-        pending.entry(path).or_insert(Touch { last: Instant::now(), writing: false, failed: None, unreadable: 0 });
+        pending.entry(path).or_insert(Touch::now(false));
     }
 }
 
@@ -111,7 +118,7 @@ pub(super) fn note(pending: &mut HashMap<PathBuf, Touch>, event: &notify::Event)
     };
     let Some(writing) = writing else { return false };
     for path in event.paths.iter().filter(|p| is_function_file(p)) {
-        pending.insert(path.clone(), Touch { last: Instant::now(), writing, failed: None, unreadable: 0 });
+        pending.insert(path.clone(), Touch::now(writing));
     }
     false
 }

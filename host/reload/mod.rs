@@ -164,12 +164,6 @@ impl Functions {
         self.guests.iter().find(|g| g.runs_python_files()).cloned()
     }
 
-    /// Looks at every file again after the watcher lost events ([`rescan`]).
-    fn rescan(&self, pending: &mut HashMap<PathBuf, Touch>) {
-        tracing::warn!("the folder watcher lost events in a burst of changes; looking at every file again");
-        rescan(pending, &self.dir, self.guests.iter().map(|g| g.path.clone()));
-    }
-
     /// Counts a load of `path` in the metrics, by its file name.
     fn count_load(&self, path: &Path, outcome: &'static str) {
         let file = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -205,7 +199,7 @@ impl Functions {
                 event = events.recv() => match event {
                     Some(Ok(event)) => {
                         if note(&mut pending, &event) {
-                            self.rescan(&mut pending);
+                            rescan(&mut pending, &self.dir, self.guests.iter().map(|g| g.path.clone()));
                         }
                     }
                     Some(Err(error)) => tracing::warn!("watching {}: {error}", self.dir.display()),
@@ -256,12 +250,7 @@ impl Functions {
             let files = function_files(&self.dir).unwrap_or_default();
             let served = self.guests.iter().filter(|g| g.python().is_some()).map(|g| g.path.clone());
             for path in files.into_iter().filter(|p| is_python_file(p)).chain(served.collect::<Vec<_>>()) {
-                python.entry(path).or_insert(Touch {
-                    last: Instant::now(),
-                    writing: false,
-                    failed: None,
-                    unreadable: 0,
-                });
+                python.entry(path).or_insert(Touch::now(false));
             }
         }
         for (path, touch) in python {
