@@ -10,8 +10,8 @@ use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{
-    Binary, TestServer, assert_status, bundles, call, eventually, guest_bytes, instances_alive, numbers,
-    replace_atomically,
+    Binary, TestServer, append_section, assert_status, bundles, call, eventually, guest_bytes, instances_alive,
+    numbers, replace_atomically,
 };
 
 const ONE: &str = "version_one";
@@ -142,20 +142,10 @@ async fn a_file_that_cannot_be_read_is_tried_again_then_reported_once() {
 fn padded(mut bytes: Vec<u8>, size: usize) -> Vec<u8> {
     let name = b"padding";
     let payload_len = size.saturating_sub(bytes.len());
-    let content_len = 1 + name.len() + payload_len;
-    bytes.push(0); // custom section id
-    let mut len = content_len;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        bytes.push(if len == 0 { byte } else { byte | 0x80 });
-        if len == 0 {
-            break;
-        }
-    }
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.resize(bytes.len() + payload_len, 0xab);
+    let mut custom = vec![name.len() as u8];
+    custom.extend_from_slice(name);
+    custom.resize(custom.len() + payload_len, 0xab);
+    append_section(&mut bytes, 0, &custom);
     bytes
 }
 

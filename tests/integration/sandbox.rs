@@ -7,7 +7,8 @@ use sse_wasm::wasm::Limits;
 use tonic::Code;
 
 use crate::util::{
-    Binary, TestServer, V, assert_status, bundles, call, eventually, guest_wasm, instances_alive, numbers, row,
+    Binary, TestServer, V, append_section, assert_status, bundles, call, eventually, guest_wasm, instances_alive,
+    leb128, numbers, row,
 };
 
 fn strict() -> Limits {
@@ -286,55 +287,39 @@ async fn an_instance_made_ahead_is_as_fresh_as_any() {
 
 /// `component` with one more core instance appended: a module that holds only a memory of
 /// `pages` pages of 64 KiB. Appended last, it shifts no index the component already uses.
-fn with_extra_memory(mut component: Vec<u8>, pages: u32) -> Vec<u8> {
-    fn leb(mut value: u32, out: &mut Vec<u8>) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            out.push(if value == 0 { byte } else { byte | 0x80 });
-            if value == 0 {
-                return;
-            }
-        }
-    }
-    fn read_leb(bytes: &[u8], at: &mut usize) -> u32 {
-        let (mut value, mut shift) = (0u32, 0);
+fn with_extra_memory(mut component: Vec<u8>, pages: usize) -> Vec<u8> {
+    fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0, 0);
         loop {
             let byte = bytes[*at];
             *at += 1;
-            value |= u32::from(byte & 0x7f) << shift;
+            value |= usize::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 return value;
             }
             shift += 7;
         }
     }
-    fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
-        out.push(id);
-        leb(payload.len() as u32, out);
-        out.extend_from_slice(payload);
-    }
     // The component's own core modules (section 1 at the top level) come first in its index space.
     let (mut at, mut modules) = (8, 0);
     while at < component.len() {
         let id = component[at];
         at += 1;
-        let size = read_leb(&component, &mut at) as usize;
-        modules += u32::from(id == 1);
+        let size = read_leb(&component, &mut at);
+        modules += usize::from(id == 1);
         at += size;
     }
     // (module (memory <pages>))
-    let mut memory = vec![1];
-    memory.push(0);
-    leb(pages, &mut memory);
+    let mut memory = vec![1, 0];
+    leb128(pages, &mut memory);
     let mut module = b"\0asm\x01\0\0\0".to_vec();
-    section(5, &memory, &mut module);
-    section(1, &module, &mut component);
+    append_section(&mut module, 5, &memory);
+    append_section(&mut component, 1, &module);
     // (core instance (instantiate <module>))
     let mut instance = vec![1, 0];
-    leb(modules, &mut instance);
+    leb128(modules, &mut instance);
     instance.push(0);
-    section(2, &instance, &mut component);
+    append_section(&mut component, 2, &instance);
     component
 }
 

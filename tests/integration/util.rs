@@ -586,3 +586,22 @@ pub async fn instances_alive(port: u16) -> f64 {
     let (_, scrape) = crate::metrics::get(addr, "/metrics").await;
     crate::metrics::sample(&scrape, "sse_wasm_instances_in_use").expect("the gauge is served")
 }
+
+/// Appends `value` to `out` as an unsigned LEB128 number, as WebAssembly writes sizes and indices.
+pub fn leb128(mut value: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        out.push(if value == 0 { byte } else { byte | 0x80 });
+        if value == 0 {
+            return;
+        }
+    }
+}
+
+/// Appends a WebAssembly section (of a module or a component) to `out`: its id, its size, `payload`.
+pub fn append_section(out: &mut Vec<u8>, id: u8, payload: &[u8]) {
+    out.push(id);
+    leb128(payload.len(), out);
+    out.extend_from_slice(payload);
+}
