@@ -9,8 +9,8 @@ use futures::Stream;
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
 
-/// How long the listener waits after an accept failed for want of resources, so that it does
-/// not spin on the same error until a descriptor is freed.
+/// How long the listener waits after any failed accept, so that it does not spin on the same
+/// error (out of descriptors, typically) until a descriptor is freed.
 const PAUSE: Duration = Duration::from_millis(50);
 
 /// How often failed accepts are logged while they go on.
