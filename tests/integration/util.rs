@@ -290,16 +290,25 @@ pub async fn evaluate(
     params: &[(&str, pb::DataType)],
     messages: Vec<pb::BundledRows>,
 ) -> Result<Answer, Status> {
-    let header = pb::ScriptRequestHeader {
+    let header = script_header(script, function_type, return_type, params);
+    evaluate_with_header(client, Some(header), messages).await
+}
+
+/// Qlik's ScriptRequestHeader for `script` with `params` (name, type), encoded.
+fn script_header(
+    script: &str,
+    function_type: pb::FunctionType,
+    return_type: pb::DataType,
+    params: &[(&str, pb::DataType)],
+) -> Vec<u8> {
+    let params = params.iter().map(|(name, t)| pb::Parameter { data_type: *t as i32, name: (*name).to_owned() });
+    pb::ScriptRequestHeader {
         script: script.to_owned(),
         function_type: function_type as i32,
         return_type: return_type as i32,
-        params: params
-            .iter()
-            .map(|(name, t)| pb::Parameter { data_type: *t as i32, name: (*name).to_owned() })
-            .collect(),
-    };
-    evaluate_with_header(client, Some(header.encode_to_vec()), messages).await
+        params: params.collect(),
+    }
+    .encode_to_vec()
 }
 
 /// Evaluates `script` as an aggregation over `bundles` bundles of `rows` numbers each, made as
@@ -310,17 +319,11 @@ pub async fn evaluate_streamed(
     bundles: usize,
     rows: usize,
 ) -> Result<Answer, Status> {
-    let header = pb::ScriptRequestHeader {
-        script: script.to_owned(),
-        function_type: pb::FunctionType::Aggregation as i32,
-        return_type: pb::DataType::Numeric as i32,
-        params: vec![pb::Parameter { data_type: pb::DataType::Numeric as i32, name: "x".to_owned() }],
-    };
+    let (numeric, aggregation) = (pb::DataType::Numeric, pb::FunctionType::Aggregation);
+    let header = script_header(script, aggregation, numeric, &[("x", numeric)]);
     let messages = futures::stream::iter(0..bundles)
         .map(move |b| pb::BundledRows { rows: (0..rows).map(|r| row(&[V::N((b * rows + r) as f64)])).collect() });
-    let mut request = Request::new(messages);
-    request.metadata_mut().insert_bin(pb::SCRIPT_HEADER, MetadataValue::from_bytes(&header.encode_to_vec()));
-    common_header(request.metadata_mut(), (bundles * rows) as i64);
+    let request = streamed_request(pb::SCRIPT_HEADER, Some(header), bundles * rows, messages);
     answer(client.evaluate_script(request).await?).await
 }
 
@@ -351,7 +354,13 @@ fn request(
     messages: Vec<pb::BundledRows>,
 ) -> Request<impl futures::Stream<Item = pb::BundledRows>> {
     let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
-    let mut request = Request::new(futures::stream::iter(messages));
+    streamed_request(key, header, rows, futures::stream::iter(messages))
+}
+
+/// A request streaming `messages` (`rows` rows in all), with `header` under `key` and Qlik's
+/// common header.
+fn streamed_request<S>(key: &'static str, header: Option<Vec<u8>>, rows: usize, messages: S) -> Request<S> {
+    let mut request = Request::new(messages);
     if let Some(header) = header {
         request.metadata_mut().insert_bin(key, MetadataValue::from_bytes(&header));
     }
