@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sse_wasm::cli::{Command, Config, Flags};
-use sse_wasm::tools::{self, new};
-use sse_wasm::{serve, service};
+use sse_wasm::app::cli::{Command, Config, Flags};
+use sse_wasm::app::tools::{self, new};
+use sse_wasm::app::{run, service};
 
 fn main() -> ExitCode {
     match run() {
@@ -28,7 +28,7 @@ fn run() -> anyhow::Result<()> {
     let _log = if matches!(command, Some(Command::Service { .. })) {
         None
     } else {
-        Some(serve::init_logging(default_level, flags.log_file.as_deref())?)
+        Some(run::init_logging(default_level, flags.log_file.as_deref())?)
     };
     // The tools run guest code on this thread, outside any async runtime, as the server's call
     // threads do. Only they and the server check the serving flags (and read the certificates
@@ -57,6 +57,6 @@ fn run() -> anyhow::Result<()> {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))
         }
-        None => serve::serve_until(Config::from_flags(flags)?, serve::shutdown_signal()),
+        None => run::serve_until(Config::from_flags(flags)?, run::shutdown_signal()),
     }
 }

@@ -17,9 +17,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::metadata::MetadataMap;
 use tonic::{Response, Status, Streaming};
 
-use crate::call::CallStats;
 use crate::error::CallError;
-use crate::metrics::{self, CallLabels, FunctionLabels, Metrics, ScriptLabels};
+use crate::functions::call::CallStats;
+use crate::observe::metrics::{self, CallLabels, FunctionLabels, Metrics, ScriptLabels};
 use crate::wasm::{CallControl, CancelFlag};
 use crate::wire::codec::{EncodedRows, WireRows};
 

@@ -7,10 +7,10 @@ use tokio::sync::watch;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::call::{self, CallStats};
 use crate::error::CallError;
+use crate::functions::call::{self, CallStats};
+use crate::functions::registry::SharedRegistry;
 use crate::model::ScriptTable;
-use crate::registry::SharedRegistry;
 use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::WireRows;
 use crate::wire::format::{self, Schema};

@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
-use crate::registry::SharedRegistry;
+use crate::functions::registry::SharedRegistry;
+use crate::observe::metrics::Metrics;
 
 use super::bridge::CallSlots;
 
@@ -34,7 +34,7 @@ impl MetricsSource {
         self.metrics.functions.set(i64::try_from(self.registry.load().entries().len()).unwrap_or(i64::MAX));
         self.metrics.slots_in_use.set(i64::try_from(self.slots.in_flight()).unwrap_or(i64::MAX));
         // Raised to the count, never lowered: concurrent scrapes agree.
-        let dropped = crate::log::dropped_lines();
+        let dropped = crate::observe::log::dropped_lines();
         self.metrics.log_lines_dropped.inner().fetch_max(dropped, std::sync::atomic::Ordering::Relaxed);
         self.metrics.encode()
     }

@@ -22,7 +22,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::registry::SharedRegistry;
+use crate::functions::registry::SharedRegistry;
 use crate::wasm::Runtime;
 use crate::wire::pb::raw::connector_server::ConnectorServer;
 

@@ -20,7 +20,7 @@ pub(crate) mod runtime;
 pub(crate) mod scripts;
 
 pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, content_hash};
-/// The async runtime's thread hooks that make instances ahead while idle (`serve` installs them).
+/// The async runtime's thread hooks that make instances ahead while idle (`app::run` installs them).
 pub(crate) use component::ahead::{clear as forget_instances_made_ahead, idle as make_instances_ahead};
 pub use component::instance::{Answer, FunctionInstance};
 pub(crate) use datasci::pyfile::PyCall;
@@ -28,10 +28,7 @@ pub use datasci::pyfile::is_python_file;
 pub(crate) use datasci::runtime::config as datasci_config;
 pub use guest::Guest;
 pub(crate) use guest::is_core_module;
-pub(crate) use runtime::runtime_threads;
 pub(crate) use runtime::sandbox::unreported;
 pub use runtime::sandbox::{CallControl, CancelFlag};
-pub use runtime::{
-    DEFAULT_CONCURRENT_CALLS, DEFAULT_MAX_INPUT_MIB, LOAD_PARALLELISM, Limits, MAX_CONCURRENT_CALLS, Runtime,
-};
+pub use runtime::{DEFAULT_CONCURRENT_CALLS, Limits, MAX_CONCURRENT_CALLS, Runtime, WORK_BESIDE_CALLS};
 pub use scripts::ScriptEngine;

@@ -106,14 +106,21 @@ async fn main() -> anyhow::Result<()> {
         };
         let engine = sse_wasm::Runtime::new(sse_wasm::wasm::Limits::default())?;
         let (module, _) = sse_wasm::wasm::Guest::load(&engine, None, &util::guest(file))?;
-        let registry = sse_wasm::registry::Registry::new(vec![std::sync::Arc::new(module)]);
-        let entry = registry.get(sse_wasm::registry::function_id(function)).expect("the guest declares it").clone();
+        let registry = sse_wasm::functions::registry::Registry::new(vec![std::sync::Arc::new(module)]);
+        let entry =
+            registry.get(sse_wasm::functions::registry::function_id(function)).expect("the guest declares it").clone();
         let message = wire::encode(1, 1, |_| row.iter().map(|&n| wire::Cell::Number(n)).collect()).remove(0);
         let calls: u32 = calls.parse()?;
         let started = std::time::Instant::now();
         for _ in 0..calls {
             let mut once = Some(message.clone());
-            sse_wasm::call::function::run(&engine, &entry, Default::default(), || Ok(once.take()), |_| Ok(()))?;
+            sse_wasm::functions::call::function::run(
+                &engine,
+                &entry,
+                Default::default(),
+                || Ok(once.take()),
+                |_| Ok(()),
+            )?;
         }
         println!("{:.1} µs per one-row call", started.elapsed().as_secs_f64() * 1e6 / f64::from(calls));
         return Ok(());

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sse_wasm::Runtime;
+use sse_wasm::functions::native::{NativeFunction, NativeInvocation};
+use sse_wasm::functions::registry::Registry;
 use sse_wasm::model::FunctionType;
 use sse_wasm::model::{Batch, Column, DataType, Strings};
 use sse_wasm::model::{FunctionDef, Mode, TableDef};
-use sse_wasm::native::{NativeFunction, NativeInvocation};
-use sse_wasm::registry::Registry;
 use sse_wasm::server::ServeOptions;
 use sse_wasm::server::Server;
 use sse_wasm::wasm::Limits;

@@ -4,8 +4,8 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
+use sse_wasm::functions::registry::function_id;
 use sse_wasm::pb::{self, connector_server::Connector};
-use sse_wasm::registry::function_id;
 use tonic::{Request, Response, Status, Streaming};
 
 type Answers = Pin<Box<dyn Stream<Item = Result<pb::BundledRows, Status>> + Send>>;

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sse_wasm::Runtime;
-use sse_wasm::reload::Functions;
+use sse_wasm::functions::reload::Reloader;
 use sse_wasm::wasm::Limits;
 use sse_wasm::wasm::{CacheKey, CompileCache};
 use tokio::net::TcpListener;
@@ -22,7 +22,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let one = std::fs::read(guest("version_one"))?;
     let two = std::fs::read(guest("version_two"))?;
     std::fs::write(&file, &one)?;
-    let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await?;
+    let functions = Reloader::load(engine.clone(), dir.path(), Some(cache)).await?;
     let registry = functions.registry();
     let _watch = functions.watch()?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;

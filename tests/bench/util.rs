@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prost::Message;
+use sse_wasm::functions::registry::function_id;
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
-use sse_wasm::registry::function_id;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 

@@ -3,8 +3,8 @@
 
 use bytes::{Buf, Bytes};
 use prost::Message;
+use sse_wasm::functions::registry::function_id;
 use sse_wasm::pb;
-use sse_wasm::registry::function_id;
 use sse_wasm::wire::codec::{EncodedRows, RowsCodec};
 use tonic::Status;
 use tonic::metadata::MetadataValue;

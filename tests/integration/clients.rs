@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use sse_wasm::functions::registry::function_id;
 use sse_wasm::pb;
-use sse_wasm::registry::function_id;
 use sse_wasm::server::ServeOptions;
 use sse_wasm::wasm::Limits;
 use tonic::metadata::MetadataValue;

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use prost::Message;
+use sse_wasm::functions::native::{NativeFunction, NativeInvocation};
+use sse_wasm::functions::registry::{Registry, function_id};
 use sse_wasm::model::{Batch, Column, DataType};
 use sse_wasm::model::{FunctionDef, FunctionType, Mode};
-use sse_wasm::native::{NativeFunction, NativeInvocation};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
-use sse_wasm::registry::{Registry, function_id};
 use sse_wasm::server::ServeOptions;
 use sse_wasm::wasm::Limits;
 use sse_wasm::{Runtime, serve};
@@ -22,7 +22,7 @@ async fn an_empty_function_header_means_id_0() {
     let server = TestServer::start(&["test_functions"]).await;
     let mut client = server.client().await;
     // `IdZero_DlVtu8` hashes to id 0; a header for id 0 with no version encodes to zero bytes.
-    assert_eq!(sse_wasm::registry::function_id("IdZero_DlVtu8"), 0);
+    assert_eq!(sse_wasm::functions::registry::function_id("IdZero_DlVtu8"), 0);
     assert!(pb::FunctionRequestHeader { function_id: 0, version: String::new() }.encode_to_vec().is_empty());
     let answer = call_with_header(&mut client, Some(Vec::new()), bundles(numbers(&[1.0, 2.5]), 1)).await.expect("id 0");
     assert_eq!(answer.numbers(), [2.0, 5.0]);

@@ -1,8 +1,8 @@
 //! The example guests answer as Qlik's own example plugins do, through the real gRPC interface.
 
 use prost::Message;
+use sse_wasm::functions::registry::function_id;
 use sse_wasm::pb;
-use sse_wasm::registry::function_id;
 
 use crate::util::{TestServer, V, bundles, call, numbers, row};
 

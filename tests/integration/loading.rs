@@ -27,7 +27,7 @@ async fn a_duplicate_function_is_refused_not_shadowed() {
     let server = TestServer::start_in(dir, Limits::default()).await;
     assert_eq!(function_names(&server).await, ["MaxOfColumns_2", "SumOfColumn", "SumOfRows"]);
     let registry = server.registry.load();
-    let entry = registry.get(sse_wasm::registry::function_id("SumOfRows")).expect("served");
+    let entry = registry.get(sse_wasm::functions::registry::function_id("SumOfRows")).expect("served");
     assert!(entry.guest().expect("wasm").path.ends_with("a.wasm"), "the first file by name keeps it");
 }
 

@@ -162,7 +162,7 @@ async fn a_slowly_written_20_mb_file_is_loaded_once_whole() {
     for chunk in big.chunks(big.len() / 20 + 1) {
         writer.write_all(chunk).expect("write");
         writer.flush().expect("flush");
-        tokio::time::sleep(sse_wasm::reload::SETTLE * 5).await;
+        tokio::time::sleep(sse_wasm::functions::reload::SETTLE * 5).await;
         // Meanwhile the old version keeps answering.
         assert_eq!(version(&server).await, Some(1.0));
     }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use sse_wasm::registry::function_id;
+use sse_wasm::functions::registry::function_id;
 
 use crate::util::guest_wasm;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
+use sse_wasm::functions::registry::function_id;
+use sse_wasm::functions::reload::{ReloadStatus, Reloader, WatchGuard};
 use sse_wasm::pb::{self, connector_client::ConnectorClient};
-use sse_wasm::registry::function_id;
-use sse_wasm::reload::{Functions, ReloadStatus, WatchGuard};
 use sse_wasm::server::ServeOptions;
 use sse_wasm::server::{CallSlots, MetricsSource, Server};
 use sse_wasm::wasm::Limits;
@@ -134,7 +134,7 @@ impl TestServer {
         let engine = Runtime::new(limits).expect("engine");
         let cache_dir = cache.to_owned();
         let cache = CompileCache::new(cache, test_cache_key()).expect("cache");
-        let functions = Functions::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
+        let functions = Reloader::load(engine.clone(), dir.path(), Some(cache)).await.expect("load folder");
         let registry = functions.registry();
         let status = functions.status();
         let watch = functions.watch().expect("watch");

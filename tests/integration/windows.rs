@@ -254,7 +254,7 @@ async fn the_service_installs_serves_and_drains_when_removed() {
     let (status, text) = run_exe(root.path(), &["service", "uninstall", "--name", &name]).await;
     assert!(status.success() && text.contains(&format!("stopped and removed the service {name}")), "{text}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !log().contains("INFO sse_wasm::serve: stopped") {
+    while !log().contains("INFO sse_wasm::app::run: stopped") {
         assert!(Instant::now() < deadline, "the service drains and stops; its log:\n{}", log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,5 +1,5 @@
-//! Where the compile cache and its key live: the defaults in the user's folders, and the checks
-//! that keep both out of the functions folder.
+//! Where the compile cache and its key live, and the checks that keep both out of the functions
+//! folder (their defaults, in the user's folders, are the command line's: `app::cli`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,46 +13,6 @@ pub struct CacheLocation {
     pub dir: PathBuf,
     /// The key file.
     pub key: PathBuf,
-}
-
-/// `$var` if set and absolute, else `~/<fallback>`.
-#[cfg(not(windows))]
-fn user_folder(var: &str, fallback: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
-}
-
-/// `sse-wasm` in the user's cache folder.
-#[cfg(not(windows))]
-fn default_dir() -> Option<PathBuf> {
-    user_folder("XDG_CACHE_HOME", ".cache").map(|d| d.join("sse-wasm"))
-}
-
-/// `sse-wasm/cache.key` in the user's data folder.
-#[cfg(not(windows))]
-fn default_key() -> Option<PathBuf> {
-    user_folder("XDG_DATA_HOME", ".local/share").map(|d| d.join("sse-wasm/cache.key"))
-}
-
-/// The account's local application data (`%LOCALAPPDATA%`), which only it and the
-/// administrators may read; for a service running as LocalSystem that is the system profile's.
-#[cfg(windows)]
-fn local_app_data() -> Option<PathBuf> {
-    std::env::var_os("LOCALAPPDATA").map(PathBuf::from).filter(|p| p.is_absolute()).map(|d| d.join("sse-wasm"))
-}
-
-/// `%LOCALAPPDATA%\sse-wasm\cache`.
-#[cfg(windows)]
-fn default_dir() -> Option<PathBuf> {
-    local_app_data().map(|d| d.join("cache"))
-}
-
-/// `%LOCALAPPDATA%\sse-wasm\cache.key`.
-#[cfg(windows)]
-fn default_key() -> Option<PathBuf> {
-    local_app_data().map(|d| d.join("cache.key"))
 }
 
 /// `path` made absolute, with the part of it that exists resolved (symbolic links, `..`), so
@@ -82,14 +42,6 @@ fn resolved_as_named(path: &Path) -> PathBuf {
 }
 
 impl CacheLocation {
-    /// The folder and key the flags name, or the user's defaults; `None` when there is no home
-    /// folder to put them in (the host then compiles at every load).
-    pub fn from_flags(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
-        let dir = dir.or_else(default_dir)?;
-        let key = key.or_else(default_key)?;
-        Some(Self { dir, key })
-    }
-
     /// Refuses a cache whose entries or key could be planted through the functions folder (or
     /// whose key sits among the entries): whoever may drop a module there must not be able to
     /// drop compiled code too.

@@ -21,7 +21,7 @@ mod location;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 pub use entries::{Artifact, CompileCache};
 pub use key::{CacheKey, ContentHash, content_hash};

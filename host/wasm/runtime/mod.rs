@@ -15,7 +15,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 use guest_log::{GuestOutput, LogRate};
 use sandbox::{CallState, CancelFlag};
@@ -41,7 +41,7 @@ pub struct Limits {
     /// data-science script, a Python aggregation) may hold there, in bytes of values.
     pub max_input_bytes: usize,
     /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
-    /// `--max-concurrent-calls`; `LOAD_PARALLELISM` sizes the room left beside them.
+    /// `--max-concurrent-calls`; `WORK_BESIDE_CALLS` sizes the room left beside them.
     pub instances: u32,
 }
 
@@ -54,33 +54,22 @@ pub const DEFAULT_CONCURRENT_CALLS: usize = 256;
 /// The most calls that may run at once (each reserves address space in the instance pool).
 pub const MAX_CONCURRENT_CALLS: usize = 4096;
 
-/// Room beside the calls, in the instance pool and the blocking threads, for work that is not a
-/// call: loading components (one at a time since loads went sequential, `reload`), describing
-/// them, and the instances script engines prepare ahead of time. Kept at its former size so the
-/// pool and thread limits did not change.
-pub const LOAD_PARALLELISM: usize = 8;
+/// Room beside the calls, in the instance pool (four times this) and the blocking threads, for
+/// work that is not a call: loading and describing components (one at a time, `reload`), and the
+/// instances script engines prepare ahead of time.
+pub const WORK_BESIDE_CALLS: usize = 8;
 
 /// Instance pool slots each of the async runtime's threads may keep beyond its running call:
 /// an instance made ahead of the next inline call and the stores of ended ones, to reset while
 /// idle (`ahead`).
 pub const SLOTS_KEPT_PER_THREAD: usize = 3;
 
-/// The async runtime's worker threads: `TOKIO_WORKER_THREADS` when set (as tokio reads it),
-/// else one per core.
-pub fn runtime_threads() -> usize {
-    std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
-        .and_then(|n| n.trim().parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
-
 impl Limits {
-    /// The pool size for `max_concurrent_calls` calls plus loads, plus what the async runtime's
-    /// threads keep made ahead (`ahead`).
-    pub fn instances_for(max_concurrent_calls: usize) -> u32 {
-        let ahead = SLOTS_KEPT_PER_THREAD * runtime_threads();
-        u32::try_from(max_concurrent_calls + 4 * LOAD_PARALLELISM + ahead).unwrap_or(u32::MAX)
+    /// The pool size for `max_concurrent_calls` calls plus the work beside them, plus what each
+    /// of the async runtime's `runtime_threads` keeps made ahead (`ahead`).
+    pub fn instances_for(max_concurrent_calls: usize, runtime_threads: usize) -> u32 {
+        let ahead = SLOTS_KEPT_PER_THREAD * runtime_threads;
+        u32::try_from(max_concurrent_calls + 4 * WORK_BESIDE_CALLS + ahead).unwrap_or(u32::MAX)
     }
 }
 
@@ -90,7 +79,10 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(30),
             max_memory_bytes: 512 << 20,
             max_input_bytes: DEFAULT_MAX_INPUT_MIB << 20,
-            instances: Self::instances_for(DEFAULT_CONCURRENT_CALLS),
+            instances: Self::instances_for(
+                DEFAULT_CONCURRENT_CALLS,
+                std::thread::available_parallelism().map_or(1, usize::from),
+            ),
         }
     }
 }

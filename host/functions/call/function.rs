@@ -5,8 +5,8 @@
 use bytes::Bytes;
 
 use crate::error::CallError;
+use crate::functions::registry::{Entry, Implementation};
 use crate::model::{Batch, FunctionDef, FunctionType, Mode};
-use crate::registry::{Entry, Implementation};
 use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::EncodedRows;
 
@@ -134,7 +134,7 @@ mod tests {
         seen: Vec<String>,
     }
 
-    type Answer = crate::call::Answer;
+    type Answer = crate::functions::call::Answer;
 
     impl Fake {
         fn answering(answers: impl IntoIterator<Item = Answer>) -> Self {

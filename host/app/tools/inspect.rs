@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::functions::registry::function_id;
+use crate::functions::reload::function_files;
 use crate::model::Mode;
-use crate::registry::function_id;
-use crate::reload::function_files;
 use crate::wasm::is_core_module;
 use crate::wasm::{CacheLocation, Guest, Limits, Runtime, content_hash, is_python_file};
 use crate::wire::pb;

@@ -21,21 +21,21 @@ pub enum Language {
     Go,
 }
 
-const WIT: &str = include_str!("../../wit/sse.wit");
-const PYTHON_SDK: &str = include_str!("../../guests/python/sdk/sse_guest.py");
-const PYTHON_APP: &str = include_str!("../../guests/python/example/app.py");
-const PYTHON_FUNCTIONS: &str = include_str!("../../guests/python/example/functions.py");
-const JS_SDK: &str = include_str!("../../guests/js/sdk/sse-guest.js");
-const JS_APP: &str = include_str!("../../guests/js/example/app.js");
-const C_FUNCTIONS: &str = include_str!("../../guests/c/example/functions.c");
-const C_BINDINGS: &str = include_str!("../../guests/c/gen/plugin.c");
-const C_HEADER: &str = include_str!("../../guests/c/gen/plugin.h");
-const C_COMPONENT_TYPE: &[u8] = include_bytes!("../../guests/c/gen/plugin_component_type.o");
-const ZIG_FUNCTIONS: &str = include_str!("../../guests/zig/example/functions.zig");
-const ZIG_BINDINGS: &str = include_str!("../../guests/zig/gen/bindings.zig");
-const GO_MAIN: &str = include_str!("../../guests/go/example/main.go");
-const GO_ABI: &str = include_str!("../../guests/go/sse/abi.go");
-const GO_FUNCTIONS: &str = include_str!("../../guests/go/sse/functions.go");
+const WIT: &str = include_str!("../../../wit/sse.wit");
+const PYTHON_SDK: &str = include_str!("../../../guests/python/sdk/sse_guest.py");
+const PYTHON_APP: &str = include_str!("../../../guests/python/example/app.py");
+const PYTHON_FUNCTIONS: &str = include_str!("../../../guests/python/example/functions.py");
+const JS_SDK: &str = include_str!("../../../guests/js/sdk/sse-guest.js");
+const JS_APP: &str = include_str!("../../../guests/js/example/app.js");
+const C_FUNCTIONS: &str = include_str!("../../../guests/c/example/functions.c");
+const C_BINDINGS: &str = include_str!("../../../guests/c/gen/plugin.c");
+const C_HEADER: &str = include_str!("../../../guests/c/gen/plugin.h");
+const C_COMPONENT_TYPE: &[u8] = include_bytes!("../../../guests/c/gen/plugin_component_type.o");
+const ZIG_FUNCTIONS: &str = include_str!("../../../guests/zig/example/functions.zig");
+const ZIG_BINDINGS: &str = include_str!("../../../guests/zig/gen/bindings.zig");
+const GO_MAIN: &str = include_str!("../../../guests/go/example/main.go");
+const GO_ABI: &str = include_str!("../../../guests/go/sse/abi.go");
+const GO_FUNCTIONS: &str = include_str!("../../../guests/go/sse/functions.go");
 const GO_MODULE: &str = "sse-wasm.dev/guests/go";
 
 /// The `sse-guest` SDK of this source tree, the default for Rust guests.
@@ -62,8 +62,8 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
     let mut files: Vec<(String, Vec<u8>)> = vec![("wit/sse.wit".into(), WIT.into())];
     let build = match language {
         Language::Rust => {
-            let sdk =
-                crate::reload::canonical(sdk).map_err(|e| anyhow::anyhow!("the SDK at {}: {e}", sdk.display()))?;
+            let sdk = crate::functions::reload::canonical(sdk)
+                .map_err(|e| anyhow::anyhow!("the SDK at {}: {e}", sdk.display()))?;
             files.push(("Cargo.toml".into(), rust_manifest(name, &sdk).into()));
             files.push((".cargo/config.toml".into(), RUST_CONFIG.into()));
             files.push(("src/lib.rs".into(), RUST_LIB.into()));

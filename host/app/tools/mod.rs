@@ -3,7 +3,7 @@
 //! `sse-wasm new` scaffolds a guest project; `sse-wasm datasci-snapshot` makes the data-science
 //! engine's module.
 //!
-//! A top layer beside `server`: it uses `call`, `registry`, `wasm`, `wire` and `model`.
+//! The bottom room of `app`, above `server`: it uses `functions`, `wasm`, `wire` and `model`.
 
 mod call;
 mod inspect;

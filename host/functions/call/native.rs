@@ -2,8 +2,8 @@
 //! store, the same protocol as a Wasm function.
 
 use crate::error::CallError;
+use crate::functions::native::{NativeFunction, NativeInvocation};
 use crate::model::Batch;
-use crate::native::{NativeFunction, NativeInvocation};
 
 use super::{Answer, Backend};
 

@@ -8,17 +8,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::Config;
-use crate::log::LogGuard;
-use crate::reload::Functions;
+use crate::app::cli::Config;
+use crate::functions::reload::Reloader;
+use crate::observe::log::LogGuard;
 use crate::server::Server;
-use crate::wasm::{LOAD_PARALLELISM, Runtime, forget_instances_made_ahead, make_instances_ahead, runtime_threads};
+use crate::wasm::{Runtime, WORK_BESIDE_CALLS, forget_instances_made_ahead, make_instances_ahead};
 
 /// Blocking threads for file reads (the reloader's) beside calls and loads.
 const FILE_THREADS: usize = 4;
 
 /// Sends the log to standard error, or appended to `file`, through a buffer a thread writes out
-/// ([`crate::log`]); `RUST_LOG` overrides `default_level`. Keep the guard until the process
+/// ([`crate::observe::log`]); `RUST_LOG` overrides `default_level`. Keep the guard until the process
 /// ends: dropping it writes the last lines.
 pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -34,14 +34,14 @@ pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {}", path.display()))?;
-            let (log, guard) = crate::log::buffered(file).context("cannot start the log's writer thread")?;
+            let (log, guard) = crate::observe::log::buffered(file).context("cannot start the log's writer thread")?;
             logging.with_writer(log).with_ansi(false).init();
             Ok(guard)
         }
         // Colours where the terminal has them, unless NO_COLOR is set.
         None => {
             let (log, guard) =
-                crate::log::buffered(std::io::stderr()).context("cannot start the log's writer thread")?;
+                crate::observe::log::buffered(std::io::stderr()).context("cannot start the log's writer thread")?;
             logging.with_writer(log).init();
             Ok(guard)
         }
@@ -53,11 +53,11 @@ pub fn serve_until(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     // Every call runs on a blocking thread while it holds a call slot, and loads take a few
     // more: the pool is sized to exactly that, so a slot always finds its thread and no more
     // threads than slots are ever made.
-    let threads = config.serve.max_concurrent_calls + LOAD_PARALLELISM + FILE_THREADS;
+    let threads = config.serve.max_concurrent_calls + WORK_BESIDE_CALLS + FILE_THREADS;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(threads)
-        .worker_threads(runtime_threads())
+        .worker_threads(config.runtime_threads)
         // Idle moments make the next inline call's instance and drop the last one's store.
         .on_thread_park(make_instances_ahead)
         .on_thread_stop(forget_instances_made_ahead)
@@ -72,7 +72,7 @@ async fn serve_folder(config: Config, shutdown: impl Future<Output = ()> + Send)
     }
     let cache = config.cache.as_ref().and_then(|c| c.open());
     let dir = config.functions_dir.clone();
-    let mut functions = Functions::open(runtime.clone(), &dir, cache)
+    let mut functions = Reloader::open(runtime.clone(), &dir, cache)
         .with_context(|| format!("cannot read the functions folder {}", dir.display()))?;
     let registry = functions.registry();
 

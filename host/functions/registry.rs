@@ -11,9 +11,9 @@ use std::sync::atomic::AtomicU32;
 use arc_swap::ArcSwap;
 
 use crate::error::CallError;
-use crate::model::FunctionDef;
 #[cfg(feature = "native")]
-use crate::native::NativeFunction;
+use crate::functions::native::NativeFunction;
+use crate::model::FunctionDef;
 use crate::wasm::Guest;
 
 /// The stable id of the function called `name`: FNV-1a (32 bit) of its UTF-8 bytes, with the sign

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use crate::call;
+use crate::functions::call;
+use crate::functions::registry::{Registry, function_id};
 use crate::model::DataType;
-use crate::registry::{Registry, function_id};
 use crate::wasm::{CacheLocation, CallControl, Limits, Runtime};
 use crate::wire::pb;
 

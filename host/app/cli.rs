@@ -1,7 +1,6 @@
 //! Command-line and environment configuration (clap, every flag also an `SSE_WASM_*` variable),
 //! validated once at start-up into a [`Config`]: the sandbox's limits, the server's options, the
-//! compile cache's location. The top of the crate beside `main`: it uses `server`, `wasm` and
-//! `tools` for their types.
+//! compile cache's location. It uses `server`, `wasm` and the `tools` below it for their types.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::server::{ServeOptions, TlsFiles};
-use crate::wasm::{CacheLocation, DEFAULT_CONCURRENT_CALLS, DEFAULT_MAX_INPUT_MIB, Limits, MAX_CONCURRENT_CALLS};
+use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]
@@ -36,18 +35,18 @@ pub struct Flags {
 
     /// CPU time one call may spend running guest code before it is interrupted, in seconds
     /// (the call thread's CPU clock: waiting for the client or for a busy machine does not count).
-    #[arg(long, env = "SSE_WASM_CALL_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "SSE_WASM_CALL_TIMEOUT", default_value_t = Limits::default().call_timeout.as_secs_f64())]
     pub call_timeout: f64,
 
     /// Linear memory one guest instance may grow to, all its memories together, in MiB.
-    #[arg(long, env = "SSE_WASM_MAX_MEMORY", default_value_t = 512)]
+    #[arg(long, env = "SSE_WASM_MAX_MEMORY", default_value_t = Limits::default().max_memory_bytes >> 20)]
     pub max_memory: usize,
 
     /// Rows one call may collect in the host before its guest runs on them, in MiB of values
     /// (a `#!pandas` script, a Python function file's aggregation); past it the call fails with
     /// RESOURCE_EXHAUSTED. The host holds up to twice this for such a call while handing the
     /// rows over.
-    #[arg(long, env = "SSE_WASM_MAX_INPUT", default_value_t = DEFAULT_MAX_INPUT_MIB)]
+    #[arg(long, env = "SSE_WASM_MAX_INPUT", default_value_t = Limits::default().max_input_bytes >> 20)]
     pub max_input: usize,
 
     /// Folder of compiled components, so restarts and reloads of known files skip compiling.
@@ -72,25 +71,25 @@ pub struct Flags {
     pub no_watch: bool,
 
     /// Largest request message accepted, in MiB (Qlik's own limit for answers is 4 MiB).
-    #[arg(long, env = "SSE_WASM_MAX_MESSAGE", default_value_t = 64)]
+    #[arg(long, env = "SSE_WASM_MAX_MESSAGE", default_value_t = ServeOptions::default().max_message_bytes >> 20)]
     pub max_message: usize,
 
     /// Calls running at once; further calls wait for a free slot (back-pressure, not failure).
-    #[arg(long, env = "SSE_WASM_MAX_CONCURRENT_CALLS", default_value_t = DEFAULT_CONCURRENT_CALLS)]
+    #[arg(long, env = "SSE_WASM_MAX_CONCURRENT_CALLS", default_value_t = ServeOptions::default().max_concurrent_calls)]
     pub max_concurrent_calls: usize,
 
     /// Seconds a call may wait on a client that neither sends nor reads before it is dropped.
-    #[arg(long, env = "SSE_WASM_STALL_TIMEOUT", default_value_t = 60.0)]
+    #[arg(long, env = "SSE_WASM_STALL_TIMEOUT", default_value_t = ServeOptions::default().stall_timeout.as_secs_f64())]
     pub stall_timeout: f64,
 
     /// Seconds between Ctrl-C or SIGTERM and closing the listener: the health service says
     /// NOT_SERVING (for "" and qlik.sse.Connector) while calls are still accepted, so a load
     /// balancer that checks health moves new calls elsewhere first. 0 closes at once.
-    #[arg(long, env = "SSE_WASM_DRAIN_DELAY", default_value_t = 5.0)]
+    #[arg(long, env = "SSE_WASM_DRAIN_DELAY", default_value_t = ServeOptions::default().drain_delay.as_secs_f64())]
     pub drain_delay: f64,
 
     /// Seconds calls in flight get to finish after the listener closes before the host exits anyway.
-    #[arg(long, env = "SSE_WASM_SHUTDOWN_GRACE", default_value_t = 30.0)]
+    #[arg(long, env = "SSE_WASM_SHUTDOWN_GRACE", default_value_t = ServeOptions::default().shutdown_grace.as_secs_f64())]
     pub shutdown_grace: f64,
 
     /// Folder with `root_cert.pem`, `sse_server_cert.pem` and `sse_server_key.pem`: serve mutual
@@ -139,7 +138,7 @@ pub enum Command {
     New {
         /// The language.
         #[arg(long, value_enum)]
-        lang: crate::tools::new::Language,
+        lang: crate::app::tools::new::Language,
         /// The folder to create; its name is the guest's name.
         dir: PathBuf,
         /// Rust only: the `sse-guest` SDK to depend on (default: the one of this build's sources).
@@ -237,6 +236,9 @@ pub struct Config {
     pub limits: Limits,
     /// How the server treats its clients.
     pub serve: ServeOptions,
+    /// The async runtime's worker threads: `TOKIO_WORKER_THREADS` when set (as tokio reads
+    /// it), else one per core.
+    pub runtime_threads: usize,
 }
 
 /// The longest any of the time flags may be: a day.
@@ -265,6 +267,46 @@ fn mib(flag: &str, value: usize, least: usize, why: &str) -> anyhow::Result<usiz
     Ok(value << 20)
 }
 
+/// The compile cache's folder and key the flags name, or the user's defaults; `None` when there
+/// is no home folder to put them in (the host then compiles at every load).
+fn cache_location(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<CacheLocation> {
+    Some(CacheLocation { dir: dir.or_else(|| user_folder(CACHE))?, key: key.or_else(|| user_folder(KEY))? })
+}
+
+/// The default cache folder and key file: the variable naming the user's folder, its fallback
+/// under the home folder, and the path inside it.
+#[cfg(not(windows))]
+const CACHE: (&str, &str, &str) = ("XDG_CACHE_HOME", ".cache", "sse-wasm");
+#[cfg(not(windows))]
+const KEY: (&str, &str, &str) = ("XDG_DATA_HOME", ".local/share", "sse-wasm/cache.key");
+
+/// `$var/<path>` if the variable is set and absolute, else `~/<fallback>/<path>`.
+#[cfg(not(windows))]
+fn user_folder((var, fallback, path): (&str, &str, &str)) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+        .map(|d| d.join(path))
+}
+
+/// On Windows, both in the account's local application data (`%LOCALAPPDATA%`), which only it
+/// and the administrators may read; for a service running as LocalSystem that is the system
+/// profile's.
+#[cfg(windows)]
+const CACHE: &str = "cache";
+#[cfg(windows)]
+const KEY: &str = "cache.key";
+
+/// `%LOCALAPPDATA%\sse-wasm\<name>`.
+#[cfg(windows)]
+fn user_folder(name: &str) -> Option<PathBuf> {
+    std::env::var_os("LOCALAPPDATA")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .map(|d| d.join("sse-wasm").join(name))
+}
+
 impl Config {
     /// Checks the flags and turns them into a configuration.
     pub fn from_flags(flags: Flags) -> anyhow::Result<Self> {
@@ -276,21 +318,23 @@ impl Config {
             flags.max_concurrent_calls
         );
         let max_message = mib("--max-message", flags.max_message, 16, " (Qlik sends large bundles)")?;
+        let runtime_threads = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         Ok(Self {
+            runtime_threads,
             listen: flags.listen,
             metrics_listen: flags.metrics_listen,
-            cache: if flags.no_compile_cache {
-                None
-            } else {
-                CacheLocation::from_flags(flags.cache_dir, flags.cache_key)
-            },
+            cache: if flags.no_compile_cache { None } else { cache_location(flags.cache_dir, flags.cache_key) },
             watch: !flags.no_watch,
             functions_dir: flags.functions_dir,
             limits: Limits {
                 call_timeout: seconds("--call-timeout", flags.call_timeout, false)?,
                 max_memory_bytes: mib("--max-memory", flags.max_memory, 1, "")?,
                 max_input_bytes: mib("--max-input", flags.max_input, 1, "")?,
-                instances: Limits::instances_for(flags.max_concurrent_calls),
+                instances: Limits::instances_for(flags.max_concurrent_calls, runtime_threads),
             },
             serve: ServeOptions {
                 max_message_bytes: max_message,

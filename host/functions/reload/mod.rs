@@ -32,8 +32,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::LoadError;
-use crate::metrics::LoadLabels;
-use crate::registry::{Registry, SharedRegistry};
+use crate::functions::registry::{Registry, SharedRegistry};
+use crate::observe::metrics::LoadLabels;
 use crate::wasm::{CompileCache, ContentHash, Guest, Runtime, content_hash, is_python_file};
 
 use events::{Events, Failure, Folder, Touch, note, rescan, superseded};
@@ -57,7 +57,7 @@ pub struct ReloadStatus {
 }
 
 /// The served modules and everything needed to change them.
-pub struct Functions {
+pub struct Reloader {
     runtime: Runtime,
     dir: PathBuf,
     cache: Option<CompileCache>,
@@ -70,8 +70,8 @@ pub struct Functions {
     watcher: Option<(notify::RecommendedWatcher, Events)>,
 }
 
-impl Functions {
-    /// Watches `dir` and serves nothing yet: [`Functions::load_all`] loads what is in it.
+impl Reloader {
+    /// Watches `dir` and serves nothing yet: [`Reloader::load_all`] loads what is in it.
     ///
     /// The folder is watched from before it is scanned, so a file written meanwhile is loaded by
     /// the first reload, and paths are resolved once so the watcher's and the scan's agree.
@@ -90,7 +90,7 @@ impl Functions {
         Ok(Self { runtime, dir, cache, guests: Vec::new(), registry, status, watcher: Some((watcher, receiver)) })
     }
 
-    /// Opens `dir` and loads every component in it ([`Functions::open`], [`Functions::load_all`]).
+    /// Opens `dir` and loads every component in it ([`Reloader::open`], [`Reloader::load_all`]).
     pub async fn load(runtime: Runtime, dir: &Path, cache: Option<CompileCache>) -> std::io::Result<Self> {
         let mut functions = Self::open(runtime, dir, cache)?;
         functions.load_all().await?;
@@ -170,7 +170,7 @@ impl Functions {
         self.runtime.metrics().loads.get_or_create(&LoadLabels { file, outcome }).inc();
     }
 
-    /// The registry the server reads; it changes as the folder does once [`Functions::watch`] runs.
+    /// The registry the server reads; it changes as the folder does once [`Reloader::watch`] runs.
     pub fn registry(&self) -> SharedRegistry {
         self.registry.clone()
     }
@@ -181,7 +181,7 @@ impl Functions {
     }
 
     /// Applies the folder's changes from now on (and those seen since the scan). The returned
-    /// guard stops watching when dropped. Dropping `Functions` instead serves what was loaded.
+    /// guard stops watching when dropped. Dropping the `Reloader` instead serves what was loaded.
     pub fn watch(self) -> notify::Result<WatchGuard> {
         let task = tokio::spawn(self.run());
         Ok(WatchGuard { task })

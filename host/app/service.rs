@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::cli::{Config, Flags, ServiceAction};
+use crate::app::cli::{Config, Flags, ServiceAction};
 
 /// The log file, in the folder the service was installed from, unless its flags name one.
 pub const DEFAULT_LOG: &str = "sse-wasm.log";
@@ -94,7 +94,7 @@ pub fn run(action: ServiceAction, out: &mut impl Write) -> anyhow::Result<()> {
         ServiceAction::Run { name, dir, flags } => {
             std::env::set_current_dir(&dir).with_context(|| format!("cannot enter {}", dir.display()))?;
             let parsed = server_flags(&dir, &flags, Environment::Read)?;
-            let _log = crate::serve::init_logging("info", parsed.log_file.as_deref())?;
+            let _log = crate::app::run::init_logging("info", parsed.log_file.as_deref())?;
             let config = Config::from_flags(parsed);
             if let Err(error) = &config {
                 tracing::error!("the service {name} cannot start: {error:#}");
@@ -124,7 +124,7 @@ mod windows {
     use windows_service::service_dispatcher;
     use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
-    use crate::cli::Config;
+    use crate::app::cli::Config;
 
     /// What the service's main function serves: set once before the dispatcher starts it.
     static SERVICE: OnceLock<(String, std::sync::Mutex<Option<Config>>)> = OnceLock::new();
@@ -227,7 +227,7 @@ mod windows {
             tracing::info!("the service manager asked {name} to stop");
             let _ = handle.set_service_status(status(ServiceState::StopPending, draining, false));
         };
-        let served = crate::serve::serve_until(config, shutdown);
+        let served = crate::app::run::serve_until(config, shutdown);
         handle.set_service_status(status(ServiceState::Stopped, Duration::ZERO, served.is_err()))?;
         served
     }
@@ -241,7 +241,7 @@ mod windows {
     use std::ffi::OsString;
     use std::path::Path;
 
-    use crate::cli::Config;
+    use crate::app::cli::Config;
 
     const ONLY_WINDOWS: &str = "`sse-wasm service` installs a Windows service; elsewhere run `sse-wasm` under \
                                 your service manager (deploy/ has a Dockerfile and Kubernetes manifests)";
@@ -255,7 +255,7 @@ mod windows {
     }
 
     pub fn run(_: String, config: Config) -> anyhow::Result<()> {
-        crate::serve::serve_until(config, crate::serve::shutdown_signal())
+        crate::app::run::serve_until(config, crate::app::run::shutdown_signal())
     }
 }
 
@@ -269,9 +269,9 @@ mod tests {
         let given: Vec<OsString> =
             ["--listen", "0.0.0.0:50051", "--functions-dir", "fns", "--certs-dir", "certs"].map(OsString::from).into();
         let args = launch_arguments("sse-wasm-2", dir, &given);
-        let parsed = crate::cli::Flags::try_parse_from(std::iter::once(OsString::from("sse-wasm")).chain(args))
+        let parsed = crate::app::cli::Flags::try_parse_from(std::iter::once(OsString::from("sse-wasm")).chain(args))
             .expect("the service manager's command line parses");
-        let Some(crate::cli::Command::Service { action: ServiceAction::Run { name, dir: read_dir, flags } }) =
+        let Some(crate::app::cli::Command::Service { action: ServiceAction::Run { name, dir: read_dir, flags } }) =
             parsed.command
         else {
             panic!("not `service run`");
