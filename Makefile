@@ -18,7 +18,7 @@ ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all clean-functions build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test
+.PHONY: all clean-functions build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test need-python-venv need-npm
 
 all: build guests
 
@@ -40,8 +40,18 @@ python-guests: $(GUEST_OUT)/python_example.wasm $(GUEST_OUT)/python_scripts.wasm
 
 VENV_PIP     := $(TOOLS)/venv/bin/pip
 
-$(VENV_PIP):
-	$(PYTHON) -m venv $(TOOLS)/venv
+$(VENV_PIP): | need-python-venv
+	$(PYTHON) -m venv $(TOOLS)/venv || { rm -rf $(TOOLS)/venv; exit 1; }
+
+# What the guest toolchains need from the system, checked before they are installed, so that a
+# missing piece is named by the package that brings it rather than by a traceback.
+NPM ?= npm
+need-python-venv:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) is not installed; the Python guests need Python 3 with venv (Debian, Ubuntu: sudo apt install python3 python3-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || { echo "make: $(PYTHON) cannot make a virtual environment: its venv or ensurepip module is missing (Debian, Ubuntu: sudo apt install python3-venv)" >&2; exit 1; }
+
+need-npm:
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "make: $(NPM) is not installed; the JavaScript guests need it (Debian, Ubuntu: sudo apt install npm; elsewhere Node.js from nodejs.org, which includes npm)" >&2; exit 1; }
 
 $(COMPONENTIZE_PY): | $(VENV_PIP)
 	$(VENV_PIP) install --quiet componentize-py==0.25.1
@@ -60,8 +70,8 @@ $(GUEST_OUT)/python_scripts.wasm: $(wildcard guests/python/script-engine/*.py gu
 # JavaScript guests (componentize-js, pinned by guests/js/package-lock.json).
 js-guests: $(GUEST_OUT)/js_example.wasm $(GUEST_OUT)/js_scripts.wasm
 
-$(COMPONENTIZE_JS): guests/js/package.json guests/js/package-lock.json
-	cd guests/js && npm install --no-audit --no-fund --loglevel=error
+$(COMPONENTIZE_JS): guests/js/package.json guests/js/package-lock.json | need-npm
+	cd guests/js && $(NPM) install --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(GUEST_OUT)/js_example.wasm: $(wildcard guests/js/example/*.js guests/js/sdk/*.js) $(WIT) | $(COMPONENTIZE_JS)
@@ -186,11 +196,14 @@ datasci: datasci-engine build
 	cp $(DATASCI_WASM) functions/.datasci.wasm.tmp && mv functions/.datasci.wasm.tmp functions/datasci.wasm
 	$(SNAPSHOT_HOST) inspect functions/datasci.wasm
 
-# Scripts without a `#!` line run in this language (`python`, `js`, or `pandas` after `make datasci`).
-SCRIPT_LANGUAGE ?= python
+# Scripts without a `#!` line run in the data-science engine (`pandas`), as Qlik's full-script
+# examples expect; `make run SCRIPT_LANGUAGE=python` (or `js`) chooses another. A local run stops
+# at once on Ctrl-C: no drain window.
+SCRIPT_LANGUAGE ?=
 
-run: guests build
-	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --script-language $(SCRIPT_LANGUAGE)
+run: guests datasci build
+	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --drain-delay 0 \
+		$(if $(SCRIPT_LANGUAGE),--script-language $(SCRIPT_LANGUAGE))
 
 # The data-science tests run after the others: the engine's first compile takes both cores for
 # over a minute, which would slow the timing-sensitive tests beside it.

@@ -106,8 +106,9 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_LOG_FILE")]
     pub log_file: Option<PathBuf>,
 
-    /// The language of scripts without a `#!<language>` first line, e.g. `python`. Default: the
-    /// language of the first script engine, by file name.
+    /// The language of scripts without a `#!<language>` first line, e.g. `python`. Default:
+    /// `pandas` when the data-science engine is loaded, else `python`, else the first script
+    /// engine by file name.
     #[arg(long, env = "SSE_WASM_SCRIPT_LANGUAGE")]
     pub script_language: Option<String>,
 }

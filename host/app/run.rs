@@ -2,6 +2,7 @@
 //! and what the Windows service runs. Also where the host's log goes.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
@@ -38,11 +39,13 @@ pub fn init_logging(default_level: &str, file: Option<&Path>) -> anyhow::Result<
             logging.with_writer(log).with_ansi(false).init();
             Ok(guard)
         }
-        // Colours where the terminal has them, unless NO_COLOR is set.
+        // Colours only for a person at a terminal, and not with NO_COLOR set: a file, a pipe or a
+        // service manager capturing stderr gets plain lines.
         None => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             let (log, guard) =
                 crate::observe::log::buffered(std::io::stderr()).context("cannot start the log's writer thread")?;
-            logging.with_writer(log).init();
+            logging.with_writer(log).with_ansi(colour).init();
             Ok(guard)
         }
     }
@@ -178,5 +181,11 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down (Ctrl-C again stops without waiting for calls in flight)");
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("a second Ctrl-C: stopping now");
+            std::process::exit(130);
+        }
+    });
 }

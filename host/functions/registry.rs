@@ -16,6 +16,11 @@ use crate::functions::native::NativeFunction;
 use crate::model::FunctionDef;
 use crate::wasm::Guest;
 
+/// The languages that take scripts without a `#!` first line when no default language is set,
+/// in preference order: both of Qlik's full-script examples give their scripts numpy, which the
+/// data-science engine (`pandas`) has and the plain Python engine has not.
+pub const UNMARKED: [&str; 2] = ["pandas", "python"];
+
 /// The stable id of the function called `name`: FNV-1a (32 bit) of its UTF-8 bytes, with the sign
 /// bit cleared so the id is a non-negative `int32`.
 pub fn function_id(name: &str) -> i32 {
@@ -161,7 +166,8 @@ impl Registry {
     }
 
     /// The engine that runs a script asking for `marker` (its first line's `#!language`), else
-    /// the engine of language `default`, else the first engine. The error says what is loaded.
+    /// the engine of language `default`, else the first engine of [`UNMARKED`]'s languages that
+    /// is loaded, else the first engine. The error says what is loaded.
     pub fn script_engine(&self, marker: Option<&str>, default: Option<&str>) -> Result<&Arc<Guest>, CallError> {
         fn language(g: &Arc<Guest>) -> Option<&str> {
             g.scripts.as_ref().map(|s| s.language.as_str())
@@ -169,7 +175,10 @@ impl Registry {
         let wanted = marker.or(default);
         let found = match wanted {
             Some(wanted) => self.script_engines().find(|g| language(g) == Some(wanted)),
-            None => self.script_engines().next(),
+            None => UNMARKED
+                .iter()
+                .find_map(|&preferred| self.script_engines().find(|g| language(g) == Some(preferred)))
+                .or_else(|| self.script_engines().next()),
         };
         found.ok_or_else(|| {
             let loaded = self.script_languages();

@@ -70,16 +70,6 @@ impl Script {
         let language = first.strip_prefix("#!")?.trim();
         (!language.is_empty()).then(|| language.to_ascii_lowercase())
     }
-
-    /// How many rows the whole answer must have for `rows_in` input rows; `None` for a script
-    /// without parameters, which answers whatever it evaluates to.
-    pub fn expected_rows(&self, rows_in: usize) -> Option<usize> {
-        match self.function_type {
-            FunctionType::Aggregation => Some(1),
-            _ if self.params.is_empty() => None,
-            _ => Some(rows_in),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -102,15 +92,5 @@ mod tests {
         assert_eq!(script("sum(args[0])").marker(), None);
         assert_eq!(script("#!\n1").marker(), None);
         assert_eq!(script("").marker(), None);
-    }
-
-    #[test]
-    fn scripts_without_parameters_answer_any_number_of_rows() {
-        let mut s = script("1");
-        assert_eq!(s.expected_rows(5), None);
-        s.params.push(("x".into(), DataType::Numeric));
-        assert_eq!(s.expected_rows(5), Some(5));
-        s.function_type = FunctionType::Aggregation;
-        assert_eq!(s.expected_rows(5), Some(1));
     }
 }

@@ -173,8 +173,9 @@ async fn javascript_errors_name_the_exception_and_the_engine_serves_on() {
     assert_status(result, tonic::Code::InvalidArgument, &["RangeError: too far"]);
     let result = evaluate(&mut client, "args[0].map(v => 'a')", F::Tensor, T::Numeric, &x, one()).await;
     assert_status(result, tonic::Code::InvalidArgument, &["TypeError", "where a number is expected"]);
-    let result = evaluate(&mut client, "[1]", F::Tensor, T::Numeric, &x, one()).await;
-    assert_status(result, tonic::Code::InvalidArgument, &["1 rows for 3 input rows"]);
+    // Rows go to Qlik as answered, however many (Qlik pads or drops them in a chart).
+    let answer = evaluate(&mut client, "[1]", F::Tensor, T::Numeric, &x, one()).await.expect("one row for three");
+    assert_eq!(answer.numbers(), [1.0]);
     // Strict mode: assigning an undeclared name is an error, not a global.
     let result = evaluate(&mut client, "leaked = 1; return 1;", F::Scalar, T::Numeric, &[], Vec::new()).await;
     assert_status(result, tonic::Code::InvalidArgument, &["ReferenceError", "leaked"]);
@@ -225,18 +226,29 @@ async fn javascript_scripts_are_sandboxed_and_bounded_and_keep_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_javascript_engines_side_by_side() {
-    let options = ServeOptions { script_language: Some("python".to_owned()), ..ServeOptions::default() };
-    let server = TestServer::start_shared(&[ENGINE, "python_scripts"], Limits::default(), options).await;
+    // Scripts without a first line go to Python, though js_scripts comes first by file name.
+    let server =
+        TestServer::start_shared(&[ENGINE, "python_scripts"], Limits::default(), ServeOptions::default()).await;
     let mut client = server.client().await;
     let x = [("X", T::Numeric)];
     let one = || bundles(numbers(&[1.0, 2.0]), 1);
     let answer = evaluate(&mut client, "sum(args[0])", F::Aggregation, T::Numeric, &x, one()).await.expect("python");
     assert_eq!(answer.numbers(), [3.0]);
+    let python = "[v * 2 for v in args[0]]";
+    let answer = evaluate(&mut client, python, F::Tensor, T::Numeric, &x, one()).await.expect("python by default");
+    assert_eq!(answer.numbers(), [2.0, 4.0]);
     let answer =
         evaluate(&mut client, "#!js\nMath.max(...args[0])", F::Aggregation, T::Numeric, &x, one()).await.expect("js");
     assert_eq!(answer.numbers(), [2.0]);
     let result = evaluate(&mut client, "#!r\n1", F::Aggregation, T::Numeric, &x, one()).await;
     assert_status(result, tonic::Code::FailedPrecondition, &["loaded: js, python"]);
+
+    // --script-language js sends them to JavaScript instead.
+    let options = ServeOptions { script_language: Some("js".to_owned()), ..ServeOptions::default() };
+    let server = TestServer::start_shared(&[ENGINE, "python_scripts"], Limits::default(), options).await;
+    let mut client = server.client().await;
+    let answer = evaluate(&mut client, "args[0].map(v => v * 3)", F::Tensor, T::Numeric, &x, one()).await.expect("js");
+    assert_eq!(answer.numbers(), [3.0, 6.0]);
 }
 
 /// Finished evaluations' stores wait for the engine's preparing thread to free them; a busy

@@ -196,6 +196,31 @@ async fn a_first_start_opens_the_port_at_once_and_answers_only_the_whole_list() 
     binary.child.kill().await.expect("kill");
 }
 
+/// Standard error on a pipe (a service manager, `make run 2>log`) gets plain lines, with no
+/// terminal colour codes, even without NO_COLOR; Ctrl-C with no drain window (as `make run`
+/// passes) stops the host at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_log_is_plain_and_ctrl_c_stops_a_local_run_at_once() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let args = ["--no-compile-cache", "--no-watch", "--drain-delay", "0"];
+    let mut binary = Binary::start(root.path(), &["column_operations"], &args, "info").await;
+    let log = binary.log();
+    eventually("the log says the folder is served", || async { log().iter().any(|l| l.contains("serving")) }).await;
+    let _client = binary.client().await;
+    let pid = binary.child.id().expect("running") as libc::pid_t;
+    // SAFETY: kill(2) on the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "SIGINT sent");
+    // Sooner than the default drain window (5 s) alone would allow.
+    let status = tokio::time::timeout(Duration::from_secs(4), binary.child.wait())
+        .await
+        .expect("the host stops at once on Ctrl-C")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    eventually("the last line is read", || async { log().iter().any(|l| l.contains("stopped")) }).await;
+    let lines = log();
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "no terminal colour codes on a pipe: {lines:#?}");
+}
+
 /// `--log-file`: the log is appended to the file (its folder made), not written to stderr; a
 /// second start adds to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod clients;
 mod datasci;
 mod errors;
 mod examples;
+mod first_run;
 mod js_scripts;
 mod languages;
 mod layout;

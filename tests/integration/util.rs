@@ -539,7 +539,7 @@ impl Binary {
             .args(["--functions-dir", "functions", "--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .env("RUST_LOG", format!("sse_wasm={log_level}"))
-            .env("NO_COLOR", "1")
+            .env_remove("NO_COLOR")
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

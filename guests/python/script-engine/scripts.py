@@ -35,8 +35,16 @@ def _compile(text: str):
     return code
 
 
+# What this engine does not have and the data-science engine does.
+_DATASCI = ("numpy", "pandas", "scipy", "sklearn", "statsmodels")
+
+
 def _message(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
+    message = f"{type(e).__name__}: {e}"
+    name = getattr(e, "name", None) or ""
+    if isinstance(e, (NameError, ImportError)) and name.split(".")[0] in _DATASCI:
+        message += " (numpy, pandas, scipy, scikit-learn and statsmodels are in the data-science engine: start the script with #!pandas)"
+    return message
 
 
 def _number(v: Any) -> float:

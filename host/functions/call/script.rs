@@ -1,13 +1,13 @@
 //! One evaluation of a script (`EvaluateScript`): every request message decoded with the script's
-//! parameter types and fed to a fresh instance of its engine, then the answer checked against
-//! what the script's function type promises (and the table it describes, if it describes one),
-//! and encoded into capped messages after that table.
+//! parameter types and fed to a fresh instance of its engine, then the answer's columns checked
+//! against the script's return type (or the table it describes, if it describes one), and its
+//! rows, as many as it answered, encoded into capped messages after that table.
 
 use bytes::Bytes;
 
 use crate::error::CallError;
 use crate::model::script::LABEL;
-use crate::model::{DataType, FunctionType, Script, ScriptAnswer, ScriptTable};
+use crate::model::{DataType, Script, ScriptAnswer, ScriptTable};
 use crate::wasm::{CancelFlag, ScriptEngine};
 use crate::wire::codec::EncodedRows;
 
@@ -37,16 +37,18 @@ where
         evaluation.update(batch)?;
     }
     let answer = evaluation.finish()?;
-    check(script, &answer, stats.rows_in)?;
+    check(script, &answer)?;
     stats.rows_out = answer.batch.rows;
     table(answer.table.as_ref());
     encode(LABEL, &answer.batch, &mut send)?;
     Ok(stats)
 }
 
-/// A script's answer must have the rows its function type promises, in columns of its return type
-/// (or, when it describes its table, one column per field, of the field's type).
-fn check(script: &Script, answer: &ScriptAnswer, rows_in: usize) -> Result<(), CallError> {
+/// A script's answer must have columns of its return type (or, when it describes its table, one
+/// column per field, of the field's type). Its rows go to Qlik as the script answered them, as in
+/// Qlik's own script examples, whatever their number: Qlik pads a chart's column with nulls or
+/// drops the rows past its input, and keeps every row in `LOAD ... EXTENSION`.
+fn check(script: &Script, answer: &ScriptAnswer) -> Result<(), CallError> {
     let wrong = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
     let (answer, table) = (&answer.batch, &answer.table);
     if answer.columns.is_empty() {
@@ -60,19 +62,6 @@ fn check(script: &Script, answer: &ScriptAnswer, rows_in: usize) -> Result<(), C
     } else {
         let types = vec![script.return_type; answer.columns.len()];
         answer.check(&types).map_err(|reason| wrong(format!("the answer does not fit the return type: {reason}")))?;
-    }
-    // A script that describes its table answers a table (`Load ... Extension`): any number of rows.
-    if let Some(expected) = script.expected_rows(rows_in).filter(|_| table.is_none())
-        && answer.rows != expected
-    {
-        let function = match script.function_type {
-            FunctionType::Aggregation => "an aggregation (ScriptAggr)",
-            _ => "a row-wise script (ScriptEval)",
-        };
-        return Err(wrong(format!(
-            "the script answered {} rows for {rows_in} input rows; {function} answers {expected}",
-            answer.rows
-        )));
     }
     Ok(())
 }
