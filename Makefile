@@ -18,7 +18,7 @@ ZIG_CC       := $(ZIG) cc
 ADAPTER      := $(TOOLS)/wasi_snapshot_preview1.reactor.wasm
 WIT          := wit/sse.wit
 
-.PHONY: all clean-functions build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test need-python-venv need-npm
+.PHONY: all clean-functions build guests rust-guests python-guests js-guests c-guests c-bindings zig-guests zig-bindings go-guests datasci datasci-engine run test lint deploy-check fmt bench clean windows windows-test need-python-venv need-npm analytics analytics-reference
 
 all: build guests
 
@@ -196,21 +196,35 @@ datasci: datasci-engine build
 	cp $(DATASCI_WASM) functions/.datasci.wasm.tmp && mv functions/.datasci.wasm.tmp functions/datasci.wasm
 	$(SNAPSHOT_HOST) inspect functions/datasci.wasm
 
+# The analytics library (guests/analytics/*.py): function files the data-science engine serves.
+ANALYTICS := $(wildcard guests/analytics/*.py)
+analytics:
+	mkdir -p functions
+	for f in $(ANALYTICS); do n=$$(basename $$f); cp $$f functions/.$$n.tmp && mv functions/.$$n.tmp functions/$$n; done
+
+# What the analytics tests compare with: the same libraries run natively, outside the sandbox.
+REFERENCE_PYTHON := $(TOOLS)/reference/bin/python
+$(REFERENCE_PYTHON): | need-python-venv
+	$(PYTHON) -m venv $(TOOLS)/reference || { rm -rf $(TOOLS)/reference; exit 1; }
+	$(TOOLS)/reference/bin/pip install --quiet "numpy>=1.26" "pandas>=2.1" "scipy>=1.11" "scikit-learn>=1.4" "statsmodels>=0.14"
+
+analytics-reference: $(REFERENCE_PYTHON)
+
 # Scripts without a `#!` line run in the data-science engine (`pandas`), as Qlik's full-script
 # examples expect; `make run SCRIPT_LANGUAGE=python` (or `js`) chooses another. A local run stops
 # at once on Ctrl-C: no drain window.
 SCRIPT_LANGUAGE ?=
 
-run: guests datasci build
+run: guests datasci analytics build
 	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --drain-delay 0 \
 		$(if $(SCRIPT_LANGUAGE),--script-language $(SCRIPT_LANGUAGE))
 
 # The data-science tests run after the others: the engine's first compile takes both cores for
 # over a minute, which would slow the timing-sensitive tests beside it.
-test: guests
+test: guests analytics-reference
 	$(MAKE) datasci-engine SNAPSHOT_BUILD="cargo test --no-run" SNAPSHOT_HOST=target/debug/sse-wasm
-	cargo test -- --skip datasci:: --skip windows::
-	cargo test datasci::
+	cargo test -- --skip datasci --skip windows::
+	cargo test datasci
 	cd guests && cargo test
 
 # Windows: the host cross-built with MinGW-w64 (Debian: `apt install gcc-mingw-w64-x86-64-posix`),

@@ -5,6 +5,7 @@ mod balancer;
 mod cache;
 mod clients;
 mod datasci;
+mod datasci_analytics;
 mod errors;
 mod examples;
 mod first_run;

@@ -655,13 +655,14 @@ def _sse_evaluate():
 # (`_sse_load_file`), then calls one function per batch (`_sse_call_file`).
 
 _FILE_FUNCTIONS = {}  # the running file's functions by name, in the order it declared them
-_SCALAR, _AGGREGATION, _TENSOR = 0, 1, 2  # function types, as the host's frames number them
+# Function types, as the host's frames number them: a tensor per batch, or over the whole call.
+_SCALAR, _AGGREGATION, _TENSOR, _TENSOR_PER_CALL = 0, 1, 2, 3
 
 
 class _FileFunction:
-    __slots__ = ("name", "description", "function_type", "return_type", "params", "cacheable", "run")
+    __slots__ = ("name", "description", "function_type", "return_type", "params", "cacheable", "run", "table")
 
-    def __init__(self, name, description, function_type, return_type, params, cacheable, run):
+    def __init__(self, name, description, function_type, return_type, params, cacheable, run, table=None):
         self.name = name
         self.description = description
         self.function_type = function_type
@@ -669,6 +670,7 @@ class _FileFunction:
         self.params = params
         self.cacheable = cacheable
         self.run = run
+        self.table = table  # None, or the list of (field name, data type) a table function answers
 
 
 def _sse_guest_module():
@@ -700,17 +702,23 @@ def _sse_guest_module():
             raise TypeError(f"{where}: annotate with float, str or Dual, not {annotation!r}")
         return kinds[annotation]
 
-    def declare(function_type, columns_in, columns_out, cacheable):
+    def declare(function_type, columns_in, columns_out, cacheable, fields=None):
         def register(f):
             hints = typing.get_type_hints(f)
             names = list(inspect.signature(f).parameters)
             params = [(n, kind(hints.get(n), f"{f.__name__}({n})", columns_in)) for n in names]
-            returns = kind(hints.get("return"), f"{f.__name__} -> ", columns_out)
+            if fields is None:
+                returns, table = kind(hints.get("return"), f"{f.__name__} -> ", columns_out), None
+            else:
+                table = [(str(n), kind(k, f"{f.__name__} field {n}", False)) for n, k in fields.items()]
+                if not table:
+                    raise ValueError(f"{f.__name__}: a table needs at least one field")
+                returns = table[0][1]
             doc = (inspect.getdoc(f) or "").strip().splitlines()
             if f.__name__ in _FILE_FUNCTIONS:
                 raise ValueError(f"{f.__name__} is declared twice")
             _FILE_FUNCTIONS[f.__name__] = _FileFunction(
-                f.__name__, doc[0] if doc else "", function_type, returns, params, bool(cacheable), f
+                f.__name__, doc[0] if doc else "", function_type, returns, params, bool(cacheable), f, table
             )
             return f
 
@@ -721,15 +729,100 @@ def _sse_guest_module():
         register = declare(_SCALAR, False, False, cacheable)
         return register(f) if f else register
 
-    def tensor(f=None, *, cacheable=True):
-        """Declares a column function: one list per parameter in, a list as long out, per batch."""
-        register = declare(_TENSOR, True, True, cacheable)
+    def tensor(f=None, *, cacheable=True, per_call=False):
+        """Declares a column function: one list per parameter in, a list as long out, per batch
+        (with `per_call=True`, once over every row of the call)."""
+        register = declare(_TENSOR_PER_CALL if per_call else _TENSOR, True, True, cacheable)
+        return register(f) if f else register
+
+    def table(f=None, *, fields, cacheable=True):
+        """Declares a table function for `LOAD ... EXTENSION`: every row of the call in, a table of
+        `fields` ({name: float, str or Dual}, in order) out, any number of rows: a list of rows, a
+        2-D array or a DataFrame whose columns are the fields in order."""
+        register = declare(_TENSOR_PER_CALL, True, False, cacheable, dict(fields))
         return register(f) if f else register
 
     def aggregation(f=None, *, cacheable=True):
         """Declares an aggregation: the columns of every row of the call in, one value out."""
         register = declare(_AGGREGATION, True, False, cacheable)
         return register(f) if f else register
+
+    required = object()
+
+    def options(text, spec):
+        """Reads Qlik-style options, `'periods=12, method=ets, return=upper'`, strictly against
+        `spec`, {key: (kind, default)}: kind is int, float, bool, str or a tuple of the words
+        allowed; a default of `REQUIRED` makes the key required. `text` may be a column of the
+        same options on every row (as Qlik sends a constant). An unknown or repeated key, a value
+        of the wrong kind or a missing required key raises ValueError naming it and what is
+        allowed. Returns {key: value} with every key of `spec`."""
+        if isinstance(text, (list, tuple)) or hasattr(text, "tolist"):
+            given = {str(t) for t in text}
+            if len(given) > 1:
+                raise ValueError(f"the options differ between rows: {sorted(given)[:2]}; give one constant text")
+            text = given.pop() if given else ""
+        allowed = ", ".join(spec)
+        found = {}
+        for item in str(text).split(","):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not sep or not key:
+                raise ValueError(f"option {item.strip()!r} is not key=value (options: {allowed})")
+            if key not in spec:
+                raise ValueError(f"unknown option {key!r} (options: {allowed})")
+            if key in found:
+                raise ValueError(f"option {key} is given twice")
+            kind = spec[key][0]
+            try:
+                if isinstance(kind, tuple):
+                    if value.lower() not in kind:
+                        raise ValueError
+                    found[key] = value.lower()
+                elif kind is bool:
+                    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+                    found[key] = words[value.lower()]
+                elif kind is int:
+                    found[key] = int(value)
+                elif kind is float:
+                    number = float(value)
+                    if not math.isfinite(number):
+                        raise ValueError
+                    found[key] = number
+                else:
+                    if not value:
+                        raise ValueError
+                    found[key] = value
+            except (ValueError, KeyError):
+                expected = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
+                what = "one of " + ", ".join(kind) if isinstance(kind, tuple) else expected.get(kind, str(kind))
+                raise ValueError(f"option {key}={value!r}: expected {what}") from None
+        for key, (_, default) in spec.items():
+            if key not in found:
+                if default is required:
+                    raise ValueError(f"option {key} is required (options: {allowed})")
+                found[key] = default
+        return found
+
+    def feature_matrix(rows, separator=";"):
+        """The feature matrix (a float array, a row per row) of rows of separated numbers, as Qlik
+        sends several measures in one parameter (`Sum(A) & ';' & Sum(B)`): NaN for an empty
+        value or Qlik's null `-`; every row must have as many values as the first."""
+        split = [str(r).split(separator) for r in rows]
+        width = len(split[0]) if split else 0
+        matrix = numpy.full((len(split), width), numpy.nan)
+        for i, values in enumerate(split):
+            if len(values) != width:
+                raise ValueError(f"row {i + 1} has {len(values)} features, row 1 has {width}")
+            for j, v in enumerate(values):
+                v = v.strip()
+                if v and v != "-":
+                    try:
+                        matrix[i, j] = float(v)
+                    except ValueError:
+                        raise ValueError(f"row {i + 1}, feature {j + 1}: {v!r} is not a number") from None
+        return matrix
 
     class Functions:
         """Nothing to do here: the engine serves the declared functions."""
@@ -740,14 +833,21 @@ def _sse_guest_module():
     for name, value in {
         "Dual": Dual,
         "NAN": math.nan,
+        "REQUIRED": required,
+        "options": options,
+        "feature_matrix": feature_matrix,
         "scalar": scalar,
         "tensor": tensor,
+        "table": table,
         "aggregation": aggregation,
         "Functions": Functions,
         "Invocation": Invocation,
     }.items():
         setattr(module, name, value)
-    module.__all__ = ["Dual", "Functions", "Invocation", "NAN", "aggregation", "scalar", "tensor"]
+    module.__all__ = [
+        "Dual", "Functions", "Invocation", "NAN", "REQUIRED", "aggregation", "feature_matrix", "options", "scalar",
+        "table", "tensor",
+    ]
     return module
 
 
@@ -769,7 +869,8 @@ def _run_file(filename, source):
 
 def _declarations():
     """The frame of the file's declarations: their count, then each one's name, description,
-    function type, return type, cacheable flag and parameters (type, name)."""
+    function type, return type, cacheable flag, parameters (type, name), and its table's field
+    count (0: not a table function), name and fields (type, name)."""
 
     def text(value):
         data = value.encode()
@@ -781,6 +882,11 @@ def _declarations():
         out.append(struct.pack("<4I", f.function_type, f.return_type, f.cacheable, len(f.params)))
         for name, kind in f.params:
             out += [struct.pack("<I", kind), text(name)]
+        out.append(struct.pack("<I", len(f.table or ())))
+        if f.table:
+            out.append(text(f.name))
+            for name, kind in f.table:
+                out += [struct.pack("<I", kind), text(name)]
     return b"".join(out)
 
 
@@ -828,16 +934,22 @@ def _sse_call_file():
         if f.function_type == _SCALAR:
             rows_in = zip(*values) if values else (() for _ in range(rows))
             result = [f.run(*row) for row in rows_in]
-        elif f.function_type == _TENSOR:
+        elif f.table is not None:
+            result = f.run(*values)
+            if _is_scalar(result):
+                raise TypeError(f"{name} answered {type(result).__name__} {result!r}, not rows of a table")
+            parts = _answer(result, [kind for _, kind in f.table])
+        elif f.function_type in (_TENSOR, _TENSOR_PER_CALL):
             result = f.run(*values)
             if _is_scalar(result):
                 raise TypeError(f"{name} answered {type(result).__name__} {result!r}, not a list of {rows} values")
-            result = list(result) if not isinstance(result, numpy.ndarray) else result
+            result = list(result) if not isinstance(result, (numpy.ndarray, pandas.Series)) else result
             if len(result) != rows:
                 raise ValueError(f"{name} answered {len(result)} values for {rows} rows")
         else:
             result = [f.run(*values)]
-        parts = _answer(result, [return_type])
+        if f.table is None:
+            parts = _answer(result, [return_type])
     except BaseException as error:  # the function's failure is the answer
         _send_error(error, b"error" b"MemoryError: the function ran out of memory", _FILENAME_RUN)
         return

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wasmtime::{Instance, Store};
 
 use crate::error::{CallError, LoadError};
-use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script};
+use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script, TableDef};
 
 use super::engine::{DataSci, collect};
 use super::frame::{Reader, data_type, input_frame, read_answer};
@@ -151,14 +151,16 @@ impl PyCall<'_> {
         self.run(input.rows, &input.columns)
     }
 
-    /// Keeps one batch of an aggregation's rows for [`PyCall::finish`]; answers no rows.
+    /// Keeps one batch of a per-call function's rows (an aggregation's, a table's) for
+    /// [`PyCall::finish`]; answers no rows.
     pub(crate) fn update(&mut self, input: Batch) -> Answer {
         collect(&mut self.columns, input.columns, self.file.engine.max_input_bytes(), &self.def.name)?;
         self.rows += input.rows;
-        Ok(Ok(Batch { rows: 0, columns: vec![Column::with_capacity(self.def.return_type, 0)] }))
+        let columns = self.def.result_types().into_iter().map(|t| Column::with_capacity(t, 0)).collect();
+        Ok(Ok(Batch { rows: 0, columns }))
     }
 
-    /// An aggregation's answer, over every row kept.
+    /// A per-call function's answer, over every row kept.
     pub(crate) fn finish(&mut self) -> Answer {
         let columns = std::mem::take(&mut self.columns);
         self.run(self.rows, &columns)
@@ -166,7 +168,8 @@ impl PyCall<'_> {
 }
 
 /// The declarations the driver read from a file: their count, then each one's name,
-/// description, function type, return type, cacheable flag and parameters (type, name).
+/// description, function type (3: a tensor per call), return type, cacheable flag, parameters
+/// (type, name), and its table's field count (0: none), then the table's name and fields.
 fn read_declarations(frame: &[u8]) -> Result<Vec<FunctionDef>, String> {
     let mut r = Reader { bytes: frame, at: 0 };
     let count = r.u32()? as usize;
@@ -182,6 +185,7 @@ fn read_declarations(frame: &[u8]) -> Result<Vec<FunctionDef>, String> {
             0 => (FunctionType::Scalar, Mode::PerBatch),
             1 => (FunctionType::Aggregation, Mode::PerCall),
             2 => (FunctionType::Tensor, Mode::PerBatch),
+            3 => (FunctionType::Tensor, Mode::PerCall),
             t => return Err(format!("{name} has the function type {t}")),
         };
         let return_type = kind(r.u32()?)?;
@@ -196,16 +200,22 @@ fn read_declarations(frame: &[u8]) -> Result<Vec<FunctionDef>, String> {
                 Ok((r.text()?, t))
             })
             .collect::<Result<Vec<(String, DataType)>, String>>()?;
-        functions.push(FunctionDef {
-            name,
-            description,
-            function_type,
-            return_type,
-            params,
-            mode,
-            table: None,
-            cacheable,
-        });
+        let fields = r.u32()? as usize;
+        let table = if fields == 0 {
+            None
+        } else if fields > frame.len() || mode != Mode::PerCall || function_type != FunctionType::Tensor {
+            return Err(format!("{name} claims a table of {fields} fields"));
+        } else {
+            let table = r.text()?;
+            let fields = (0..fields)
+                .map(|_| {
+                    let t = kind(r.u32()?)?;
+                    Ok((r.text()?, t))
+                })
+                .collect::<Result<Vec<(String, DataType)>, String>>()?;
+            Some(TableDef { name: table, fields })
+        };
+        functions.push(FunctionDef { name, description, function_type, return_type, params, mode, table, cacheable });
     }
     if r.at != frame.len() {
         return Err("bytes after the last declaration".to_owned());
@@ -223,7 +233,7 @@ mod tests {
             f.extend_from_slice(&(s.len() as u32).to_le_bytes());
             f.extend_from_slice(s.as_bytes());
         };
-        let mut frame = 2u32.to_le_bytes().to_vec();
+        let mut frame = 3u32.to_le_bytes().to_vec();
         text(&mut frame, "Multiply");
         text(&mut frame, "Multiplies.");
         for v in [0u32, 1, 1, 2] {
@@ -233,14 +243,26 @@ mod tests {
             frame.extend_from_slice(&1u32.to_le_bytes());
             text(&mut frame, p);
         }
+        frame.extend_from_slice(&0u32.to_le_bytes());
         text(&mut frame, "Mean");
         text(&mut frame, "");
         for v in [1u32, 2, 0, 1, 2] {
             frame.extend_from_slice(&v.to_le_bytes());
         }
         text(&mut frame, "d");
+        frame.extend_from_slice(&0u32.to_le_bytes());
+        text(&mut frame, "Summary");
+        text(&mut frame, "");
+        for v in [3u32, 0, 1, 0, 2] {
+            frame.extend_from_slice(&v.to_le_bytes());
+        }
+        text(&mut frame, "Summary");
+        for (t, field) in [(0u32, "Name"), (1, "Value")] {
+            frame.extend_from_slice(&t.to_le_bytes());
+            text(&mut frame, field);
+        }
         let functions = read_declarations(&frame).expect("reads");
-        assert_eq!(functions.len(), 2);
+        assert_eq!(functions.len(), 3);
         assert_eq!(functions[0].name, "Multiply");
         assert_eq!(functions[0].description, "Multiplies.");
         assert_eq!((functions[0].function_type, functions[0].mode), (FunctionType::Scalar, Mode::PerBatch));
@@ -249,6 +271,10 @@ mod tests {
         assert_eq!((functions[1].function_type, functions[1].mode), (FunctionType::Aggregation, Mode::PerCall));
         assert_eq!((functions[1].return_type, functions[1].cacheable), (DataType::Dual, false));
         assert_eq!(functions[1].params, [("d".to_owned(), DataType::Dual)]);
+        assert_eq!(functions[0].table, None);
+        assert_eq!((functions[2].function_type, functions[2].mode), (FunctionType::Tensor, Mode::PerCall));
+        let fields = [("Name".to_owned(), DataType::Text), ("Value".to_owned(), DataType::Numeric)];
+        assert_eq!(functions[2].table, Some(TableDef { name: "Summary".to_owned(), fields: fields.to_vec() }));
         for cut in 0..frame.len() {
             assert!(read_declarations(&frame[..cut]).is_err(), "cut at {cut}");
         }

@@ -1,0 +1,71 @@
+"""Correlation and descriptive statistics, ready-made: served by the data-science engine.
+
+Chart:        Wasm.Correlation(Sales, Margin, 'method=spearman')
+Load script:  LOAD * EXTENSION Wasm.Correlation_Matrix(Long{Key, Variable, Value, Options});
+              LOAD * EXTENSION Wasm.Describe(Long{Variable, Value});
+
+Nulls (NaN) are left out pairwise. Options follow the library's convention: `key=value` pairs
+separated by commas, checked strictly.
+"""
+
+import numpy
+import pandas
+import scipy.stats
+import sse_guest
+from sse_guest import aggregation, table
+
+METHODS = ("pearson", "spearman", "kendall")
+SPEC = {"method": (METHODS, "pearson")}
+
+
+def _coefficient(x, y, method):
+    if len(x) < 3 or numpy.all(x == x[0]) or numpy.all(y == y[0]):
+        return numpy.nan
+    if method == "pearson":
+        return float(scipy.stats.pearsonr(x, y).statistic)
+    if method == "spearman":
+        return float(scipy.stats.spearmanr(x, y).statistic)
+    return float(scipy.stats.kendalltau(x, y).statistic)
+
+
+@aggregation
+def Correlation(x: list[float], y: list[float], options: list[str]) -> float:
+    """The correlation of two columns: method=pearson (default), spearman or kendall (tau-b)."""
+    method = sse_guest.options(options, SPEC)["method"]
+    x, y = numpy.asarray(x, dtype=float), numpy.asarray(y, dtype=float)
+    keep = ~(numpy.isnan(x) | numpy.isnan(y))
+    return _coefficient(x[keep], y[keep], method)
+
+
+@table(fields={"Variable1": str, "Variable2": str, "Correlation": float, "Observations": float})
+def Correlation_Matrix(key: list[str], variable: list[str], value: list[float], options: list[str]):
+    """Every pair of variables' correlation, from long rows (observation key, variable, value)."""
+    method = sse_guest.options(options, SPEC)["method"]
+    frame = pandas.DataFrame({"key": key, "variable": variable, "value": numpy.asarray(value, dtype=float)})
+    wide = frame.pivot_table(index="key", columns="variable", values="value", aggfunc="mean", sort=True)
+    rows = []
+    for a in wide.columns:
+        for b in wide.columns:
+            pair = wide[[a, b]].dropna().to_numpy() if a != b else wide[[a]].dropna().to_numpy().repeat(2, axis=1)
+            rows.append((str(a), str(b), _coefficient(pair[:, 0], pair[:, 1], method), float(len(pair))))
+    return rows
+
+
+@table(
+    fields={
+        "Variable": str,
+        "Count": float,
+        "Mean": float,
+        "Std": float,
+        "Min": float,
+        "P25": float,
+        "Median": float,
+        "P75": float,
+        "Max": float,
+    }
+)
+def Describe(variable: list[str], value: list[float]):
+    """Count, mean, standard deviation (n-1), minimum, quartiles and maximum of each variable."""
+    frame = pandas.DataFrame({"variable": variable, "value": numpy.asarray(value, dtype=float)})
+    described = frame.groupby("variable", sort=True)["value"].describe()
+    return [(str(name), *(float(v) for v in row)) for name, row in zip(described.index, described.to_numpy())]
