@@ -69,7 +69,9 @@ def Cluster(features: list[str], options: list[str]) -> list[float]:
     elif o["method"] == "dbscan":
         answer[complete] = sklearn.cluster.DBSCAN(eps=o["eps"], min_samples=o["min_samples"]).fit_predict(x)
     else:
-        model = sklearn.cluster.HDBSCAN(min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"]).fit(x)
+        model = sklearn.cluster.HDBSCAN(
+            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], copy=True
+        ).fit(x)
         answer[complete] = model.probabilities_ if o["return"] == "probability" else model.labels_
     return answer
 
@@ -97,7 +99,7 @@ def Cluster_Geo(latitude: list[float], longitude: list[float], options: list[str
         )
     else:
         model = sklearn.cluster.HDBSCAN(
-            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], metric="haversine"
+            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], metric="haversine", copy=True
         )
     answer[complete] = model.fit_predict(points[complete])
     return answer

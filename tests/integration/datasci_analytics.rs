@@ -10,14 +10,15 @@ use std::process::{Command, Stdio};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sse_wasm::pb::{self, DataType as T};
+use sse_wasm::pb;
 use sse_wasm::server::ServeOptions;
 use sse_wasm::wasm::Limits;
 
 use crate::util::*;
 
 /// The library's files, as `make run` copies them into the functions folder.
-const LIBRARY: [&str; 3] = ["correlation.py", "anomalies.py", "clustering.py"];
+const LIBRARY: [&str; 6] =
+    ["correlation.py", "anomalies.py", "clustering.py", "forecasting.py", "prediction.py", "association.py"];
 
 /// The data-science engine with the analytics library, once every function is served.
 async fn server() -> TestServer {
@@ -27,14 +28,24 @@ async fn server() -> TestServer {
         std::fs::copy(library.join(file), server.dir.path().join(file)).expect("copy the library");
     }
     let names = [
+        "Association_Rules",
+        "Classify",
+        "Classify_Probability",
         "Cluster",
         "Cluster_Geo",
+        "Confusion_Matrix",
         "Control_Limits",
         "Correlation",
         "Correlation_Matrix",
         "Describe",
+        "Forecast",
+        "Forecast_Table",
+        "Forecast_X",
+        "Importances",
         "Isolation_Forest",
         "Outliers",
+        "Predict",
+        "Prediction_Metrics",
     ];
     eventually("the library is served", || async {
         let served = function_names(&server).await;
@@ -46,7 +57,12 @@ async fn server() -> TestServer {
 
 /// Runs `script` in the reference Python (the libraries natively, outside any sandbox) with
 /// `input` on its stdin; the numbers it prints, one per line.
-fn native(script: &str, input: &str) -> Vec<f64> {
+pub(crate) fn native(script: &str, input: &str) -> Vec<f64> {
+    native_lines(script, input).iter().map(|l| l.trim().parse().expect("a number")).collect()
+}
+
+/// Runs `script` in the reference Python with `input` on its stdin; the lines it prints.
+pub(crate) fn native_lines(script: &str, input: &str) -> Vec<String> {
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/.tools/reference/bin/python");
     assert!(
         python.exists(),
@@ -63,7 +79,7 @@ fn native(script: &str, input: &str) -> Vec<f64> {
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("input");
     let output = child.wait_with_output().expect("output");
     assert!(output.status.success(), "the reference failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8").lines().map(|l| l.trim().parse().expect("a number")).collect()
+    String::from_utf8(output.stdout).expect("utf-8").lines().map(str::to_owned).collect()
 }
 
 fn cell(value: &Cell) -> pb::Dual {
@@ -73,19 +89,19 @@ fn cell(value: &Cell) -> pb::Dual {
     }
 }
 
-enum Cell {
+pub(crate) enum Cell {
     N(f64),
     S(String),
 }
 
 /// Rows of cells in bundles of 97 (not a divisor of any test's row count).
-fn request(rows: &[Vec<Cell>]) -> Vec<pb::BundledRows> {
+pub(crate) fn request(rows: &[Vec<Cell>]) -> Vec<pb::BundledRows> {
     let rows: Vec<pb::Row> = rows.iter().map(|r| pb::Row { duals: r.iter().map(cell).collect() }).collect();
     bundles(rows, 97)
 }
 
 /// Equal as numbers, NaN equal to NaN, within `tolerance`.
-fn assert_close(got: &[f64], expected: &[f64], tolerance: f64, what: &str) {
+pub(crate) fn assert_close(got: &[f64], expected: &[f64], tolerance: f64, what: &str) {
     assert_eq!(got.len(), expected.len(), "{what}: {} values for {}", got.len(), expected.len());
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let same = (g.is_nan() && e.is_nan()) || (g - e).abs() <= tolerance * e.abs().max(1.0);
@@ -362,4 +378,332 @@ async fn options_are_strict_and_name_what_is_allowed() {
         vec![vec![Cell::S("1;2".into()), Cell::S("k=1".into())], vec![Cell::S("3;4".into()), Cell::S("k=2".into())]];
     let result = call(&mut client, "Cluster", request(&mixed)).await;
     assert_status(result, tonic::Code::InvalidArgument, &["the options differ between rows"]);
+}
+
+/// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).
+fn month_start(m: i64) -> f64 {
+    let mut days = 43_466; // 1 January 2019
+    for k in 0..m {
+        let (year, month) = (2019 + k / 12, k % 12);
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        days += [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month as usize];
+    }
+    days as f64
+}
+
+/// Answers of rows sent in `order` (row i sent at position order⁻¹), put back in date order.
+fn in_date_order(answer: &[f64], order: &[usize]) -> Vec<f64> {
+    let mut sorted = vec![f64::NAN; answer.len()];
+    for (sent, &row) in order.iter().enumerate() {
+        sorted[row] = answer[sent];
+    }
+    sorted
+}
+
+/// How near a fitted model's values come to the native ones: statsmodels' optimizers stop a
+/// little apart on another numpy build (the engine's 2.5 against the reference's).
+const FITTED: f64 = 1e-3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecasts_match_statsmodels() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let mut rng = StdRng::seed_from_u64(3);
+    let (n, ahead) = (60, 6);
+    let promotion: Vec<f64> = (0..n + ahead).map(|i| f64::from(u8::from(i % 5 == 0))).collect();
+    let values: Vec<f64> = (0..n)
+        .map(|i| {
+            let t = i as f64;
+            100.0
+                + 0.8 * t
+                + 10.0 * (t * std::f64::consts::TAU / 12.0).sin()
+                + 6.0 * promotion[i]
+                + rng.r#gen::<f64>() * 4.0
+        })
+        .collect();
+    let dates: Vec<f64> = (0..(n + ahead) as i64).map(month_start).collect();
+    let history: String = values.iter().map(|v| format!("{v}\n")).collect();
+    // A chart sends its rows in its own sort order: the function reads them by date.
+    let mut order: Vec<usize> = (0..n + ahead).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.gen_range(0..=i));
+    }
+    let chart = |o: &str, features: bool| -> Vec<Vec<Cell>> {
+        order
+            .iter()
+            .map(|&i| {
+                let mut row = vec![Cell::N(dates[i]), Cell::N(values.get(i).copied().unwrap_or(f64::NAN))];
+                if features {
+                    row.push(Cell::S(promotion[i].to_string()));
+                }
+                row.push(Cell::S(o.to_owned()));
+                row
+            })
+            .collect()
+    };
+    let ets = "import sys, warnings, numpy, pandas\nwarnings.simplefilter('ignore')\n\
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel\n\
+        y = pandas.Series(numpy.loadtxt(sys.stdin))\n\
+        r = ETSModel(y, error='add', trend='add', seasonal='add', seasonal_periods=12).fit(disp=False)\n\
+        p = r.get_prediction(start=0, end=len(y) - 1).summary_frame(alpha=ALPHA)\n\
+        f = r.get_prediction(start=len(y), end=len(y) + 5).summary_frame(alpha=ALPHA)\n";
+    let arima = "import sys, warnings, numpy\nwarnings.simplefilter('ignore')\n\
+        from statsmodels.tsa.statespace.sarimax import SARIMAX\n\
+        y = numpy.loadtxt(sys.stdin)\n\
+        r = SARIMAX(y, order=(1, 1, 1), seasonal_order=(0, 1, 1, 12)).fit(disp=False)\n\
+        p = r.get_prediction(start=0, end=len(y) - 1).summary_frame(alpha=0.05)\n\
+        f = r.get_forecast(6).summary_frame(alpha=0.05)\n";
+    let cases = [
+        ("method=ets", ets.replace("ALPHA", "0.05"), "for v in list(p['mean']) + list(f['mean']): print(v)"),
+        (
+            "method=ets, return=upper, level=0.9",
+            ets.replace("ALPHA", "0.1"),
+            "for v in list(p['pi_upper']) + list(f['pi_upper']): print(v)",
+        ),
+        (
+            "method=ets, return=residual",
+            ets.replace("ALPHA", "0.05"),
+            "for v in list(y - p['mean']) + [float('nan')] * 6: print(v)",
+        ),
+        (
+            "method=arima, sd=1, sq=1, return=lower",
+            arima.to_owned(),
+            "for v in list(p['mean_ci_lower']) + list(f['mean_ci_lower']): print(v)",
+        ),
+    ];
+    for (o, fit, print) in &cases {
+        let answer = call(&mut client, "Forecast", request(&chart(o, false))).await.expect(o);
+        let (mut got, mut expected) =
+            (in_date_order(&answer.numbers(), &order), native(&format!("{fit}{print}"), &history));
+        if o.contains("residual") {
+            // A residual is the value less the fitted one: compared at the scale of the values.
+            for (i, v) in values.iter().enumerate() {
+                got[i] += v;
+                expected[i] += v;
+            }
+        }
+        assert_close(&got, &expected, FITTED, o);
+    }
+
+    // SARIMAX with an exogenous feature, known for the months forecast too.
+    let answer = call(&mut client, "Forecast_X", request(&chart("p=1, d=0, q=0", true))).await.expect("X");
+    let got = in_date_order(&answer.numbers(), &order);
+    let input: String =
+        (0..n + ahead).map(|i| format!("{} {}\n", values.get(i).unwrap_or(&f64::NAN), promotion[i])).collect();
+    let script = format!(
+        "import sys, warnings, numpy\nwarnings.simplefilter('ignore')\n\
+         from statsmodels.tsa.statespace.sarimax import SARIMAX\n\
+         d = numpy.loadtxt(sys.stdin); y, x = d[:{n}, 0], d[:, 1:]\n\
+         r = SARIMAX(y, exog=x[:{n}], order=(1, 0, 0)).fit(disp=False)\n\
+         p = r.get_prediction(start=0, end={n} - 1).summary_frame()\n\
+         f = r.get_forecast(6, exog=x[{n}:]).summary_frame()\n\
+         for v in list(p['mean']) + list(f['mean']): print(v)"
+    );
+    assert_close(&got, &native(&script, &input), FITTED, "Forecast_X");
+
+    // In a load script the function appends the periods asked for, dated by month.
+    let rows: Vec<Vec<Cell>> =
+        (0..n).map(|i| vec![Cell::N(dates[i]), Cell::N(values[i]), Cell::S("periods=6, method=ets".into())]).collect();
+    let answer = call(&mut client, "Forecast_Table", request(&rows)).await.expect("table");
+    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
+    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
+    let fields: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(fields, ["Date", "Value", "Forecast", "Lower", "Upper", "Residual"]);
+    let column = |c: usize| -> Vec<f64> { answer.rows().iter().map(|r| r.duals[c].num_data).collect() };
+    assert_eq!(column(0), dates, "the history's dates, then the next six month starts");
+    assert_close(&column(1)[..n], &values, 0.0, "the values");
+    assert!(column(1)[n..].iter().all(|v| v.is_nan()), "no value for the months forecast");
+    let script = format!("{}for v in list(p['mean']) + list(f['mean']): print(v)", cases[0].1);
+    assert_close(&column(2), &native(&script, &history), FITTED, "Forecast_Table");
+
+    let result = call(
+        &mut client,
+        "Forecast_Table",
+        request(
+            &rows[..10]
+                .iter()
+                .map(|r| vec![clone(&r[0]), clone(&r[1]), Cell::S("method=ets".into())])
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .await;
+    assert_status(result, tonic::Code::InvalidArgument, &["Forecast_Table", "option periods is required"]);
+    let twice: Vec<Vec<Cell>> =
+        [1.0, 1.0, 2.0, 3.0].iter().map(|&d| vec![Cell::N(43_466.0 + d), Cell::N(d), Cell::S(String::new())]).collect();
+    let result = call(&mut client, "Forecast", request(&twice)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["date 43467 is given twice"]);
+}
+
+fn clone(value: &Cell) -> Cell {
+    match value {
+        Cell::N(n) => Cell::N(*n),
+        Cell::S(s) => Cell::S(s.clone()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_in_one_call_match_scikit_learn() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let mut rng = StdRng::seed_from_u64(13);
+    let (n, trained) = (300, 240);
+    let x: Vec<[f64; 3]> = (0..n).map(|_| [rng.r#gen::<f64>() * 10.0, rng.r#gen(), rng.r#gen::<f64>() * 3.0]).collect();
+    let y: Vec<f64> = x.iter().map(|r| 2.0 * r[0] - 3.0 * r[1] + 0.5 * r[2] + rng.r#gen::<f64>()).collect();
+    let median = {
+        let mut s = y.clone();
+        s.sort_by(f64::total_cmp);
+        s[n / 2]
+    };
+    let class: Vec<&str> = y.iter().map(|&v| if v > median { "high" } else { "low" }).collect();
+    let features: Vec<String> = x.iter().map(|r| format!("{};{};{}", r[0], r[1], r[2])).collect();
+    // Train on the first rows; the last have no target: those are the rows to predict.
+    let input: String = x.iter().zip(&y).map(|(r, v)| format!("{} {} {} {v}\n", r[0], r[1], r[2])).collect();
+    let prelude = format!(
+        "import sys, numpy, sklearn.ensemble, sklearn.linear_model, sklearn.pipeline, sklearn.preprocessing\n\
+         d = numpy.loadtxt(sys.stdin); x, y = d[:, :3], d[:, 3]; t = slice(0, {trained})\n\
+         c = numpy.where(y > numpy.sort(y)[{}], 'high', 'low')\n",
+        n / 2
+    );
+    let regression = |o: &str| -> Vec<Vec<Cell>> {
+        (0..n)
+            .map(|i| {
+                let target = if i < trained { y[i] } else { f64::NAN };
+                vec![Cell::N(target), Cell::S(features[i].clone()), Cell::S(o.to_owned())]
+            })
+            .collect()
+    };
+    let cases = [
+        ("method=linear", "sklearn.linear_model.LinearRegression()"),
+        ("method=forest, trees=40, seed=1", "sklearn.ensemble.RandomForestRegressor(n_estimators=40, random_state=1)"),
+        ("method=boosting, depth=2", "sklearn.ensemble.GradientBoostingRegressor(max_depth=2, random_state=0)"),
+    ];
+    for (o, model) in cases {
+        let answer = call(&mut client, "Predict", request(&regression(o))).await.expect(o);
+        let script = format!("{prelude}for v in {model}.fit(x[t], y[t]).predict(x): print(v)");
+        assert_close(&answer.numbers(), &native(&script, &input), 1e-9, o);
+    }
+
+    let classes = |o: &str, known: usize| -> Vec<Vec<Cell>> {
+        (0..n)
+            .map(|i| {
+                let target = if i < known { class[i] } else { "" };
+                vec![Cell::S(target.into()), Cell::S(features[i].clone()), Cell::S(o.to_owned())]
+            })
+            .collect()
+    };
+    let logistic = "sklearn.pipeline.make_pipeline(sklearn.preprocessing.StandardScaler(), \
+        sklearn.linear_model.LogisticRegression(max_iter=1000)).fit(x[t], c[t])";
+    let answer = call(&mut client, "Classify", request(&classes("", trained))).await.expect("classify");
+    let expected = native_lines(&format!("{prelude}for v in {logistic}.predict(x): print(v)"), &input);
+    assert_eq!(answer.strings(), expected, "Classify");
+    let answer =
+        call(&mut client, "Classify_Probability", request(&classes("class=high", trained))).await.expect("probability");
+    let script =
+        format!("{prelude}m = {logistic}\nfor v in m.predict_proba(x)[:, list(m.classes_).index('high')]: print(v)");
+    assert_close(&answer.numbers(), &native(&script, &input), 1e-9, "Classify_Probability");
+    let result = call(&mut client, "Classify_Probability", request(&classes("class=medium", trained))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["class='medium'", "the classes are high, low"]);
+
+    // Metrics, confusion matrix and importances, for LOAD ... EXTENSION, on held-out rows.
+    let split = "import sklearn.model_selection, sklearn.metrics, sklearn.inspection\n\
+        a, b, ya, yb = sklearn.model_selection.train_test_split(x, TARGET, test_size=0.25, random_state=0)\n";
+    let numbers_as_text: Vec<Vec<Cell>> =
+        (0..n).map(|i| vec![Cell::S(y[i].to_string()), Cell::S(features[i].clone()), Cell::S(String::new())]).collect();
+    let answer = call(&mut client, "Prediction_Metrics", request(&numbers_as_text)).await.expect("metrics");
+    assert_eq!(answer.strings(), ["R2", "MAE", "RMSE", "Training rows", "Test rows"]);
+    let got: Vec<f64> = answer.rows().iter().map(|r| r.duals[1].num_data).collect();
+    let script = format!(
+        "{prelude}{}p = sklearn.linear_model.LinearRegression().fit(a, ya).predict(b)\n\
+         for v in [sklearn.metrics.r2_score(yb, p), sklearn.metrics.mean_absolute_error(yb, p), \
+         sklearn.metrics.mean_squared_error(yb, p) ** 0.5, len(a), len(b)]: print(v)",
+        split.replace("TARGET", "y")
+    );
+    assert_close(&got, &native(&script, &input), 1e-9, "Prediction_Metrics");
+
+    let answer = call(&mut client, "Confusion_Matrix", request(&classes("method=forest", n))).await.expect("confusion");
+    let got: Vec<String> = answer
+        .rows()
+        .iter()
+        .map(|r| format!("{} {} {}", r.duals[0].str_data, r.duals[1].str_data, r.duals[2].num_data))
+        .collect();
+    let script = format!(
+        "{prelude}{}m = sklearn.ensemble.RandomForestClassifier(random_state=0).fit(a, ya)\n\
+         k = sklearn.metrics.confusion_matrix(yb, m.predict(b), labels=['high', 'low'])\n\
+         for i, p in enumerate(['high', 'low']):\n\
+         \x20   for j, q in enumerate(['high', 'low']): print(p, q, k[i, j])",
+        split.replace("TARGET", "c")
+    );
+    assert_eq!(got, native_lines(&script, &input), "Confusion_Matrix");
+
+    let answer = call(&mut client, "Importances", request(&classes("method=forest, names=a;b;c", n)))
+        .await
+        .expect("importances");
+    assert_eq!(answer.strings(), ["a", "b", "c"]);
+    let got: Vec<f64> = answer.rows().iter().flat_map(|r| [r.duals[1].num_data, r.duals[2].num_data]).collect();
+    let script = format!(
+        "{prelude}{}m = sklearn.ensemble.RandomForestClassifier(random_state=0).fit(a, ya)\n\
+         r = sklearn.inspection.permutation_importance(m, b, yb, n_repeats=5, random_state=0)\n\
+         for i in range(3): print(r.importances_mean[i]); print(r.importances_std[i])",
+        split.replace("TARGET", "c")
+    );
+    assert_close(&got, &native(&script, &input), 1e-9, "Importances");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn association_rules_match_mlxtend() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let mut rng = StdRng::seed_from_u64(17);
+    let products = ["bread", "butter", "jam", "milk", "cereal", "coffee", "tea", "sugar"];
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for basket in 0..400 {
+        let mut items: Vec<&str> = products.iter().copied().filter(|_| rng.r#gen::<f64>() < 0.2).collect();
+        if rng.r#gen::<f64>() < 0.3 {
+            items.extend(["bread", "butter"]); // together often, and a repeat now and then
+        }
+        if items.contains(&"cereal") && rng.r#gen::<f64>() < 0.7 {
+            items.push("milk");
+        }
+        for item in items {
+            rows.push(vec![
+                Cell::S(format!("order {basket}")),
+                Cell::S(item.into()),
+                Cell::S("min_support=0.04, min_confidence=0.3".into()),
+            ]);
+            text.push_str(&format!("order{basket} {item}\n"));
+        }
+    }
+    let answer = call(&mut client, "Association_Rules", request(&rows)).await.expect("rules");
+    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
+    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
+    let fields: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(fields, ["Antecedent", "Consequent", "Support", "Confidence", "Lift"]);
+    let lifts: Vec<f64> = answer.rows().iter().map(|r| r.duals[4].num_data).collect();
+    assert!(lifts.windows(2).all(|w| w[0] >= w[1]), "by lift: {lifts:?}");
+    let mut got: Vec<String> = answer
+        .rows()
+        .iter()
+        .map(|r| {
+            let d = &r.duals;
+            format!(
+                "{}|{}|{:.12}|{:.12}|{:.12}",
+                d[0].str_data, d[1].str_data, d[2].num_data, d[3].num_data, d[4].num_data
+            )
+        })
+        .collect();
+    got.sort();
+    let script = "import sys, pandas\n\
+        from mlxtend.frequent_patterns import apriori, association_rules\n\
+        p = pandas.read_csv(sys.stdin, sep=' ', names=['t', 'i']).drop_duplicates()\n\
+        b = pandas.crosstab(p['t'], p['i']) > 0\n\
+        f = apriori(b, min_support=0.04, use_colnames=True, max_len=3)\n\
+        r = association_rules(f, metric='confidence', min_threshold=0.3)\n\
+        n = lambda s: ', '.join(sorted(s))\n\
+        for _, x in r.iterrows():\n\
+        \x20   print(f\"{n(x.antecedents)}|{n(x.consequents)}|{x.support:.12f}|{x.confidence:.12f}|{x.lift:.12f}\")";
+    let mut expected = native_lines(script, &text);
+    expected.sort();
+    assert!(expected.len() > 5, "the data has rules: {expected:?}");
+    assert_eq!(got, expected, "Association_Rules");
 }

@@ -207,9 +207,9 @@ async fn a_piped_log_is_plain_and_ctrl_c_stops_a_local_run_at_once() {
     let log = binary.log();
     eventually("the log says the folder is served", || async { log().iter().any(|l| l.contains("serving")) }).await;
     let _client = binary.client().await;
-    let pid = binary.child.id().expect("running") as libc::pid_t;
-    // SAFETY: kill(2) on the child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "SIGINT sent");
+    let pid = binary.child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    assert!(sent.success(), "SIGINT sent: {sent:?}");
     // Sooner than the default drain window (5 s) alone would allow.
     let status = tokio::time::timeout(Duration::from_secs(4), binary.child.wait())
         .await

@@ -1,0 +1,239 @@
+"""Prediction in one call, ready-made: linear and logistic regression, random forests and gradient
+boosting from scikit-learn, fitted and applied within one request. Served by the data-science engine.
+
+Chart:        Wasm.Predict(Sum(Sales), Sum(Visits) & ';' & Avg(Price), 'method=forest')
+              Wasm.Classify(Only(Churned), Sum(Calls) & ';' & Only(Tenure), 'method=boosting')
+              Wasm.Classify_Probability(Only(Churned), Sum(Calls) & ';' & Only(Tenure), 'class=yes')
+Load script:  LOAD * EXTENSION Wasm.Prediction_Metrics(Customers{Churned, Features, 'names=Calls;Tenure'});
+              LOAD * EXTENSION Wasm.Confusion_Matrix(Customers{Churned, Features, 'method=forest'});
+              LOAD * EXTENSION Wasm.Importances(Customers{Churned, Features, 'names=Calls;Tenure'});
+
+The rows with a target train the model; every row with all its features gets a prediction (the
+training rows too), so the rows to predict are those whose target is null. Features are one text
+per row, `A & ';' & B`: any number of them. A row missing a feature answers null.
+"""
+
+import numpy
+import sklearn.ensemble
+import sklearn.inspection
+import sklearn.linear_model
+import sklearn.metrics
+import sklearn.model_selection
+import sklearn.pipeline
+import sklearn.preprocessing
+import sse_guest
+from sse_guest import table, tensor
+
+MODEL = {
+    "trees": (int, 100),
+    "depth": (int, None),
+    "seed": (int, 0),
+    "separator": (str, ";"),
+}
+REGRESSION = {**MODEL, "method": (("linear", "forest", "boosting"), "linear")}
+CLASSIFICATION = {**MODEL, "method": (("logistic", "forest", "boosting"), "logistic")}
+PROBABILITY = {**CLASSIFICATION, "class": (str, None)}
+EVALUATION = {
+    **MODEL,
+    "method": (("linear", "logistic", "forest", "boosting"), None),
+    "task": (("auto", "regression", "classification"), "auto"),
+    "test_size": (float, 0.25),
+    "names": (str, None),
+    "repeats": (int, 5),
+}
+NULL_TEXTS = ("", "-")
+
+
+def model(task, o):
+    """The scikit-learn estimator for `task` and the options' method."""
+    method = o["method"] or ("linear" if task == "regression" else "logistic")
+    if (task, method) in (("regression", "logistic"), ("classification", "linear")):
+        raise ValueError(f"option method={method} does not fit a {task}: use {'linear' if method == 'logistic' else 'logistic'}")
+    if o["trees"] < 1:
+        raise ValueError(f"option trees={o['trees']}: expected 1 or more")
+    trees = {"n_estimators": o["trees"], "random_state": o["seed"]}
+    if method == "linear":
+        return sklearn.linear_model.LinearRegression()
+    if method == "logistic":
+        return sklearn.pipeline.make_pipeline(
+            sklearn.preprocessing.StandardScaler(), sklearn.linear_model.LogisticRegression(max_iter=1000)
+        )
+    if method == "forest":
+        forest = sklearn.ensemble.RandomForestRegressor if task == "regression" else sklearn.ensemble.RandomForestClassifier
+        return forest(max_depth=o["depth"], **trees)
+    boosting = (
+        sklearn.ensemble.GradientBoostingRegressor if task == "regression" else sklearn.ensemble.GradientBoostingClassifier
+    )
+    return boosting(max_depth=o["depth"] or 3, **trees)
+
+
+def _numbers(target):
+    """A target column as floats: NaN for null; a text that is not a number raises."""
+    values = numpy.full(len(target), numpy.nan)
+    for i, t in enumerate(target):
+        if isinstance(t, str):
+            t = t.strip()
+            if t in NULL_TEXTS:
+                continue
+            try:
+                values[i] = float(t)
+            except ValueError:
+                raise ValueError(f"row {i + 1}: target {t!r} is not a number (task=regression)") from None
+        else:
+            values[i] = t
+    return values
+
+
+def _labels(target):
+    """A target column as texts, and which rows have one."""
+    labels = numpy.array([str(t).strip() for t in target], dtype=object)
+    return labels, numpy.array([t not in NULL_TEXTS for t in labels], dtype=bool)
+
+
+def _training(matrix, known):
+    complete = ~numpy.isnan(matrix).any(axis=1)
+    train = complete & known
+    if train.sum() < 2:
+        raise ValueError(f"{int(train.sum())} rows have a target and every feature: a model needs at least 2")
+    return complete, train
+
+
+@tensor(per_call=True)
+def Predict(target: list[float], features: list[str], options: list[str]) -> list[float]:
+    """A regression fitted on the rows with a target, predicting every row: method=linear
+    (default), forest or boosting (trees=100, depth, seed=0)."""
+    o = sse_guest.options(options, REGRESSION)
+    matrix = sse_guest.feature_matrix(features, o["separator"])
+    y = numpy.asarray(target, dtype=float)
+    complete, train = _training(matrix, ~numpy.isnan(y))
+    fitted = model("regression", o).fit(matrix[train], y[train])
+    answer = numpy.full(len(y), numpy.nan)
+    answer[complete] = fitted.predict(matrix[complete])
+    return answer
+
+
+def _classifier(target, features, o):
+    matrix = sse_guest.feature_matrix(features, o["separator"])
+    labels, known = _labels(target)
+    complete, train = _training(matrix, known)
+    if len(set(labels[train])) < 2:
+        raise ValueError("the rows with a target have one class: a classifier needs at least 2")
+    return model("classification", o).fit(matrix[train], labels[train].astype(str)), matrix, complete
+
+
+@tensor(per_call=True)
+def Classify(target: list[str], features: list[str], options: list[str]) -> list[str]:
+    """A classifier fitted on the rows with a class (null: empty or `-`), predicting every row's
+    class: method=logistic (default), forest or boosting."""
+    o = sse_guest.options(options, CLASSIFICATION)
+    fitted, matrix, complete = _classifier(target, features, o)
+    answer = numpy.full(len(matrix), "", dtype=object)
+    answer[complete] = fitted.predict(matrix[complete])
+    return [str(a) for a in answer]
+
+
+@tensor(per_call=True)
+def Classify_Probability(target: list[str], features: list[str], options: list[str]) -> list[float]:
+    """The probability of class=NAME for every row, or of the class predicted when none is
+    given; the options of Classify."""
+    o = sse_guest.options(options, PROBABILITY)
+    fitted, matrix, complete = _classifier(target, features, {k: v for k, v in o.items() if k != "class"})
+    classes = [str(c) for c in fitted.classes_]
+    answer = numpy.full(len(matrix), numpy.nan)
+    probabilities = fitted.predict_proba(matrix[complete])
+    if o["class"] is None:
+        answer[complete] = probabilities.max(axis=1)
+    elif o["class"] in classes:
+        answer[complete] = probabilities[:, classes.index(o["class"])]
+    else:
+        raise ValueError(f"option class={o['class']!r}: the classes are {', '.join(classes)}")
+    return answer
+
+
+def _evaluation(target, features, options):
+    """The options, the task, and the fitted model with its held-out rows (`test_size` of the
+    rows with a target, drawn with `seed`; with test_size=0 the training rows themselves)."""
+    o = sse_guest.options(options, EVALUATION)
+    matrix = sse_guest.feature_matrix(features, o["separator"])
+    labels, known = _labels(target)
+    task = o["task"]
+    if task == "auto":
+        if o["method"] in ("linear", "logistic"):
+            task = "regression" if o["method"] == "linear" else "classification"
+        else:
+            try:
+                _numbers(labels[known])
+                task = "regression"
+            except ValueError:
+                task = "classification"
+    y = _numbers(labels) if task == "regression" else labels
+    complete, train = _training(matrix, known)
+    x, y = matrix[train], y[train] if task == "regression" else y[train].astype(str)
+    if not 0.0 <= o["test_size"] < 1.0:
+        raise ValueError(f"option test_size={o['test_size']}: expected a share from 0 up to 1")
+    if o["test_size"] > 0:
+        x_train, x_test, y_train, y_test = sklearn.model_selection.train_test_split(
+            x, y, test_size=o["test_size"], random_state=o["seed"]
+        )
+    else:
+        x_train, x_test, y_train, y_test = x, x, y, y
+    if task == "classification" and len(set(y_train)) < 2:
+        raise ValueError("the training rows have one class: a classifier needs at least 2")
+    fitted = model(task, o).fit(x_train, y_train)
+    return o, task, fitted, x_train, x_test, y_test, x, y
+
+
+def _metrics(task, y_test, predicted):
+    m = sklearn.metrics
+    if task == "regression":
+        return [
+            ("R2", m.r2_score(y_test, predicted)),
+            ("MAE", m.mean_absolute_error(y_test, predicted)),
+            ("RMSE", float(numpy.sqrt(m.mean_squared_error(y_test, predicted)))),
+        ]
+    return [
+        ("Accuracy", m.accuracy_score(y_test, predicted)),
+        ("Precision", m.precision_score(y_test, predicted, average="macro", zero_division=0)),
+        ("Recall", m.recall_score(y_test, predicted, average="macro", zero_division=0)),
+        ("F1", m.f1_score(y_test, predicted, average="macro", zero_division=0)),
+    ]
+
+
+@table(fields={"Metric": str, "Value": float})
+def Prediction_Metrics(target: list[str], features: list[str], options: list[str]):
+    """How well the model predicts rows it did not see (test_size=0.25): R², MAE and RMSE for a
+    regression, accuracy and macro precision, recall and F1 for a classification (task=auto:
+    a regression when every target is a number); and the rows trained and tested on."""
+    o, task, fitted, x_train, x_test, y_test, _, _ = _evaluation(target, features, options)
+    rows = _metrics(task, y_test, fitted.predict(x_test))
+    rows += [("Training rows", len(x_train)), ("Test rows", len(x_test))]
+    return [(name, float(value)) for name, value in rows]
+
+
+@table(fields={"Actual": str, "Predicted": str, "Count": float})
+def Confusion_Matrix(target: list[str], features: list[str], options: list[str]):
+    """A classifier's confusion matrix over the held-out rows: a row per actual and predicted
+    class, zero counts included; the options of Prediction_Metrics."""
+    o, task, fitted, _, x_test, y_test, _, _ = _evaluation(target, features, options)
+    if task != "classification":
+        raise ValueError("a confusion matrix needs classes: the targets are numbers (give task=classification)")
+    classes = [str(c) for c in fitted.classes_]
+    counts = sklearn.metrics.confusion_matrix(y_test, fitted.predict(x_test), labels=classes)
+    return [(a, p, float(counts[i, j])) for i, a in enumerate(classes) for j, p in enumerate(classes)]
+
+
+@table(fields={"Feature": str, "Importance": float, "Std": float})
+def Importances(target: list[str], features: list[str], options: list[str]):
+    """Permutation importances over the held-out rows (repeats=5): how much the score drops when
+    a feature is shuffled, with its standard deviation; names=A;B;C names the features."""
+    o, task, fitted, _, x_test, y_test, _, _ = _evaluation(target, features, options)
+    names = o["names"].split(";") if o["names"] else [f"Feature {i + 1}" for i in range(x_test.shape[1])]
+    if len(names) != x_test.shape[1]:
+        raise ValueError(f"option names gives {len(names)} names for {x_test.shape[1]} features")
+    if o["repeats"] < 1:
+        raise ValueError(f"option repeats={o['repeats']}: expected 1 or more")
+    result = sklearn.inspection.permutation_importance(
+        fitted, x_test, y_test, n_repeats=o["repeats"], random_state=o["seed"]
+    )
+    return [(n.strip(), float(m), float(s)) for n, m, s in zip(names, result.importances_mean, result.importances_std)]
+
