@@ -217,7 +217,7 @@ SCRIPT_LANGUAGE ?=
 
 run: guests datasci analytics build
 	./target/release/sse-wasm --listen $(LISTEN) --functions-dir functions --drain-delay 0 \
-		$(if $(SCRIPT_LANGUAGE),--script-language $(SCRIPT_LANGUAGE))
+		--models-dir models $(if $(SCRIPT_LANGUAGE),--script-language $(SCRIPT_LANGUAGE))
 
 # The data-science tests run after the others: the engine's first compile takes both cores for
 # over a minute, which would slow the timing-sensitive tests beside it.

@@ -185,9 +185,49 @@ pub enum CallError {
     /// host runs it again from the start on a call thread, so no client ever sees this.
     #[error("the call outgrew the thread that took its request in")]
     OutgrewInline,
+    /// The model store refused what a function asked of it.
+    #[error("{function}: {}", error.message)]
+    Models {
+        /// The function's name.
+        function: String,
+        /// What the store said.
+        error: ModelError,
+    },
     /// The host failed in a way that is not the guest's or the client's doing.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What kind of refusal a [`ModelError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFault {
+    /// The name could be a path, or is not a model name.
+    Name,
+    /// A model, or an app's models, would exceed their limit.
+    Limit,
+    /// No model has that name.
+    Missing,
+    /// The store's folder failed (a full disk, permissions).
+    Storage,
+    /// The host keeps no models (started without a store).
+    Off,
+}
+
+/// Why the model store refused a save or a load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ModelError {
+    /// Its kind, which sets the gRPC code.
+    pub fault: ModelFault,
+    /// What was wrong, naming the model and the limit.
+    pub message: String,
+}
+
+impl ModelError {
+    /// A refusal of kind `fault`.
+    pub fn new(fault: ModelFault, message: String) -> Self {
+        Self { fault, message }
+    }
 }
 
 impl CallError {
@@ -208,6 +248,13 @@ impl CallError {
             Self::Internal(_) | Self::OutgrewInline => Code::Internal,
             Self::NoScriptEngine(_) => Code::FailedPrecondition,
             Self::ScriptsDisabled => Code::Unimplemented,
+            Self::Models { error, .. } => match error.fault {
+                ModelFault::Name => Code::InvalidArgument,
+                ModelFault::Limit => Code::ResourceExhausted,
+                ModelFault::Missing => Code::NotFound,
+                ModelFault::Storage => Code::Unavailable,
+                ModelFault::Off => Code::FailedPrecondition,
+            },
         };
         Status::new(code, self.to_string())
     }
@@ -253,6 +300,16 @@ mod tests {
             (CallError::Cancelled, Code::Cancelled),
             (CallError::Internal("x".into()), Code::Internal),
         ];
+        let models = [
+            (ModelFault::Name, Code::InvalidArgument),
+            (ModelFault::Limit, Code::ResourceExhausted),
+            (ModelFault::Missing, Code::NotFound),
+            (ModelFault::Storage, Code::Unavailable),
+            (ModelFault::Off, Code::FailedPrecondition),
+        ];
+        let cases = cases.into_iter().chain(models.map(|(fault, code)| {
+            (CallError::Models { function: function(), error: ModelError::new(fault, "why".into()) }, code)
+        }));
         for (error, code) in cases {
             let status = Status::from(error);
             assert_eq!(status.code(), code, "{}", status.message());

@@ -12,7 +12,7 @@
 //! | [`wire`] | generated protobuf, its conversions to the model, the wire-format rules, the row codec |
 //! | [`error`] | why a load or a call failed, and the one mapping to gRPC statuses |
 //! | [`observe`] | what the host counts for operators (Prometheus), and its log's buffered writer |
-//! | [`wasm`] | wasmtime, the sandbox, the compile cache, loading guests, fresh instances, script engines |
+//! | [`wasm`] | wasmtime, the sandbox, the compile cache, loading guests, fresh instances, script engines, the model store |
 //! | [`functions`] | the served functions and their ids, the protocol of a call, reloading the folder |
 //! | [`server`] | the gRPC server: the connector, the async/blocking bridge, TLS, health |
 //! | [`app`] | the author's tools, flags into a configuration, serving until told to stop, the Windows service |

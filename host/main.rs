@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sse_wasm::app::cli::{Command, Config, Flags};
+use sse_wasm::app::cli::{Command, Config, Flags, ModelsAction};
 use sse_wasm::app::tools::{self, new};
 use sse_wasm::app::{run, service};
 
@@ -53,6 +53,13 @@ fn run() -> anyhow::Result<()> {
             tools::datasci_snapshot(&python, &stdlib, &driver, &out)
         }
         Some(Command::Service { action }) => service::run(action, &mut out),
+        Some(Command::Models { action }) => {
+            let store = Config::from_flags(flags)?.serve.models.context("name the model store with --models-dir")?;
+            match action {
+                ModelsAction::List { app } => tools::models::list(&store, app.as_deref(), &mut out),
+                ModelsAction::Delete { app, name } => tools::models::delete(&store, &app, &name, &mut out),
+            }
+        }
         Some(Command::WasiAdapter { out: path }) => {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))

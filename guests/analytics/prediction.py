@@ -8,6 +8,12 @@ Load script:  LOAD * EXTENSION Wasm.Prediction_Metrics(Customers{Churned, Featur
               LOAD * EXTENSION Wasm.Confusion_Matrix(Customers{Churned, Features, 'method=forest'});
               LOAD * EXTENSION Wasm.Importances(Customers{Churned, Features, 'names=Calls;Tenure'});
 
+Trained once, used in every chart (the model store: `make run` keeps it in `models/`):
+Load script:  LOAD * EXTENSION Wasm.Train(Customers{Churned, Features, 'name=churn, method=forest'});
+Chart:        Wasm.Model_Predict(Sum(Calls) & ';' & Only(Tenure), 'name=churn')
+              Wasm.Model_Probability(Sum(Calls) & ';' & Only(Tenure), 'name=churn, class=yes')
+Load script:  Filter: LOAD '' AS Prefix AUTOGENERATE 1;  LOAD * EXTENSION Wasm.Models(Filter{Prefix});
+
 The rows with a target train the model; every row with all its features gets a prediction (the
 training rows too), so the rows to predict are those whose target is null. Features are one text
 per row, `A & ';' & B`: any number of them. A row missing a feature answers null.
@@ -22,7 +28,7 @@ import sklearn.model_selection
 import sklearn.pipeline
 import sklearn.preprocessing
 import sse_guest
-from sse_guest import table, tensor
+from sse_guest import NAN, REQUIRED, Dual, table, tensor
 
 MODEL = {
     "trees": (int, 100),
@@ -150,10 +156,10 @@ def Classify_Probability(target: list[str], features: list[str], options: list[s
     return answer
 
 
-def _evaluation(target, features, options):
+def _evaluation(target, features, options, spec=EVALUATION):
     """The options, the task, and the fitted model with its held-out rows (`test_size` of the
     rows with a target, drawn with `seed`; with test_size=0 the training rows themselves)."""
-    o = sse_guest.options(options, EVALUATION)
+    o = sse_guest.options(options, spec)
     matrix = sse_guest.feature_matrix(features, o["separator"])
     labels, known = _labels(target)
     task = o["task"]
@@ -237,3 +243,87 @@ def Importances(target: list[str], features: list[str], options: list[str]):
     )
     return [(n.strip(), float(m), float(s)) for n, m, s in zip(names, result.importances_mean, result.importances_std)]
 
+
+TRAINING = {**EVALUATION, "name": (str, REQUIRED)}
+USE = {"name": (str, REQUIRED), "separator": (str, ";")}
+PROBABILITY_OF = {**USE, "class": (str, None)}
+
+
+@table(fields={"Model": str, "Metric": str, "Value": float}, cacheable=False)
+def Train(target: list[str], features: list[str], options: list[str]):
+    """Fits a model as Prediction_Metrics does (its options, and name=NAME), scores it on the
+    held-out rows, then refits it on every row with a target and keeps it in the model store as
+    NAME, for this app's charts and scripts (Model_Predict); answers its metrics."""
+    o, task, fitted, x_train, x_test, y_test, x, y = _evaluation(target, features, options, TRAINING)
+    rows = _metrics(task, y_test, fitted.predict(x_test))
+    rows += [("Training rows", len(x_train)), ("Test rows", len(x_test)), ("Rows kept", len(x))]
+    final = model(task, o).fit(x, y) if o["test_size"] > 0 else fitted
+    sse_guest.save(
+        o["name"],
+        {"model": final, "task": task, "features": x.shape[1], "names": o["names"], "options": dict(o)},
+    )
+    return [(o["name"], name, float(value)) for name, value in rows]
+
+
+def _kept(o, features):
+    """The kept model named by the options (this app's, else the operator's shared one, which
+    may be a bare scikit-learn estimator), its task, and the feature matrix checked against it."""
+    kept = sse_guest.load(o["name"])
+    if not isinstance(kept, dict):
+        kept = {"model": kept, "task": "classification" if hasattr(kept, "classes_") else "regression"}
+    fitted = kept["model"]
+    matrix = sse_guest.feature_matrix(features, o["separator"])
+    width = kept.get("features") or getattr(fitted, "n_features_in_", matrix.shape[1])
+    if matrix.shape[1] != width:
+        raise ValueError(f"model {o['name']} was trained on {width} features; the rows give {matrix.shape[1]}")
+    return fitted, kept["task"], matrix, ~numpy.isnan(matrix).any(axis=1)
+
+
+@tensor(per_call=True, cacheable=False)
+def Model_Predict(features: list[str], options: list[str]) -> list[Dual]:
+    """Every row's prediction by the kept model name=NAME: a number for a regression, the class
+    (as text, and its position among the model's classes as number) for a classifier. A row
+    missing a feature answers null."""
+    o = sse_guest.options(options, USE)
+    fitted, task, matrix, complete = _kept(o, features)
+    answer = [Dual(NAN, "")] * len(matrix)
+    if complete.any():
+        predicted = fitted.predict(matrix[complete])
+        classes = [str(c) for c in getattr(fitted, "classes_", [])]
+        for i, p in zip(numpy.flatnonzero(complete), predicted):
+            if task == "regression":
+                answer[i] = Dual(float(p), repr(float(p)))
+            else:
+                answer[i] = Dual(float(classes.index(str(p))) if str(p) in classes else NAN, str(p))
+    return answer
+
+
+@tensor(per_call=True, cacheable=False)
+def Model_Probability(features: list[str], options: list[str]) -> list[float]:
+    """The kept classifier name=NAME's probability of class=NAME for every row, or of the class
+    it predicts when none is given."""
+    o = sse_guest.options(options, PROBABILITY_OF)
+    fitted, task, matrix, complete = _kept(o, features)
+    if task != "classification":
+        raise ValueError(f"model {o['name']} is a regression: it has no class probabilities")
+    classes = [str(c) for c in fitted.classes_]
+    answer = numpy.full(len(matrix), numpy.nan)
+    if o["class"] is not None and o["class"] not in classes:
+        raise ValueError(f"option class={o['class']!r}: the classes are {', '.join(classes)}")
+    if complete.any():
+        probabilities = fitted.predict_proba(matrix[complete])
+        column = probabilities.max(axis=1) if o["class"] is None else probabilities[:, classes.index(o["class"])]
+        answer[complete] = column
+    return answer
+
+
+@table(fields={"Model": str, "Bytes": float, "Shared": str, "Saved": float}, cacheable=False)
+def Models(prefix: list[str]):
+    """The models this app kept, then the operator's shared ones, whose names start with the
+    prefix (empty: all): name, size, yes for shared, and when saved (a Qlik timestamp, UTC)."""
+    prefixes = {str(p) for p in prefix} or {""}
+    return [
+        (m["name"], float(m["bytes"]), "yes" if m["shared"] else "no", m["modified"] / 86400 + 25569)
+        for m in sse_guest.models()
+        if any(m["name"].startswith(p) for p in prefixes)
+    ]

@@ -5,12 +5,14 @@
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::server::{ServeOptions, TlsFiles};
 use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS};
+use crate::wasm::{ModelLimits, ModelStore};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]
@@ -111,6 +113,24 @@ pub struct Flags {
     /// engine by file name.
     #[arg(long, env = "SSE_WASM_SCRIPT_LANGUAGE")]
     pub script_language: Option<String>,
+
+    /// Folder of the model store: functions may save trained models there, each app seeing its
+    /// own alone (created if missing). Without it, saving or loading a model fails the call.
+    #[arg(long, env = "SSE_WASM_MODELS_DIR", global = true)]
+    pub models_dir: Option<PathBuf>,
+
+    /// Folder of models an operator shares with every app, read-only for functions
+    /// (`<name>.pkl` files, loaded by name). Needs `--models-dir`.
+    #[arg(long, env = "SSE_WASM_MODELS_SHARED_DIR", requires = "models_dir")]
+    pub models_shared_dir: Option<PathBuf>,
+
+    /// The largest model a function may save, in MiB.
+    #[arg(long, env = "SSE_WASM_MODEL_MAX", default_value_t = ModelLimits::default().per_model >> 20)]
+    pub model_max: u64,
+
+    /// The most one app's models may take together, in MiB.
+    #[arg(long, env = "SSE_WASM_MODELS_MAX_PER_APP", default_value_t = ModelLimits::default().per_app >> 20)]
+    pub models_max_per_app: u64,
 }
 
 /// The guest author's tools: try a module without Qlik, under the server's own limits.
@@ -162,6 +182,12 @@ pub enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Lists the models apps kept in the model store (`--models-dir`), or deletes one.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
     /// Installs, removes or runs the server as a Windows service.
     Service {
         /// What to do.
@@ -173,6 +199,25 @@ pub enum Command {
     WasiAdapter {
         /// Where to write it.
         out: PathBuf,
+    },
+}
+
+/// What `sse-wasm models` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsAction {
+    /// Every app's models (app id, model, bytes, when saved), then the shared ones.
+    List {
+        /// One app's alone.
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Deletes one app's model.
+    Delete {
+        /// The app id, as `list` shows it.
+        #[arg(long)]
+        app: String,
+        /// The model's name.
+        name: String,
     },
 }
 
@@ -268,6 +313,20 @@ fn mib(flag: &str, value: usize, least: usize, why: &str) -> anyhow::Result<usiz
     Ok(value << 20)
 }
 
+/// The model store's size caps, from MiB: a model from 1 MiB to 4 GiB, an app's models from
+/// that to 1 TiB.
+fn model_limits(per_model: u64, per_app: u64) -> anyhow::Result<ModelLimits> {
+    anyhow::ensure!(
+        (1..=MAX_MIB as u64).contains(&per_model),
+        "--model-max must be from 1 to {MAX_MIB} MiB, not {per_model}"
+    );
+    anyhow::ensure!(
+        (per_model..=1 << 20).contains(&per_app),
+        "--models-max-per-app must be from --model-max ({per_model}) to 1048576 MiB, not {per_app}"
+    );
+    Ok(ModelLimits { per_model: per_model << 20, per_app: per_app << 20 })
+}
+
 /// The compile cache's folder and key the flags name, or the user's defaults; `None` when there
 /// is no home folder to put them in (the host then compiles at every load).
 fn cache_location(dir: Option<PathBuf>, key: Option<PathBuf>) -> Option<CacheLocation> {
@@ -319,6 +378,7 @@ impl Config {
             flags.max_concurrent_calls
         );
         let max_message = mib("--max-message", flags.max_message, 16, " (Qlik sends large bundles)")?;
+        let model_limits = model_limits(flags.model_max, flags.models_max_per_app)?;
         let runtime_threads = std::env::var("TOKIO_WORKER_THREADS")
             .ok()
             .and_then(|n| n.trim().parse().ok())
@@ -346,6 +406,12 @@ impl Config {
                 tls: flags.certs_dir.as_deref().map(TlsFiles::read).transpose()?,
                 scripts: !flags.no_scripts,
                 script_language: flags.script_language.map(|l| l.trim().to_ascii_lowercase()),
+                models: match &flags.models_dir {
+                    Some(dir) => {
+                        Some(Arc::new(ModelStore::open(dir, flags.models_shared_dir.as_deref(), model_limits)?))
+                    }
+                    None => None,
+                },
             },
         })
     }
@@ -384,10 +450,15 @@ mod tests {
             (&["--max-input", "0"][..], "--max-input"),
             (&["--max-input", "5000"][..], "--max-input"),
             (&["--max-message", "100000"][..], "--max-message"),
+            (&["--model-max", "0"][..], "--model-max"),
+            (&["--models-max-per-app", "1"][..], "--models-max-per-app"),
         ] {
             let error = config(args).expect_err("refused").to_string();
             assert!(error.contains(flag), "{error}");
         }
         assert!(config(&["--no-compile-cache"]).expect("valid").cache.is_none());
+        assert!(defaults.serve.models.is_none(), "no model store unless asked for");
+        let error = config(&["--models-shared-dir", "shared"]).expect_err("needs a store").to_string();
+        assert!(error.contains("--models-dir"), "{error}");
     }
 }

@@ -83,6 +83,14 @@ pub struct Metrics {
     pub log_lines_dropped: Counter,
     /// Connections the listener failed to accept (out of file descriptors, kernel limits).
     pub accept_errors: Counter,
+    /// Models kept in the model store, over every app (set when scraped).
+    pub models_kept: Gauge,
+    /// Their bytes (set when scraped).
+    pub model_bytes: Gauge,
+    /// Models saved by functions (brought up to date when scraped).
+    pub model_saves: Counter,
+    /// Models loaded by functions (brought up to date when scraped).
+    pub model_loads: Counter,
 }
 
 impl Default for Metrics {
@@ -145,6 +153,14 @@ impl Default for Metrics {
             "Connections the listener failed to accept (out of file descriptors, kernel limits)",
             accept_errors.clone(),
         );
+        let models_kept = Gauge::default();
+        registry.register("models_kept", "Models kept in the model store, over every app", models_kept.clone());
+        let model_bytes = Gauge::default();
+        registry.register("model_bytes", "Bytes of the models kept in the model store", model_bytes.clone());
+        let model_saves = Counter::default();
+        registry.register("model_saves", "Models saved by functions", model_saves.clone());
+        let model_loads = Counter::default();
+        registry.register("model_loads", "Models loaded by functions", model_loads.clone());
         Self {
             registry,
             calls,
@@ -162,6 +178,10 @@ impl Default for Metrics {
             functions,
             log_lines_dropped,
             accept_errors,
+            models_kept,
+            model_bytes,
+            model_saves,
+            model_loads,
         }
     }
 }

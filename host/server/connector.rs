@@ -2,6 +2,8 @@
 //! function or script engine looked up in the registry snapshot the call keeps, and the call
 //! handed to the bridge.
 
+use std::sync::Arc;
+
 use prost::Message;
 use tokio::sync::watch;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -11,6 +13,7 @@ use crate::error::CallError;
 use crate::functions::call::{self, CallStats};
 use crate::functions::registry::SharedRegistry;
 use crate::model::ScriptTable;
+use crate::wasm::ModelStore;
 use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::WireRows;
 use crate::wire::format::{self, Schema};
@@ -30,6 +33,7 @@ pub(crate) struct ConnectorService {
     ready: watch::Receiver<bool>,
     scripts: bool,
     script_language: Option<String>,
+    models: Option<Arc<ModelStore>>,
 }
 
 impl ConnectorService {
@@ -43,7 +47,8 @@ impl ConnectorService {
         options: &ServeOptions,
     ) -> Self {
         let script_language = options.script_language.clone();
-        Self { runtime, registry, bridge, ready, scripts: options.scripts, script_language }
+        let models = options.models.clone();
+        Self { runtime, registry, bridge, ready, scripts: options.scripts, script_language, models }
     }
 }
 
@@ -122,12 +127,14 @@ impl Connector for ConnectorService {
         let runtime = self.runtime.clone();
         let label = def.name.clone();
         let inline = Some(entry.outgrew_inline.clone());
+        // The one thing a call may keep for later calls: its app's models.
+        let models = self.models.as_ref().map(|store| store.app(&common.app_id));
         let job = move |control: CallControl,
                         next: Next<'_>,
                         _: Headers<'_>,
                         send: Sink<'_>|
               -> Result<CallStats, CallError> {
-            call::function::run(&runtime, &entry, control, next, send)
+            call::function::run(&runtime, &entry, control, models.clone(), next, send)
         };
         let counted = Counted::Function(label.clone());
         let known = HeadersKnown::Before;

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::functions::registry::SharedRegistry;
 use crate::observe::metrics::Metrics;
+use crate::wasm::ModelStore;
 
 use super::bridge::CallSlots;
 
@@ -27,6 +28,8 @@ pub struct MetricsSource {
     pub registry: SharedRegistry,
     /// The call slots, for how many are in use.
     pub slots: CallSlots,
+    /// The model store, if the host keeps one.
+    pub models: Option<Arc<ModelStore>>,
 }
 
 impl MetricsSource {
@@ -36,6 +39,14 @@ impl MetricsSource {
         // Raised to the count, never lowered: concurrent scrapes agree.
         let dropped = crate::observe::log::dropped_lines();
         self.metrics.log_lines_dropped.inner().fetch_max(dropped, std::sync::atomic::Ordering::Relaxed);
+        if let Some(store) = &self.models {
+            let (models, bytes) = store.totals();
+            self.metrics.models_kept.set(i64::try_from(models).unwrap_or(i64::MAX));
+            self.metrics.model_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            let counts = store.counts();
+            self.metrics.model_saves.inner().fetch_max(counts.saves, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.model_loads.inner().fetch_max(counts.loads, std::sync::atomic::Ordering::Relaxed);
+        }
         self.metrics.encode()
     }
 }

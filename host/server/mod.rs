@@ -57,12 +57,14 @@ impl Server {
         self
     }
 
-    /// What a metrics scrape reads: the runtime's metrics, the functions served, the call slots.
+    /// What a metrics scrape reads: the runtime's metrics, the functions served, the call slots,
+    /// the model store.
     pub fn metrics_source(&self) -> MetricsSource {
         MetricsSource {
             metrics: self.runtime.metrics().clone(),
             registry: self.registry.clone(),
             slots: self.slots.clone(),
+            models: self.options.models.clone(),
         }
     }
 

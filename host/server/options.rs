@@ -2,9 +2,11 @@
 //! scripts on or off.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::wasm::DEFAULT_CONCURRENT_CALLS;
+use crate::wasm::ModelStore;
 
 /// How the server treats its clients.
 #[derive(Clone, Debug)]
@@ -26,6 +28,9 @@ pub struct ServeOptions {
     pub scripts: bool,
     /// The language of scripts that do not name one.
     pub script_language: Option<String>,
+    /// The model store functions save trained models to and load them from, per Qlik app;
+    /// `None` keeps no models.
+    pub models: Option<Arc<ModelStore>>,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +44,7 @@ impl Default for ServeOptions {
             tls: None,
             scripts: true,
             script_language: None,
+            models: None,
         }
     }
 }

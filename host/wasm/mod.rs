@@ -2,6 +2,7 @@
 //!
 //! | room | holds |
 //! |---|---|
+//! | [`models`] | the model store: models a call saves for later calls of its Qlik app, and shared ones |
 //! | [`runtime`] | the runtime (wasmtime engine, instance pool, epochs), the sandbox each call runs in, guests' output |
 //! | [`cache`] | the compile cache: its key, its entries, where it lives |
 //! | [`component`] | WIT bindings, a call's fresh instance, instances made ahead while an async thread is idle |
@@ -16,6 +17,7 @@ pub(crate) mod cache;
 pub(crate) mod component;
 pub(crate) mod datasci;
 pub(crate) mod guest;
+pub mod models;
 pub(crate) mod runtime;
 pub(crate) mod scripts;
 
@@ -28,6 +30,7 @@ pub use datasci::pyfile::is_python_file;
 pub(crate) use datasci::runtime::config as datasci_config;
 pub use guest::Guest;
 pub(crate) use guest::is_core_module;
+pub use models::{AppModels, ModelLimits, ModelStore};
 pub(crate) use runtime::sandbox::unreported;
 pub use runtime::sandbox::{CallControl, CancelFlag};
 pub use runtime::{DEFAULT_CONCURRENT_CALLS, Limits, MAX_CONCURRENT_CALLS, Runtime, WORK_BESIDE_CALLS};

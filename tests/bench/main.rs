@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
                 &engine,
                 &entry,
                 Default::default(),
+                None,
                 || Ok(once.take()),
                 |_| Ok(()),
             )?;

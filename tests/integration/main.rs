@@ -6,6 +6,7 @@ mod cache;
 mod clients;
 mod datasci;
 mod datasci_analytics;
+mod datasci_models;
 mod errors;
 mod examples;
 mod first_run;

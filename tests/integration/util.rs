@@ -263,8 +263,13 @@ impl Answer {
 
 /// Adds Qlik's common header (an app id, a user, the row count).
 fn common_header(metadata: &mut MetadataMap, cardinality: i64) {
+    app_header(metadata, "test-app", cardinality);
+}
+
+/// Adds Qlik's common header naming `app`.
+fn app_header(metadata: &mut MetadataMap, app: &str, cardinality: i64) {
     let common = pb::CommonRequestHeader {
-        app_id: "test-app".into(),
+        app_id: app.into(),
         user_id: "UserDirectory=TEST; UserId=tester".into(),
         cardinality,
     };
@@ -279,6 +284,20 @@ pub async fn call(
 ) -> Result<Answer, Status> {
     let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
     call_with_header(client, Some(header.encode_to_vec()), messages).await
+}
+
+/// Calls the function named `name` as the Qlik app `app` calls it.
+pub async fn call_in_app(
+    client: &mut ConnectorClient<Channel>,
+    app: &str,
+    name: &str,
+    messages: Vec<pb::BundledRows>,
+) -> Result<Answer, Status> {
+    let header = pb::FunctionRequestHeader { function_id: function_id(name), version: String::new() };
+    let rows: usize = messages.iter().map(|m| m.rows.len()).sum();
+    let mut request = request(pb::FUNCTION_HEADER, Some(header.encode_to_vec()), messages);
+    app_header(request.metadata_mut(), app, rows as i64);
+    answer(client.execute_function(request).await?).await
 }
 
 /// Evaluates `script` (Qlik's EvaluateScript) with `params` (name, type) over `messages`.

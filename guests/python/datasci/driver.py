@@ -824,6 +824,44 @@ def _sse_guest_module():
                         raise ValueError(f"row {i + 1}, feature {j + 1}: {v!r} is not a number") from None
         return matrix
 
+    def store(request):
+        answer = _host.call(b"model-" + request)
+        if answer[:1] != b"\x00":
+            raise ModelStoreError(bytes(answer[1:]).decode("utf-8", "replace"))
+        return bytes(answer[1:])
+
+    class ModelStoreError(Exception):
+        """The model store refused: no such model, a bad name, a size cap, no store at all."""
+
+    def save_bytes(name, data):
+        """Keeps `data` as the model `name` of the calling Qlik app, replacing one of that name."""
+        name = str(name).encode("utf-8")
+        store(b"save" + struct.pack("<I", len(name)) + name + bytes(data))
+
+    def load_bytes(name):
+        """The bytes of the calling app's model `name`, else of the shared model `name`."""
+        return store(b"load" + str(name).encode("utf-8"))
+
+    def save(name, obj):
+        """Keeps `obj`, pickled, as the model `name` of the calling Qlik app."""
+        import pickle
+
+        save_bytes(name, pickle.dumps(obj, protocol=5))
+
+    def load(name):
+        """The object saved as `name` by this app (or shared by the operator), unpickled."""
+        import pickle
+
+        return pickle.loads(load_bytes(name))
+
+    def models():
+        """The calling app's models, then the shared ones: dicts of name, bytes, shared, modified."""
+        rows = []
+        for line in store(b"list").decode("utf-8").splitlines():
+            name, size, shared, modified = line.split("\t")
+            rows.append({"name": name, "bytes": int(size), "shared": shared == "1", "modified": int(modified)})
+        return rows
+
     class Functions:
         """Nothing to do here: the engine serves the declared functions."""
 
@@ -842,11 +880,17 @@ def _sse_guest_module():
         "aggregation": aggregation,
         "Functions": Functions,
         "Invocation": Invocation,
+        "ModelStoreError": ModelStoreError,
+        "save": save,
+        "load": load,
+        "save_bytes": save_bytes,
+        "load_bytes": load_bytes,
+        "models": models,
     }.items():
         setattr(module, name, value)
     module.__all__ = [
-        "Dual", "Functions", "Invocation", "NAN", "REQUIRED", "aggregation", "feature_matrix", "options", "scalar",
-        "table", "tensor",
+        "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "REQUIRED", "aggregation", "feature_matrix",
+        "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar", "table", "tensor",
     ]
     return module
 

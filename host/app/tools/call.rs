@@ -69,6 +69,7 @@ pub fn call(
         &runtime,
         entry,
         CallControl::default(),
+        None,
         || Ok(messages.next()),
         |message| {
             answers.push(message.0);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::error::CallError;
 use crate::functions::registry::{Entry, Implementation};
 use crate::model::{Batch, FunctionDef, FunctionType, Mode};
+use crate::wasm::AppModels;
 use crate::wasm::{CallControl, Runtime};
 use crate::wire::codec::EncodedRows;
 
@@ -15,11 +16,13 @@ use super::native;
 use super::{Backend, CallStats, decode, encode};
 
 /// Runs one call of `entry`: reads request messages with `next` until it returns `None`, and
-/// hands every answer message to `send`, which fails once nobody listens.
+/// hands every answer message to `send`, which fails once nobody listens. `models` is the
+/// calling app's view of the model store, if the host keeps one.
 pub fn run<N, S>(
     runtime: &Runtime,
     entry: &Entry,
     control: CallControl,
+    models: Option<AppModels>,
     next: N,
     send: S,
 ) -> Result<CallStats, CallError>
@@ -31,7 +34,7 @@ where
     match &entry.implementation {
         Implementation::Wasm { guest, index } => match guest.python() {
             // A Python function file: the data-science engine runs it.
-            Some(file) => run_on(def, file.call(def, control), next, send),
+            Some(file) => run_on(def, file.call(def, control, models), next, send),
             None => {
                 let mut instance = guest.instantiate(runtime, *index, &control)?;
                 let result = run_on(def, &mut instance, next, send);

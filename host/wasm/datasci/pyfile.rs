@@ -15,6 +15,7 @@ use wasmtime::{Instance, Store};
 
 use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script, TableDef};
+use crate::wasm::models::AppModels;
 
 use super::engine::{DataSci, collect};
 use super::frame::{Reader, data_type, input_frame, read_answer};
@@ -82,10 +83,16 @@ impl PyFile {
         Ok((store, instance))
     }
 
-    /// One call of `def`, a function of this file, that `control` stops.
-    pub(crate) fn call<'a>(&'a self, def: &'a FunctionDef, control: CallControl) -> PyCall<'a> {
+    /// One call of `def`, a function of this file, that `control` stops; `models`, the calling
+    /// app's models if the host keeps a store.
+    pub(crate) fn call<'a>(
+        &'a self,
+        def: &'a FunctionDef,
+        control: CallControl,
+        models: Option<AppModels>,
+    ) -> PyCall<'a> {
         let columns = def.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
-        PyCall { file: self, def, control, instance: None, columns, rows: 0 }
+        PyCall { file: self, def, control, models, instance: None, columns, rows: 0 }
     }
 }
 
@@ -95,6 +102,7 @@ pub(crate) struct PyCall<'a> {
     file: &'a PyFile,
     def: &'a FunctionDef,
     control: CallControl,
+    models: Option<AppModels>,
     instance: Option<(Store<DataSciState>, Instance)>,
     columns: Vec<Column>,
     rows: usize,
@@ -116,11 +124,14 @@ impl PyCall<'_> {
             other => other,
         })?;
         if self.instance.is_none() {
-            self.instance = Some(self.file.run(name, Some(&self.control))?);
+            let (mut store, instance) = self.file.run(name, Some(&self.control))?;
+            store.data_mut().door.models = self.models.clone();
+            self.instance = Some((store, instance));
         }
         let (store, instance) = self.instance.as_mut().expect("made above");
         let state = store.data_mut();
         state.door.functions = None;
+        state.door.model_error = None;
         if let Some(Outcome::Error(message)) = state.door.outcome.take() {
             // The file itself failed this time (it did not when it was loaded).
             return Ok(Err(message));
@@ -133,9 +144,11 @@ impl PyCall<'_> {
             Some(Outcome::Answer(frame)) => {
                 read_answer(&frame).map(Ok).map_err(|reason| CallError::BadOutput { function: name.to_owned(), reason })
             }
-            Some(Outcome::Error(message)) => match memory {
-                Some(exhausted) => Err(exhausted),
-                None => Ok(Err(message)),
+            Some(Outcome::Error(message)) => match (memory, state.door.model_error.take()) {
+                (Some(exhausted), _) => Err(exhausted),
+                // The function failed on the store's refusal: the refusal's own code.
+                (None, Some(error)) => Err(CallError::Models { function: name.to_owned(), error }),
+                (None, None) => Ok(Err(message)),
             },
             _ => Err(memory.unwrap_or_else(|| CallError::Trap {
                 function: name.to_owned(),

@@ -8,6 +8,8 @@ use wasmtime::{Caller, Engine, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use crate::error::{ModelError, ModelFault};
+use crate::wasm::models::AppModels;
 use crate::wasm::runtime::Runtime;
 use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
@@ -42,6 +44,10 @@ pub(crate) struct Door {
     pub(crate) outcome: Option<Outcome>,
     /// What was wrong with a request the driver made, for the error message.
     pub(crate) fault: Option<String>,
+    /// The calling app's models, when the host keeps a model store.
+    pub(crate) models: Option<AppModels>,
+    /// The model store's last refusal: the call's error if the function then fails.
+    pub(crate) model_error: Option<ModelError>,
 }
 
 /// The data of a data-science store: the sandbox, WASI preview 1 without authority, the door.
@@ -125,7 +131,9 @@ impl DataSciRuntime {
 /// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
 /// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
 /// input frame), `language<name>`, `functions<declarations>`, `table<description>`,
-/// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing).
+/// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing), and the model
+/// store's `model-save<name length: u32><name><bytes>`, `model-load<name>`, `model-list`
+/// (answered with 0 and the model or the list, or 1 and why not).
 fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         return Ok(DOOR_FAULT);
@@ -136,7 +144,9 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         None => return Ok(fault(&mut caller, "a door request outside its memory")),
     };
     let door = &mut caller.data_mut().door;
-    let response = if request == b"input" {
+    let response = if let Some(model) = request.strip_prefix(b"model-") {
+        models(door, model)
+    } else if request == b"input" {
         match door.input.take() {
             Some(input) => input,
             None => return Ok(fault(&mut caller, "the input asked for twice")),
@@ -177,6 +187,44 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
     data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
     data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
     Ok(DOOR_OK)
+}
+
+/// A model store request: `save…`, `load<name>` or `list`; 0 and the answer, or 1 and why not
+/// (kept in `door.model_error` too).
+fn models(door: &mut Door, request: &[u8]) -> Vec<u8> {
+    let Some(models) = &door.models else {
+        let error =
+            ModelError::new(ModelFault::Off, "this host keeps no models: start it with --models-dir DIR".into());
+        let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
+        door.model_error = Some(error);
+        return answer;
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let answer = if let Some(save) = request.strip_prefix(b"save") {
+        let length = save.get(..4).map_or(usize::MAX, |l| u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize);
+        match save.get(4..).and_then(|rest| rest.split_at_checked(length)) {
+            Some((name, bytes)) => models.save(&text(name), bytes).map(|()| Vec::new()),
+            None => return [b"\x01".as_slice(), b"a malformed model-save request"].concat(),
+        }
+    } else if let Some(name) = request.strip_prefix(b"load") {
+        models.load(&text(name))
+    } else if request == b"list" {
+        models.list().map(|list| {
+            let lines =
+                list.iter().map(|m| format!("{}\t{}\t{}\t{}\n", m.name, m.bytes, u8::from(m.shared), m.modified));
+            lines.collect::<String>().into_bytes()
+        })
+    } else {
+        return [b"\x01".as_slice(), b"an unknown model request"].concat();
+    };
+    match answer {
+        Ok(bytes) => [b"\x00".as_slice(), &bytes].concat(),
+        Err(error) => {
+            let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
+            door.model_error = Some(error);
+            answer
+        }
+    }
 }
 
 fn fault(caller: &mut Caller<'_, DataSciState>, what: &str) -> i32 {
