@@ -12,7 +12,7 @@ use sse_wasm::server::{ServeOptions, serve_metrics};
 use sse_wasm::wasm::Limits;
 use sse_wasm::wasm::{ModelLimits, ModelStore};
 
-use crate::datasci_analytics::{Cell, assert_close, native, native_lines, request};
+use crate::datasci_analytics::{Cell, assert_close, native_lines, request};
 use crate::metrics::{get, sample};
 use crate::util::*;
 
@@ -110,18 +110,10 @@ async fn a_model_trained_in_one_call_predicts_in_the_next_of_its_app_alone() {
     )
     .await
     .expect("probability");
-    let expected = native(
-        &format!(
-            "import sys, numpy, sklearn.linear_model, sklearn.pipeline, sklearn.preprocessing\n\
-             d = numpy.loadtxt(sys.stdin); n = {}\n\
-             x, c = d[:n, :3], numpy.where(d[:n, 3] == 1, 'churned', 'stayed'); new = d[n:, :3]\n\
-             m = sklearn.pipeline.make_pipeline(sklearn.preprocessing.StandardScaler(), \
-             sklearn.linear_model.LogisticRegression(max_iter=1000)).fit(x, c)\n\
-             for v in m.predict_proba(new)[:, 0]: print(v)",
-            trained.features.len()
-        ),
-        &format!("{}{}", trained.native, new.native),
-    );
+    let expected: Vec<f64> = reference(&trained, &new, "for v in m.predict_proba(new)[:, 0]: print(v)")
+        .iter()
+        .map(|v| v.parse().expect("a number"))
+        .collect();
     assert_close(&answer.numbers(), &expected, 1e-9, "Model_Probability");
 
     // Another app sees no such model, and its own of that name leaves the first one alone.
