@@ -261,7 +261,7 @@ windows-test: guests $(WINE_SHIM)
 	SSE_WASM_WINDOWS_EXE=$(abspath $(WINDOWS_EXE)) SSE_WASM_WINE=$(WINE) $(WINE_ENV) cargo test windows::
 
 # Sections and sizes: `make bench BENCH_ARGS="reload --quick"`.
-bench: guests datasci-engine
+bench: guests datasci-engine analytics-reference
 	cargo bench --bench bench -- $(BENCH_ARGS)
 
 lint:

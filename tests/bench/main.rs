@@ -4,12 +4,14 @@
 //! tonic server and with native functions; `small` runs its one-row calls alone), `reload`
 //! (hot-reload latency and start-up from a warm cache), `concurrency` (large calls at once),
 //! `scripts` (each script engine's latency, calls/s and rows/s), `datasci` (the data-science
-//! engine's latency, rows/s and memory) and `languages` (a one-row call of each guest language).
+//! engine's latency, rows/s and memory), `analytics` (the ready-made library beside the same
+//! functions run natively) and `languages` (a one-row call of each guest language).
 //! Pass section names to run only those, and `--quick` for smaller sizes.
 //!
 //! The binary also serves, for the comparisons: `--serve plain ADDR` runs the plain tonic server,
 //! `--serve native ADDR` the sse-wasm host with the same functions in native Rust.
 
+mod analytics;
 mod datasci;
 mod languages;
 mod native;
@@ -149,6 +151,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("datasci") {
         datasci::run(quick).await?;
+    }
+    if wanted("analytics") {
+        analytics::run(quick).await?;
     }
     if wanted("languages") {
         languages::run(quick).await?;

@@ -1,0 +1,256 @@
+//! The analytics library (`guests/analytics/`): one call of each family's function at 1,000 and
+//! 100,000 rows through gRPC, beside the same function run natively on the same columns
+//! (`analytics_native.py` in the reference Python of `make analytics-reference`).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use bytes::Bytes;
+use prost::Message;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sse_wasm::pb;
+
+use crate::throughput::Server;
+use crate::wire;
+
+/// One cell: a number (NaN for null) or a text.
+#[derive(Clone)]
+enum Value {
+    N(f64),
+    S(String),
+}
+
+/// A family's workload: the file, the function, its options, and its columns for `rows` rows.
+struct Workload {
+    family: &'static str,
+    file: &'static str,
+    function: &'static str,
+    options: &'static str,
+    columns: fn(usize, &mut StdRng) -> Vec<Vec<Value>>,
+}
+
+fn features(rows: usize, rng: &mut StdRng) -> Vec<Value> {
+    (0..rows)
+        .map(|i| {
+            let centre = (i % 4) as f64 * 5.0;
+            Value::S(format!("{};{};{}", centre + rng.r#gen::<f64>(), centre + rng.r#gen::<f64>(), rng.r#gen::<f64>()))
+        })
+        .collect()
+}
+
+const WORKLOADS: [Workload; 6] = [
+    Workload {
+        family: "correlation",
+        file: "correlation.py",
+        function: "Correlation",
+        options: "method=spearman",
+        columns: |rows, rng| {
+            let x: Vec<f64> = (0..rows).map(|_| rng.r#gen()).collect();
+            let y = x.iter().map(|v| Value::N(v + rng.r#gen::<f64>())).collect();
+            vec![x.into_iter().map(Value::N).collect(), y]
+        },
+    },
+    Workload {
+        family: "anomalies",
+        file: "anomalies.py",
+        function: "Isolation_Forest",
+        options: "trees=100",
+        columns: |rows, rng| vec![features(rows, rng)],
+    },
+    Workload {
+        family: "clustering",
+        file: "clustering.py",
+        function: "Cluster",
+        options: "k=4",
+        columns: |rows, rng| vec![features(rows, rng)],
+    },
+    Workload {
+        family: "forecasting",
+        file: "forecasting.py",
+        function: "Forecast",
+        options: "method=ets, frequency=day, seasonal_periods=7",
+        columns: |rows, rng| {
+            // Days from 1900 on; the last 14 are the ones forecast.
+            let dates = (0..rows).map(|i| Value::N(2.0 + i as f64)).collect();
+            let values = (0..rows)
+                .map(|i| {
+                    let t = i as f64;
+                    let v = 100.0 + 0.01 * t + 8.0 * (t * std::f64::consts::TAU / 7.0).sin() + rng.r#gen::<f64>();
+                    Value::N(if i + 14 >= rows { f64::NAN } else { v })
+                })
+                .collect();
+            vec![dates, values]
+        },
+    },
+    Workload {
+        family: "prediction",
+        file: "prediction.py",
+        function: "Predict",
+        options: "method=forest, trees=20",
+        columns: |rows, rng| {
+            let features = features(rows, rng);
+            let target = (0..rows)
+                .map(|i| Value::N(if i % 10 == 0 { f64::NAN } else { (i % 4) as f64 * 3.0 + rng.r#gen::<f64>() }))
+                .collect();
+            vec![target, features]
+        },
+    },
+    Workload {
+        family: "association",
+        file: "association.py",
+        function: "Association_Rules",
+        options: "min_support=0.01, min_confidence=0.1",
+        columns: |rows, rng| {
+            // Baskets of 4 items of 30; a basket with item k often holds item k+1 too.
+            let mut transactions = Vec::with_capacity(rows);
+            let mut items = Vec::with_capacity(rows);
+            let mut first = 0;
+            for i in 0..rows {
+                let item = match i % 4 {
+                    0 => {
+                        first = rng.gen_range(0..30);
+                        first
+                    }
+                    1 if rng.r#gen::<f64>() < 0.7 => (first + 1) % 30,
+                    _ => rng.gen_range(0..30),
+                };
+                transactions.push(Value::S(format!("T{}", i / 4)));
+                items.push(Value::S(format!("item {item}")));
+            }
+            vec![transactions, items]
+        },
+    },
+];
+
+/// The columns as rows of BundledRows of 2,000 rows, the options as the last column.
+fn encode(columns: &[Vec<Value>], options: &str) -> Vec<Bytes> {
+    let rows = columns[0].len();
+    let dual = |v: &Value| match v {
+        Value::N(n) => pb::Dual { num_data: *n, str_data: String::new() },
+        Value::S(s) => pb::Dual { num_data: f64::NAN, str_data: s.clone() },
+    };
+    (0..rows)
+        .step_by(2000)
+        .map(|start| {
+            let message = pb::BundledRows {
+                rows: (start..(start + 2000).min(rows))
+                    .map(|i| {
+                        let mut duals: Vec<pb::Dual> = columns.iter().map(|c| dual(&c[i])).collect();
+                        duals.push(pb::Dual { num_data: f64::NAN, str_data: options.to_owned() });
+                        pb::Row { duals }
+                    })
+                    .collect(),
+            };
+            Bytes::from(message.encode_to_vec())
+        })
+        .collect()
+}
+
+/// The median seconds of `repeats` native calls, on the same columns.
+fn native(workload: &Workload, columns: &[Vec<Value>], repeats: usize) -> anyhow::Result<f64> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("guests/.tools/reference/bin/python");
+    anyhow::ensure!(python.exists(), "{} is missing: run `make analytics-reference` first", python.display());
+    let json_value = |v: &Value| match v {
+        Value::N(n) if n.is_nan() => "null".to_owned(),
+        Value::N(n) => format!("{n:?}"),
+        Value::S(s) => format!("{s:?}"),
+    };
+    let mut json = String::from("[");
+    for column in columns {
+        json.push('[');
+        json.push_str(&column.iter().map(json_value).collect::<Vec<_>>().join(","));
+        json.push_str("],");
+    }
+    let options = vec![format!("{:?}", workload.options); columns[0].len()];
+    json.push_str(&format!("[{}]]", options.join(",")));
+    let mut child = Command::new(python)
+        .arg(root.join("tests/bench/analytics_native.py"))
+        .arg(root.join("guests/python/datasci/driver.py"))
+        .arg(root.join("guests/analytics").join(workload.file))
+        .arg(workload.function)
+        .arg(repeats.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("stdin").write_all(json.as_bytes())?;
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "native {}: {}",
+        workload.function,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+}
+
+pub async fn run(quick: bool) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let engine = root.join("guests/target/datasci/datasci.wasm");
+    anyhow::ensure!(engine.is_file(), "{} is missing: run `make datasci-engine` first", engine.display());
+    let functions = tempfile::tempdir()?;
+    std::fs::copy(&engine, functions.path().join("datasci.wasm"))?;
+    for workload in &WORKLOADS {
+        std::fs::copy(root.join("guests/analytics").join(workload.file), functions.path().join(workload.file))?;
+    }
+    // A 100,000-row forecast takes about 20 s of CPU here, near the default 30 s limit.
+    let server = Server::wasm_with(functions.path(), &["--call-timeout", "300"]).await?;
+    let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(server.channel.clone());
+    let started = Instant::now();
+    loop {
+        let capabilities = client.get_capabilities(pb::Empty {}).await?.into_inner();
+        let served = |name: &str| capabilities.functions.iter().any(|f| f.name == name);
+        if WORKLOADS.iter().all(|w| served(w.function)) {
+            break;
+        }
+        anyhow::ensure!(started.elapsed().as_secs() < 300, "the library was never served");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    println!();
+    println!("## Analytics library (one call, p50; native: the same function outside the sandbox)");
+    println!("| family: function (options) | rows | first call | sandboxed | native | ratio | target |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut rng = StdRng::seed_from_u64(1);
+    // `BENCH_FAMILIES=forecasting,prediction` measures those alone.
+    let families = std::env::var("BENCH_FAMILIES").unwrap_or_default();
+    let wanted = |w: &&Workload| families.is_empty() || families.split(',').any(|f| f.trim() == w.family);
+    for workload in WORKLOADS.iter().filter(wanted) {
+        for rows in [1_000, 100_000] {
+            let repeats = match (quick, rows) {
+                (true, 100_000) => 1,
+                (true, _) | (false, 100_000) => 3,
+                (false, _) => 10,
+            };
+            let columns = (workload.columns)(rows, &mut rng);
+            let messages = encode(&columns, workload.options);
+            let mut times = Vec::new();
+            for _ in 0..repeats {
+                let started = Instant::now();
+                let answer = wire::call(&server.channel, workload.function, messages.clone()).await?;
+                times.push(started.elapsed().as_secs_f64());
+                anyhow::ensure!(answer.rows > 0, "{} answered no rows", workload.function);
+            }
+            let first = times[0];
+            times.sort_by(f64::total_cmp);
+            let sandboxed = times[times.len() / 2];
+            let native = native(workload, &columns, repeats)?;
+            println!(
+                "| {}: `{}('{}')` | {rows} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {} |",
+                workload.family,
+                workload.function,
+                workload.options,
+                first * 1e3,
+                sandboxed * 1e3,
+                native * 1e3,
+                sandboxed / native,
+                if rows == 100_000 { "≤ 2×" } else { "—" }
+            );
+        }
+    }
+    Ok(())
+}
