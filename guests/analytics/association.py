@@ -69,7 +69,10 @@ def Association_Rules(transaction: list[str], item: list[str], options: list[str
     if pairs.empty:
         return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
     items = sorted(pairs["i"].unique())
-    baskets = pandas.crosstab(pairs["t"], pairs["i"]).reindex(columns=items).to_numpy() > 0
+    basket_of = pandas.factorize(pairs["t"])[0]
+    item_of = numpy.searchsorted(numpy.array(items, dtype=object), pairs["i"].to_numpy())
+    baskets = numpy.zeros((basket_of.max() + 1, len(items)), dtype=bool)
+    baskets[basket_of, item_of] = True
     frequent = _frequent(baskets, o["min_support"], o["max_length"])
     rules = []
     for itemset, support in frequent.items():
