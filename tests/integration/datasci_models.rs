@@ -1,7 +1,8 @@
 //! The model store through gRPC: a model trained by one call (`Train`, in a load script) is used
 //! by later calls of the same Qlik app (`Model_Predict`, `Model_Probability` in charts), never by
 //! another app; names, size caps and the operator's read-only shared folder are enforced; a
-//! model survives a restart, and writers racing on one name leave a whole model.
+//! model survives a restart, and writers racing on one name leave a whole model; a host without a
+//! store says which flag it needs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -307,5 +308,28 @@ async fn models_survive_a_restart_and_racing_saves_leave_a_whole_one() {
         call_in_app(&mut client, "app", "Model_Predict", request(&using(&new.features, "name=shared-name"))).await,
         tonic::Code::NotFound,
         &["shared-name"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_a_model_call_names_the_flag() {
+    let server = TestServer::start_shared(&["datasci"], Limits::default(), ServeOptions::default()).await;
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/analytics/prediction.py");
+    std::fs::copy(library, server.dir.path().join("prediction.py")).expect("copy the library");
+    eventually("the model functions are served", || async {
+        function_names(&server).await.iter().any(|n| n == "Train")
+    })
+    .await;
+    let mut client = server.client().await;
+    let trained = data(50, 11);
+    assert_status(
+        call_in_app(&mut client, "app", "Train", request(&training(&trained, "name=churn"))).await,
+        tonic::Code::FailedPrecondition,
+        &["Train", "--models-dir"],
+    );
+    assert_status(
+        call_in_app(&mut client, "app", "Model_Predict", request(&using(&trained.features, "name=churn"))).await,
+        tonic::Code::FailedPrecondition,
+        &["Model_Predict", "--models-dir"],
     );
 }
