@@ -194,7 +194,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
 fn models(door: &mut Door, request: &[u8]) -> Vec<u8> {
     let Some(models) = &door.models else {
         let error =
-            ModelError::new(ModelFault::Off, "this host keeps no models: start it with --models-dir DIR".into());
+            ModelError::new(ModelFault::Off, "no model store for this call: function files keep models when the host runs with --models-dir DIR; scripts never do".into());
         let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
         door.model_error = Some(error);
         return answer;
