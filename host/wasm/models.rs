@@ -248,7 +248,7 @@ impl AppModels {
             return Err(ModelError::new(
                 ModelFault::Limit,
                 format!(
-                    "model {name} is {} bytes, over the limit of {} bytes per model (--model-max-bytes)",
+                    "model {name} is {} bytes, over the limit of {} bytes per model (--model-max)",
                     bytes.len(),
                     limits.per_model
                 ),
@@ -267,7 +267,7 @@ impl AppModels {
                 ModelFault::Limit,
                 format!(
                     "model {name} ({} bytes) would bring this app's models to {} bytes, over the limit of {} bytes \
-                     per app (--model-max-app-bytes); delete models with `sse-wasm models delete`",
+                     per app (--models-max-per-app); delete models with `sse-wasm models delete`",
                     bytes.len(),
                     others + bytes.len() as u64,
                     limits.per_app

@@ -196,7 +196,7 @@ async fn names_size_caps_and_the_shared_folder_are_enforced() {
         )
         .await,
         tonic::Code::ResourceExhausted,
-        &["small", "65536"],
+        &["small", "65536", "--model-max"],
     );
     let new = data(20, 8);
     let answer = call_in_app(&mut client, "app", "Model_Predict", request(&using(&new.features, "name=small")))
@@ -221,7 +221,11 @@ async fn names_size_caps_and_the_shared_folder_are_enforced() {
     }
     let status = refused.expect("the app's cap refuses a save");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("262144"), "{}", status.message());
+    assert!(
+        status.message().contains("262144") && status.message().contains("--models-max-per-app"),
+        "{}",
+        status.message()
+    );
 
     // The operator's shared models: every app reads them, none writes them.
     let kept = std::fs::read_dir(store.path().join("apps"))
