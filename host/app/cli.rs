@@ -11,8 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::server::{ServeOptions, TlsFiles};
-use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS};
-use crate::wasm::{ModelLimits, ModelStore};
+use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS, ModelLimits, ModelStore};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]

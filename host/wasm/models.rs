@@ -16,12 +16,12 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{ModelError, ModelFault};
+use crate::wasm::cache::{content_hash, hex};
 
 /// The longest model name.
 pub const MAX_NAME: usize = 100;
@@ -80,7 +80,8 @@ pub struct ModelStore {
     limits: ModelLimits,
     /// Saves in this process one at a time, so an app's total is checked against what is there.
     writing: Mutex<()>,
-    counts: Mutex<ModelCounts>,
+    saves: AtomicU64,
+    loads: AtomicU64,
 }
 
 /// Whether `name` may name a model: 1 to [`MAX_NAME`] letters, digits, `_`, `-` and `.`, not
@@ -124,7 +125,8 @@ impl ModelStore {
             shared: shared.map(Path::to_owned),
             limits,
             writing: Mutex::new(()),
-            counts: Mutex::new(ModelCounts::default()),
+            saves: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
         })
     }
 
@@ -135,7 +137,7 @@ impl ModelStore {
 
     /// What this store has done since it opened.
     pub fn counts(&self) -> ModelCounts {
-        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
+        ModelCounts { saves: self.saves.load(Ordering::Relaxed), loads: self.loads.load(Ordering::Relaxed) }
     }
 
     /// The view of one app's models.
@@ -144,12 +146,10 @@ impl ModelStore {
     }
 
     fn app_dir(&self, app: &str) -> PathBuf {
-        let digest = Sha256::digest(app.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.root.join("apps").join(hex)
+        self.root.join("apps").join(hex(&content_hash(app.as_bytes())))
     }
 
-    /// Every app's models (and, with `app`, that one's only), each with the shared folder's.
+    /// Every app's models (and, with `app`, that one's only); the shared folder's are apart.
     pub fn list_all(&self, app: Option<&str>) -> Result<Vec<AppListing>, ModelError> {
         let mut listings = Vec::new();
         let dirs: Vec<PathBuf> = match app {
@@ -220,10 +220,6 @@ impl ModelStore {
         let models = listings.iter().flat_map(|l| &l.models);
         models.fold((0, 0), |(count, bytes), m| (count + 1, bytes + m.bytes))
     }
-
-    fn count(&self, what: impl FnOnce(&mut ModelCounts)) {
-        what(&mut self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-    }
 }
 
 /// One app's models: what a call of that app may save, load and list.
@@ -275,7 +271,7 @@ impl AppModels {
             ));
         }
         write_whole(&dir, &dir.join(format!("{name}.model")), bytes)?;
-        store.count(|c| c.saves += 1);
+        store.saves.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -299,7 +295,7 @@ impl AppModels {
                             format!("model {name} is over the limit of {} bytes per model", store.limits.per_model),
                         ));
                     }
-                    store.count(|c| c.loads += 1);
+                    store.loads.fetch_add(1, Ordering::Relaxed);
                     return Ok(bytes);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

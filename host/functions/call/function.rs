@@ -7,8 +7,7 @@ use bytes::Bytes;
 use crate::error::CallError;
 use crate::functions::registry::{Entry, Implementation};
 use crate::model::{Batch, FunctionDef, FunctionType, Mode};
-use crate::wasm::AppModels;
-use crate::wasm::{CallControl, Runtime};
+use crate::wasm::{AppModels, CallControl, Runtime};
 use crate::wire::codec::EncodedRows;
 
 #[cfg(feature = "native")]

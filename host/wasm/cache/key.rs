@@ -16,7 +16,7 @@ pub fn content_hash(bytes: &[u8]) -> ContentHash {
 }
 
 /// `bytes` in lower-case hexadecimal.
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::observe::metrics::Metrics;
 
 pub use entries::{Artifact, CompileCache};
+pub(crate) use key::hex;
 pub use key::{CacheKey, ContentHash, content_hash};
 pub use location::CacheLocation;
 
