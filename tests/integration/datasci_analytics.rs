@@ -7,7 +7,6 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sse_wasm::pb;
@@ -177,10 +176,7 @@ async fn correlation_and_descriptive_statistics_match_scipy_and_pandas() {
         }
     }
     let answer = call(&mut client, "Correlation_Matrix", request(&long)).await.expect("matrix");
-    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
-    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
-    let fields: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(fields, ["Variable1", "Variable2", "Correlation", "Observations"]);
+    assert_eq!(answer.table_fields(), ["Variable1", "Variable2", "Correlation", "Observations"]);
     let pairs: Vec<String> =
         answer.rows().iter().map(|r| format!("{}-{}", r.duals[0].str_data, r.duals[1].str_data)).collect();
     assert_eq!(pairs.len(), 9);
@@ -505,10 +501,7 @@ async fn forecasts_match_statsmodels() {
     let rows: Vec<Vec<Cell>> =
         (0..n).map(|i| vec![Cell::N(dates[i]), Cell::N(values[i]), Cell::S("periods=6, method=ets".into())]).collect();
     let answer = call(&mut client, "Forecast_Table", request(&rows)).await.expect("table");
-    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
-    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
-    let fields: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(fields, ["Date", "Value", "Forecast", "Lower", "Upper", "Residual"]);
+    assert_eq!(answer.table_fields(), ["Date", "Value", "Forecast", "Lower", "Upper", "Residual"]);
     let column = |c: usize| -> Vec<f64> { answer.rows().iter().map(|r| r.duals[c].num_data).collect() };
     assert_eq!(column(0), dates, "the history's dates, then the next six month starts");
     assert_close(&column(1)[..n], &values, 0.0, "the values");
@@ -675,10 +668,7 @@ async fn association_rules_match_mlxtend() {
         }
     }
     let answer = call(&mut client, "Association_Rules", request(&rows)).await.expect("rules");
-    let header = answer.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
-    let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
-    let fields: Vec<&str> = table.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(fields, ["Antecedent", "Consequent", "Support", "Confidence", "Lift"]);
+    assert_eq!(answer.table_fields(), ["Antecedent", "Consequent", "Support", "Confidence", "Lift"]);
     let lifts: Vec<f64> = answer.rows().iter().map(|r| r.duals[4].num_data).collect();
     assert!(lifts.windows(2).all(|w| w[0] >= w[1]), "by lift: {lifts:?}");
     let mut got: Vec<String> = answer

@@ -259,6 +259,12 @@ impl Answer {
     pub fn strings(&self) -> Vec<String> {
         self.rows().iter().map(|r| r.duals[0].str_data.clone()).collect()
     }
+    /// The field names of the TableDescription header a table function answers with.
+    pub fn table_fields(&self) -> Vec<String> {
+        let header = self.metadata.get_bin(pb::TABLE_DESCRIPTION).expect("a TableDescription");
+        let table = pb::TableDescription::decode(header.to_bytes().expect("base64")).expect("decodes");
+        table.fields.into_iter().map(|f| f.name).collect()
+    }
 }
 
 /// Adds Qlik's common header (an app id, a user, the row count).
