@@ -17,6 +17,7 @@ use super::component::bindings::{FUNCTIONS_EXPORT, PluginPre, SCRIPTS_EXPORT};
 use super::component::instance::{FunctionExports, FunctionInstance};
 use super::datasci::engine::DataSci;
 use super::datasci::pyfile::PyFile;
+use super::models::AppModels;
 use super::runtime::sandbox::{CallControl, CallState, CancelFlag, enter, unreported};
 use super::runtime::{Runtime, module_name};
 use super::scripts::ScriptEngine;
@@ -169,12 +170,14 @@ impl Guest {
     }
 
     /// A fresh instance, in a store of its own, for one call of function number `index` (in the
-    /// order of `describe`) that `control` stops.
+    /// order of `describe`) that `control` stops; `models`, the calling app's models if the host
+    /// keeps a store, open to the guest once it is instantiated.
     pub fn instantiate(
         self: &Arc<Self>,
         runtime: &Runtime,
         index: u32,
         control: &CallControl,
+        models: Option<AppModels>,
     ) -> Result<FunctionInstance, CallError> {
         let function = self
             .functions
@@ -190,6 +193,7 @@ impl Guest {
             // The call's own cancel flag, budgets and inline limit; the epoch deadline from now.
             store.data_mut().arm(control.cancel.clone());
             store.data_mut().control(control);
+            store.data_mut().models.open(models);
             store.set_epoch_deadline(1);
             return Ok(FunctionInstance::new(name, index, store, instance, exports.indices()));
         }
@@ -202,6 +206,7 @@ impl Guest {
             }
             made => made?,
         };
+        store.data_mut().models.open(models);
         Ok(FunctionInstance::new(name, index, store, instance, exports.indices()))
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! | room | holds |
 //! |---|---|
-//! | [`runtime`] | the runtime (wasmtime engine, instance pool, epochs), the sandbox each call runs in, guests' output |
 //! | [`cache`] | the compile cache: its key, its entries, where it lives |
 //! | [`models`] | the model store: models a call saves for later calls of its Qlik app, and shared ones |
+//! | [`runtime`] | the runtime (wasmtime engine, instance pool, epochs), the sandbox each call runs in, guests' output, the model store's WIT import |
 //! | [`component`] | WIT bindings, a call's fresh instance, instances made ahead while an async thread is idle |
 //! | [`datasci`] | the data-science engine, its `#!pandas` evaluations and the Python function files it runs |
 //! | [`scripts`] | script engines (`ScriptEval`, `ScriptAggr`, …), components or the data-science engine |

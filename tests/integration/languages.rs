@@ -1,8 +1,14 @@
 //! The example guests written in other languages than Rust, served and called exactly like the
-//! Rust ones: a scalar or tensor function, an aggregation and a string function each.
+//! Rust ones: a scalar or tensor function, an aggregation and a string function each, and, where
+//! the language's SDK reaches the model store, a model saved by one call and used by the next of
+//! the same Qlik app only.
+
+use std::sync::Arc;
 
 use sse_wasm::server::ServeOptions;
-use sse_wasm::wasm::Limits;
+use sse_wasm::wasm::{Limits, ModelLimits, ModelStore};
+
+use sse_wasm::pb;
 
 use crate::util::*;
 
@@ -10,10 +16,36 @@ async fn server(guest: &str) -> TestServer {
     TestServer::start_shared(&[guest], Limits::default(), ServeOptions::default()).await
 }
 
+/// `guest` keeping models in a store of its own, which lives as long as the folder returned.
+async fn server_with_models(guest: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ModelStore::open(&dir.path().join("models"), None, ModelLimits::default()).expect("opens");
+    let options = ServeOptions { models: Some(Arc::new(store)), ..ServeOptions::default() };
+    (TestServer::start_shared(&[guest], Limits::default(), options).await, dir)
+}
+
+/// Saves with `save` (rows naming model "m") in app "sales", then checks `using` answers
+/// `expected` in that app and NOT_FOUND, naming the model, in another.
+async fn keeps_a_model(guest: &str, save: (&str, Vec<pb::Row>, f64), using: (&str, Vec<pb::Row>, &[f64])) {
+    let (server, _store) = server_with_models(guest).await;
+    let mut client = server.client().await;
+    let (save, rows, answered) = save;
+    let answer = call_in_app(&mut client, "sales", save, bundles(rows, 2)).await.expect("saves");
+    assert_eq!(answer.numbers(), [answered], "{save}");
+    let (function, rows, expected) = using;
+    let answer = call_in_app(&mut client, "sales", function, bundles(rows.clone(), 2)).await.expect("uses it");
+    assert_eq!(answer.numbers(), expected, "{function}");
+    assert_status(
+        call_in_app(&mut client, "finance", function, bundles(rows, 2)).await,
+        tonic::Code::NotFound,
+        &[function, "no model named m"],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_functions() {
     let server = server("python_example").await;
-    assert_eq!(function_names(&server).await, ["GeometricMean", "Multiply", "TitleCase"]);
+    assert_eq!(function_names(&server).await, ["GeometricMean", "Multiply", "SaveMean", "SavedMean", "TitleCase"]);
     let mut client = server.client().await;
 
     let rows = vec![row(&[V::N(2.0), V::N(3.5)]), row(&[V::N(-1.0), V::N(4.0)]), row(&[V::N(0.0), V::N(9.0)])];
@@ -30,12 +62,21 @@ async fn python_functions() {
 
     let answer = call(&mut client, "GeometricMean", bundles(numbers(&[-1.0]), 1)).await.expect("no positives");
     assert!(answer.numbers()[0].is_nan(), "no positive values answer NaN (Qlik's null)");
+
+    // Without a model store, a model function says which flag it needs.
+    let saving = vec![row(&[V::S("m"), V::N(1.0)])];
+    let result = call(&mut client, "SaveMean", bundles(saving, 1)).await;
+    assert_status(result, tonic::Code::FailedPrecondition, &["SaveMean", "--models-dir"]);
+
+    let saving = [1.0, 2.0, 3.0, f64::NAN].map(|x| row(&[V::S("m"), V::N(x)]));
+    let using = vec![row(&[V::S("m")]), row(&[V::S("m")])];
+    keeps_a_model("python_example", ("SaveMean", saving.to_vec(), 2.0), ("SavedMean", using, &[2.0, 2.0])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_functions() {
     let server = server("js_example").await;
-    assert_eq!(function_names(&server).await, ["Clamp", "Reverse", "Spread"]);
+    assert_eq!(function_names(&server).await, ["Clamp", "ClampToSaved", "Reverse", "SaveRange", "Spread"]);
     let mut client = server.client().await;
 
     let rows = vec![
@@ -56,6 +97,10 @@ async fn javascript_functions() {
     let texts = vec![row(&[V::S("Qlik ✓")]), row(&[V::S("")])];
     let answer = call(&mut client, "Reverse", bundles(texts, 1)).await.expect("Reverse");
     assert_eq!(answer.strings(), ["✓ kilQ", ""]);
+
+    let saving = [2.0, 8.0, f64::NAN].map(|x| row(&[V::S("m"), V::N(x)]));
+    let using = vec![row(&[V::N(10.0), V::S("m")]), row(&[V::N(1.0), V::S("m")]), row(&[V::N(5.0), V::S("m")])];
+    keeps_a_model("js_example", ("SaveRange", saving.to_vec(), 2.0), ("ClampToSaved", using, &[8.0, 2.0, 5.0])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

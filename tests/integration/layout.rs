@@ -16,7 +16,7 @@ const LAYERS: &[&str] = &["model", "wire", "error", "observe", "wasm", "function
 /// layer's facade, its `mod.rs`, re-exports from any).
 const ROOMS: &[(&str, &[&str])] = &[
     ("observe", &["log", "metrics"]),
-    ("wasm", &["runtime", "cache", "models", "component", "datasci", "scripts", "guest"]),
+    ("wasm", &["cache", "models", "runtime", "component", "datasci", "scripts", "guest"]),
     ("functions", &["native", "registry", "call", "reload"]),
     ("app", &["tools", "cli", "run", "service"]),
 ];

@@ -4,6 +4,7 @@
 mod balancer;
 mod cache;
 mod clients;
+mod component_models;
 mod datasci;
 mod datasci_analytics;
 mod datasci_models;

@@ -3,6 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Imported Functions from `qlik:sse/models@0.1.0`
+
+__attribute__((__import_module__("qlik:sse/models@0.1.0"), __import_name__("save")))
+extern void __wasm_import_qlik_sse_models_save(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("qlik:sse/models@0.1.0"), __import_name__("load")))
+extern void __wasm_import_qlik_sse_models_load(uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("qlik:sse/models@0.1.0"), __import_name__("list")))
+extern void __wasm_import_qlik_sse_models_list(uint8_t *);
+
 // Exported Functions from `qlik:sse/functions@0.1.0`
 
 __attribute__((__weak__, __export_name__("cabi_post_qlik:sse/functions@0.1.0#describe")))
@@ -343,6 +354,58 @@ static uint8_t RET_AREA[(4*sizeof(void*))];
 
 // Helper Functions
 
+void qlik_sse_models_refusal_free(qlik_sse_models_refusal_t *ptr) {
+  plugin_string_free(&ptr->message);
+}
+
+void qlik_sse_models_model_info_free(qlik_sse_models_model_info_t *ptr) {
+  plugin_string_free(&ptr->name);
+}
+
+void plugin_list_u8_free(plugin_list_u8_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    uint8_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void qlik_sse_models_result_void_refusal_free(qlik_sse_models_result_void_refusal_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    qlik_sse_models_refusal_free(&ptr->val.err);
+  }
+}
+
+void qlik_sse_models_result_list_u8_refusal_free(qlik_sse_models_result_list_u8_refusal_t *ptr) {
+  if (!ptr->is_err) {
+    plugin_list_u8_free(&ptr->val.ok);
+  } else {
+    qlik_sse_models_refusal_free(&ptr->val.err);
+  }
+}
+
+void qlik_sse_models_list_model_info_free(qlik_sse_models_list_model_info_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    qlik_sse_models_model_info_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      qlik_sse_models_model_info_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void qlik_sse_models_result_list_model_info_refusal_free(qlik_sse_models_result_list_model_info_refusal_t *ptr) {
+  if (!ptr->is_err) {
+    qlik_sse_models_list_model_info_free(&ptr->val.ok);
+  } else {
+    qlik_sse_models_refusal_free(&ptr->val.err);
+  }
+}
+
 void qlik_sse_types_param_free(qlik_sse_types_param_t *ptr) {
   plugin_string_free(&ptr->name);
 }
@@ -389,16 +452,6 @@ void qlik_sse_types_function_def_free(qlik_sse_types_function_def_t *ptr) {
   plugin_string_free(&ptr->description);
   qlik_sse_types_list_param_free(&ptr->params);
   qlik_sse_types_option_table_free(&ptr->table);
-}
-
-void plugin_list_u8_free(plugin_list_u8_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    uint8_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-    }
-    free(list_ptr);
-  }
 }
 
 void plugin_list_u32_free(plugin_list_u32_t *ptr) {
@@ -542,6 +595,94 @@ void plugin_string_free(plugin_string_t *ret) {
 }
 
 // Component Adapters
+
+bool qlik_sse_models_save(plugin_string_t *name, plugin_list_u8_t *model, qlik_sse_models_refusal_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_qlik_sse_models_save((uint8_t *) (*name).ptr, (*name).len, (uint8_t *) (*model).ptr, (*model).len, ptr);
+  qlik_sse_models_result_void_refusal_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (qlik_sse_models_refusal_t) {
+        (qlik_sse_models_fault_t) (int32_t) *((uint8_t*) (ptr + sizeof(void*))),
+        (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) },
+      };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool qlik_sse_models_load(plugin_string_t *name, plugin_list_u8_t *ret, qlik_sse_models_refusal_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_qlik_sse_models_load((uint8_t *) (*name).ptr, (*name).len, ptr);
+  qlik_sse_models_result_list_u8_refusal_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (plugin_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (qlik_sse_models_refusal_t) {
+        (qlik_sse_models_fault_t) (int32_t) *((uint8_t*) (ptr + sizeof(void*))),
+        (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) },
+      };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool qlik_sse_models_list(qlik_sse_models_list_model_info_t *ret, qlik_sse_models_refusal_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_qlik_sse_models_list(ptr);
+  qlik_sse_models_result_list_model_info_refusal_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (qlik_sse_models_list_model_info_t) { (qlik_sse_models_model_info_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (qlik_sse_models_refusal_t) {
+        (qlik_sse_models_fault_t) (int32_t) *((uint8_t*) (ptr + sizeof(void*))),
+        (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) },
+      };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
 
 __attribute__((__export_name__("qlik:sse/functions@0.1.0#describe")))
 uint8_t * __wasm_export_exports_qlik_sse_functions_describe(void) {

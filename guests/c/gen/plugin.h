@@ -14,6 +14,74 @@ typedef struct plugin_string_t {
   size_t len;
 } plugin_string_t;
 
+// Why the store refused.
+typedef uint8_t qlik_sse_models_fault_t;
+
+// Not a model name: use 1 to 100 ASCII letters, digits, `_`, `-` or `.`, not starting
+// with `.`.
+#define QLIK_SSE_MODELS_FAULT_NAME 0
+// Over the size allowed for one model (`--model-max`) or for an app's models together
+// (`--models-max-per-app`); the model kept before, if any, is unchanged.
+#define QLIK_SSE_MODELS_FAULT_LIMIT 1
+// No model of that name for this app, nor a shared one.
+#define QLIK_SSE_MODELS_FAULT_MISSING 2
+// The host could not read or write the store's folder.
+#define QLIK_SSE_MODELS_FAULT_STORAGE 3
+// The host keeps no models (it runs without `--models-dir`), or this call has none (a
+// script, or the component's own start-up).
+#define QLIK_SSE_MODELS_FAULT_OFF 4
+
+// A refusal: its kind, and what was wrong, naming the model and the limit. A function that
+// fails with this message fails the call with the refusal's own gRPC code.
+typedef struct qlik_sse_models_refusal_t {
+  qlik_sse_models_fault_t   fault;
+  plugin_string_t   message;
+} qlik_sse_models_refusal_t;
+
+// A kept model.
+typedef struct qlik_sse_models_model_info_t {
+  plugin_string_t   name;
+  // Its size in bytes.
+  uint64_t   bytes;
+  // True for a model of the operator's shared folder, which no function can replace.
+  bool   shared;
+  // When it was last saved, in seconds since 1970-01-01 UTC.
+  uint64_t   modified;
+} qlik_sse_models_model_info_t;
+
+typedef struct {
+  uint8_t *ptr;
+  size_t len;
+} plugin_list_u8_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    qlik_sse_models_refusal_t err;
+  } val;
+} qlik_sse_models_result_void_refusal_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    plugin_list_u8_t ok;
+    qlik_sse_models_refusal_t err;
+  } val;
+} qlik_sse_models_result_list_u8_refusal_t;
+
+typedef struct {
+  qlik_sse_models_model_info_t *ptr;
+  size_t len;
+} qlik_sse_models_list_model_info_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    qlik_sse_models_list_model_info_t ok;
+    qlik_sse_models_refusal_t err;
+  } val;
+} qlik_sse_models_result_list_model_info_refusal_t;
+
 // Qlik's `DataType`: what a parameter or a result column carries.
 typedef uint8_t qlik_sse_types_data_type_t;
 
@@ -103,11 +171,6 @@ typedef struct qlik_sse_types_function_def_t {
 } qlik_sse_types_function_def_t;
 
 typedef struct {
-  uint8_t *ptr;
-  size_t len;
-} plugin_list_u8_t;
-
-typedef struct {
   uint32_t *ptr;
   size_t len;
 } plugin_list_u32_t;
@@ -181,6 +244,14 @@ typedef struct {
   } val;
 } exports_qlik_sse_functions_result_batch_string_t;
 
+// Imported Functions from `qlik:sse/models@0.1.0`
+// Saves `model` as this app's model `name`, whole or not at all, replacing one of that name.
+extern bool qlik_sse_models_save(plugin_string_t *name, plugin_list_u8_t *model, qlik_sse_models_refusal_t *err);
+// This app's model `name` or, if it has none, the shared one.
+extern bool qlik_sse_models_load(plugin_string_t *name, plugin_list_u8_t *ret, qlik_sse_models_refusal_t *err);
+// This app's models, then the shared ones.
+extern bool qlik_sse_models_list(qlik_sse_models_list_model_info_t *ret, qlik_sse_models_refusal_t *err);
+
 // Exported Functions from `qlik:sse/functions@0.1.0`
 void exports_qlik_sse_functions_describe(exports_qlik_sse_functions_list_function_def_t *ret);
 bool exports_qlik_sse_functions_call(uint32_t function, exports_qlik_sse_functions_batch_t *input, exports_qlik_sse_functions_batch_t *ret, plugin_string_t *err);
@@ -189,6 +260,20 @@ bool exports_qlik_sse_functions_method_invocation_update(exports_qlik_sse_functi
 bool exports_qlik_sse_functions_method_invocation_finish(exports_qlik_sse_functions_borrow_invocation_t self, exports_qlik_sse_functions_batch_t *ret, plugin_string_t *err);
 
 // Helper Functions
+
+void qlik_sse_models_refusal_free(qlik_sse_models_refusal_t *ptr);
+
+void qlik_sse_models_model_info_free(qlik_sse_models_model_info_t *ptr);
+
+void plugin_list_u8_free(plugin_list_u8_t *ptr);
+
+void qlik_sse_models_result_void_refusal_free(qlik_sse_models_result_void_refusal_t *ptr);
+
+void qlik_sse_models_result_list_u8_refusal_free(qlik_sse_models_result_list_u8_refusal_t *ptr);
+
+void qlik_sse_models_list_model_info_free(qlik_sse_models_list_model_info_t *ptr);
+
+void qlik_sse_models_result_list_model_info_refusal_free(qlik_sse_models_result_list_model_info_refusal_t *ptr);
 
 void qlik_sse_types_param_free(qlik_sse_types_param_t *ptr);
 
@@ -203,8 +288,6 @@ void qlik_sse_types_list_param_free(qlik_sse_types_list_param_t *ptr);
 void qlik_sse_types_option_table_free(qlik_sse_types_option_table_t *ptr);
 
 void qlik_sse_types_function_def_free(qlik_sse_types_function_def_t *ptr);
-
-void plugin_list_u8_free(plugin_list_u8_t *ptr);
 
 void plugin_list_u32_free(plugin_list_u32_t *ptr);
 

@@ -1,8 +1,9 @@
-"""Example sse-wasm functions in Python: a scalar, an aggregation and a string function."""
+"""Example sse-wasm functions in Python: a scalar, an aggregation and a string function, and a
+pair that keeps a model between calls (saved by a load script, used by a chart)."""
 
 import math
 
-from sse_guest import Functions, aggregation, scalar
+from sse_guest import Functions, aggregation, load, save, scalar
 
 __all__ = ["Functions"]
 
@@ -24,3 +25,18 @@ def GeometricMean(values: list[float]) -> float:
 def TitleCase(text: str) -> str:
     """Capitalizes every word."""
     return text.title()
+
+
+@aggregation(cacheable=False)
+def SaveMean(names: list[str], values: list[float]) -> float:
+    """Keeps the mean of the values as model `name` (the first row's) of this Qlik app; answers it."""
+    present = [v for v in values if not math.isnan(v)]
+    mean = sum(present) / len(present) if present else math.nan
+    save(names[0] if names else "", {"mean": mean, "count": len(present)})
+    return mean
+
+
+@scalar(cacheable=False)
+def SavedMean(name: str) -> float:
+    """The mean kept as model `name` by SaveMean in this Qlik app."""
+    return load(name)["mean"]

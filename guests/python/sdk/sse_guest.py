@@ -13,17 +13,37 @@ Annotations give Qlik's types: `float` is NUMERIC, `str` is STRING, `Dual` is DU
 function takes whole columns (lists) of a batch and answers a list; an `@aggregation` takes the
 columns of every row of the call and answers one value. The docstring's first line is the
 description. An exception fails the call with its message, which Qlik shows to the user.
+
+`save(name, obj)` keeps a model (pickled) for later calls from the same Qlik app, and
+`load(name)` gives it back; `save_bytes`, `load_bytes` and `models()` work at the byte level.
 """
 
 import inspect
 import math
+import pickle
 import typing
 from typing import Any, Callable, List, NamedTuple
 
 from componentize_py_types import Err
 from wit_world.imports import types as t
 
-__all__ = ["Dual", "Functions", "Invocation", "aggregation", "scalar", "strings", "tensor", "texts", "NAN"]
+__all__ = [
+    "Dual",
+    "Functions",
+    "Invocation",
+    "ModelStoreError",
+    "aggregation",
+    "load",
+    "load_bytes",
+    "models",
+    "save",
+    "save_bytes",
+    "scalar",
+    "strings",
+    "tensor",
+    "texts",
+    "NAN",
+]
 
 NAN = math.nan
 
@@ -130,6 +150,55 @@ def _column(values: list, kind: t.DataType) -> t.Column:
         return t.Column_Text(strings([str(v) for v in values]))
     duals = [v if isinstance(v, Dual) else Dual(float(v), str(v)) for v in values]
     return t.Column_Dual(t.Duals([float(d.number) for d in duals], strings([d.text for d in duals])))
+
+
+class ModelStoreError(Exception):
+    """The model store refused; `fault` says why: "name", "limit", "missing", "storage" or "off".
+    A function that lets it propagate fails the call with the refusal's own gRPC code."""
+
+    def __init__(self, message: str, fault: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+def _stored(name: str, *args: Any) -> Any:
+    try:
+        # Imported here: the script-engine world, which shares this module, has no store.
+        from wit_world.imports import models as store
+    except ImportError:
+        raise ModelStoreError("scripts keep no models: only functions do", "off") from None
+    try:
+        return getattr(store, name)(*args)
+    except Err as e:
+        raise ModelStoreError(e.value.message, e.value.fault.name.lower()) from None
+
+
+def save_bytes(name: str, data: bytes) -> None:
+    """Keeps `data` as the model `name` of the calling Qlik app, replacing one of that name."""
+    _stored("save", str(name), bytes(data))
+
+
+def load_bytes(name: str) -> bytes:
+    """The bytes of the calling app's model `name`, else of the operator's shared model `name`."""
+    return bytes(_stored("load", str(name)))
+
+
+def save(name: str, obj: Any) -> None:
+    """Keeps `obj`, pickled, as the model `name` of the calling Qlik app."""
+    save_bytes(name, pickle.dumps(obj, protocol=5))
+
+
+def load(name: str) -> Any:
+    """The object saved as `name` by this app (or shared by the operator), unpickled."""
+    return pickle.loads(load_bytes(name))
+
+
+def models() -> List[dict]:
+    """The calling app's models, then the shared ones: dicts of name, bytes, shared, modified."""
+    return [
+        {"name": m.name, "bytes": m.bytes, "shared": m.shared, "modified": m.modified}
+        for m in _stored("list")
+    ]
 
 
 def _failing(f: Callable[..., Any]) -> Callable[..., Any]:

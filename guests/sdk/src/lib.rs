@@ -16,10 +16,12 @@
 //! result columns and describes the functions to the host. Parameter and result types come from the
 //! Rust signature: `f64` is NUMERIC, `String` is STRING, [`Dual`] is DUAL; a tuple of them is a
 //! table with one column each; `Result<_, E>` fails the call with `E`'s text. Aggregations (and
-//! functions that need every row before they answer) implement [`Aggregate`].
+//! functions that need every row before they answer) implement [`Aggregate`]. [`models`] keeps
+//! trained models between calls of one Qlik app.
 
 mod columns;
 mod function;
+pub mod models;
 mod values;
 
 /// The generated bindings of the `qlik:sse/plugin` world; [`export_functions!`] wires them up.
@@ -39,6 +41,7 @@ pub use bindings::qlik::sse::types::{
 };
 pub use columns::{ColumnBuilder, column_len, text_at};
 pub use function::{Aggregate, Function, Plugin, Registry};
+pub use models::Refusal;
 pub use values::{Arg, Args, Cell, Dual, Returns, RowFn};
 
 /// Exports the listed [`Function`]s as this component's functions. Use it once per crate.

@@ -1,7 +1,8 @@
 //! Functions that exist only for the host's tests: each exercises one rule of the WIT world, by
 //! keeping it or by breaking it on purpose. Never served by `make run`.
 
-use sse_guest::{Batch, Column, DataType, Duals, Function, FunctionType, Strings};
+use sse_guest::models::{self, Fault};
+use sse_guest::{Aggregate, Batch, Column, DataType, Duals, Function, FunctionType, Strings};
 
 fn double(x: f64) -> f64 {
     x * 2.0
@@ -58,6 +59,56 @@ fn wrong_type(batch: Batch) -> Result<Batch, String> {
     Ok(Batch { rows, columns: vec![column.finish()] })
 }
 
+/// Saves a column of numbers as model `name` (the first row's), little-endian f64s; answers how
+/// many it saved.
+#[derive(Default)]
+struct SaveValues {
+    name: Option<String>,
+    values: Vec<f64>,
+}
+
+impl Aggregate for SaveValues {
+    type Args = (String, f64);
+    type Output = Result<f64, String>;
+    fn update(&mut self, (name, x): (String, f64)) {
+        self.name.get_or_insert(name);
+        self.values.push(x);
+    }
+    fn finish(self) -> Result<f64, String> {
+        let bytes: Vec<u8> = self.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        models::save(self.name.as_deref().unwrap_or(""), &bytes)?;
+        Ok(self.values.len() as f64)
+    }
+}
+
+/// The numbers of model `name`.
+fn load_values(name: &str) -> Result<Vec<f64>, models::Refusal> {
+    let bytes = models::load(name)?;
+    Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+/// The sum of model `name`'s numbers; fails the call if there is no such model.
+fn sum_of_model(name: String) -> Result<f64, String> {
+    Ok(load_values(&name)?.iter().sum())
+}
+
+/// The sum of model `name`'s numbers, or `fallback` when the app has no such model: the guest
+/// handles the refusal itself and the call succeeds.
+fn sum_or(name: String, fallback: f64) -> Result<f64, String> {
+    match load_values(&name) {
+        Ok(values) => Ok(values.iter().sum()),
+        Err(refusal) if refusal.fault == Fault::Missing => Ok(fallback),
+        Err(refusal) => Err(refusal.into()),
+    }
+}
+
+/// The app's models, then the shared ones: `name:bytes` (`+shared`), comma-separated.
+fn model_list() -> Result<String, String> {
+    let list = models::list()?;
+    let shown = list.iter().map(|m| format!("{}:{}{}", m.name, m.bytes, if m.shared { "+shared" } else { "" }));
+    Ok(shown.collect::<Vec<_>>().join(","))
+}
+
 sse_guest::export_functions![
     // Its name hashes to id 0, so an empty function header reaches it.
     Function::scalar("IdZero_DlVtu8", double).params(["x"]).describe("Doubles; its id is 0"),
@@ -67,4 +118,8 @@ sse_guest::export_functions![
     Function::scalar("FortyTwo", forty_two),
     Function::batch("ExtraRow", FunctionType::Tensor, &[("x", DataType::Numeric)], DataType::Numeric, extra_row),
     Function::batch("WrongType", FunctionType::Tensor, &[("x", DataType::Numeric)], DataType::Numeric, wrong_type),
+    Function::aggregate::<SaveValues>("SaveValues").params(["name", "x"]).not_cacheable(),
+    Function::scalar("SumOfModel", sum_of_model).params(["name"]).not_cacheable(),
+    Function::scalar("SumOr", sum_or).params(["name", "fallback"]).not_cacheable(),
+    Function::scalar("ModelList", model_list).not_cacheable(),
 ];

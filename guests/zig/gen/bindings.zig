@@ -122,15 +122,72 @@ pub extern fn arc4random_uniform(u32) u32;
 pub const struct_plugin_string_t = extern struct {
     ptr: [*c]u8 = null,
     len: usize = 0,
+    pub const qlik_sse_models_save = __root.qlik_sse_models_save;
+    pub const qlik_sse_models_load = __root.qlik_sse_models_load;
     pub const plugin_string_set = __root.plugin_string_set;
     pub const plugin_string_dup = __root.plugin_string_dup;
     pub const plugin_string_dup_n = __root.plugin_string_dup_n;
     pub const plugin_string_free = __root.plugin_string_free;
+    pub const save = __root.qlik_sse_models_save;
+    pub const load = __root.qlik_sse_models_load;
     pub const set = __root.plugin_string_set;
     pub const dup = __root.plugin_string_dup;
     pub const n = __root.plugin_string_dup_n;
 };
 pub const plugin_string_t = struct_plugin_string_t;
+pub const qlik_sse_models_fault_t = u8;
+pub const struct_qlik_sse_models_refusal_t = extern struct {
+    fault: qlik_sse_models_fault_t = 0,
+    message: plugin_string_t = @import("std").mem.zeroes(plugin_string_t),
+    pub const qlik_sse_models_refusal_free = __root.qlik_sse_models_refusal_free;
+};
+pub const qlik_sse_models_refusal_t = struct_qlik_sse_models_refusal_t;
+pub const struct_qlik_sse_models_model_info_t = extern struct {
+    name: plugin_string_t = @import("std").mem.zeroes(plugin_string_t),
+    bytes: u64 = 0,
+    shared: bool = false,
+    modified: u64 = 0,
+    pub const qlik_sse_models_model_info_free = __root.qlik_sse_models_model_info_free;
+};
+pub const qlik_sse_models_model_info_t = struct_qlik_sse_models_model_info_t;
+pub const plugin_list_u8_t = extern struct {
+    ptr: [*c]u8 = null,
+    len: usize = 0,
+    pub const plugin_list_u8_free = __root.plugin_list_u8_free;
+};
+const union_unnamed_1 = extern union {
+    err: qlik_sse_models_refusal_t,
+};
+pub const qlik_sse_models_result_void_refusal_t = extern struct {
+    is_err: bool = false,
+    val: union_unnamed_1 = @import("std").mem.zeroes(union_unnamed_1),
+    pub const qlik_sse_models_result_void_refusal_free = __root.qlik_sse_models_result_void_refusal_free;
+};
+const union_unnamed_2 = extern union {
+    ok: plugin_list_u8_t,
+    err: qlik_sse_models_refusal_t,
+};
+pub const qlik_sse_models_result_list_u8_refusal_t = extern struct {
+    is_err: bool = false,
+    val: union_unnamed_2 = @import("std").mem.zeroes(union_unnamed_2),
+    pub const qlik_sse_models_result_list_u8_refusal_free = __root.qlik_sse_models_result_list_u8_refusal_free;
+};
+pub const qlik_sse_models_list_model_info_t = extern struct {
+    ptr: [*c]qlik_sse_models_model_info_t = null,
+    len: usize = 0,
+    pub const qlik_sse_models_list = __root.qlik_sse_models_list;
+    pub const qlik_sse_models_list_model_info_free = __root.qlik_sse_models_list_model_info_free;
+    pub const list = __root.qlik_sse_models_list;
+};
+const union_unnamed_3 = extern union {
+    ok: qlik_sse_models_list_model_info_t,
+    err: qlik_sse_models_refusal_t,
+};
+pub const qlik_sse_models_result_list_model_info_refusal_t = extern struct {
+    is_err: bool = false,
+    val: union_unnamed_3 = @import("std").mem.zeroes(union_unnamed_3),
+    pub const qlik_sse_models_result_list_model_info_refusal_free = __root.qlik_sse_models_result_list_model_info_refusal_free;
+};
 pub const qlik_sse_types_data_type_t = u8;
 pub const qlik_sse_types_function_type_t = u8;
 pub const qlik_sse_types_mode_t = u8;
@@ -180,11 +237,6 @@ pub const struct_qlik_sse_types_function_def_t = extern struct {
     pub const exports_qlik_sse_functions_function_def_free = __root.exports_qlik_sse_functions_function_def_free;
 };
 pub const qlik_sse_types_function_def_t = struct_qlik_sse_types_function_def_t;
-pub const plugin_list_u8_t = extern struct {
-    ptr: [*c]u8 = null,
-    len: usize = 0,
-    pub const plugin_list_u8_free = __root.plugin_list_u8_free;
-};
 pub const plugin_list_u32_t = extern struct {
     ptr: [*c]u32 = null,
     len: usize = 0,
@@ -207,14 +259,14 @@ pub const struct_qlik_sse_types_duals_t = extern struct {
     pub const qlik_sse_types_duals_free = __root.qlik_sse_types_duals_free;
 };
 pub const qlik_sse_types_duals_t = struct_qlik_sse_types_duals_t;
-const union_unnamed_1 = extern union {
+const union_unnamed_4 = extern union {
     text: qlik_sse_types_strings_t,
     numeric: plugin_list_f64_t,
     dual: qlik_sse_types_duals_t,
 };
 pub const struct_qlik_sse_types_column_t = extern struct {
     tag: u8 = 0,
-    val: union_unnamed_1 = @import("std").mem.zeroes(union_unnamed_1),
+    val: union_unnamed_4 = @import("std").mem.zeroes(union_unnamed_4),
     pub const qlik_sse_types_column_free = __root.qlik_sse_types_column_free;
 };
 pub const qlik_sse_types_column_t = struct_qlik_sse_types_column_t;
@@ -259,20 +311,30 @@ pub const exports_qlik_sse_functions_list_function_def_t = extern struct {
     pub const exports_qlik_sse_functions_list_function_def_free = __root.exports_qlik_sse_functions_list_function_def_free;
     pub const describe = __root.exports_qlik_sse_functions_describe;
 };
-const union_unnamed_2 = extern union {
+const union_unnamed_5 = extern union {
     ok: exports_qlik_sse_functions_batch_t,
     err: plugin_string_t,
 };
 pub const exports_qlik_sse_functions_result_batch_string_t = extern struct {
     is_err: bool = false,
-    val: union_unnamed_2 = @import("std").mem.zeroes(union_unnamed_2),
+    val: union_unnamed_5 = @import("std").mem.zeroes(union_unnamed_5),
     pub const exports_qlik_sse_functions_result_batch_string_free = __root.exports_qlik_sse_functions_result_batch_string_free;
 };
+pub extern fn qlik_sse_models_save(name: [*c]plugin_string_t, model: [*c]plugin_list_u8_t, err: [*c]qlik_sse_models_refusal_t) bool;
+pub extern fn qlik_sse_models_load(name: [*c]plugin_string_t, ret: [*c]plugin_list_u8_t, err: [*c]qlik_sse_models_refusal_t) bool;
+pub extern fn qlik_sse_models_list(ret: [*c]qlik_sse_models_list_model_info_t, err: [*c]qlik_sse_models_refusal_t) bool;
 pub extern fn exports_qlik_sse_functions_describe(ret: [*c]exports_qlik_sse_functions_list_function_def_t) void;
 pub extern fn exports_qlik_sse_functions_call(function: u32, input: [*c]exports_qlik_sse_functions_batch_t, ret: [*c]exports_qlik_sse_functions_batch_t, err: [*c]plugin_string_t) bool;
 pub extern fn exports_qlik_sse_functions_constructor_invocation(function: u32) exports_qlik_sse_functions_own_invocation_t;
 pub extern fn exports_qlik_sse_functions_method_invocation_update(self: exports_qlik_sse_functions_borrow_invocation_t, input: [*c]exports_qlik_sse_functions_batch_t, ret: [*c]exports_qlik_sse_functions_batch_t, err: [*c]plugin_string_t) bool;
 pub extern fn exports_qlik_sse_functions_method_invocation_finish(self: exports_qlik_sse_functions_borrow_invocation_t, ret: [*c]exports_qlik_sse_functions_batch_t, err: [*c]plugin_string_t) bool;
+pub extern fn qlik_sse_models_refusal_free(ptr: [*c]qlik_sse_models_refusal_t) void;
+pub extern fn qlik_sse_models_model_info_free(ptr: [*c]qlik_sse_models_model_info_t) void;
+pub extern fn plugin_list_u8_free(ptr: [*c]plugin_list_u8_t) void;
+pub extern fn qlik_sse_models_result_void_refusal_free(ptr: [*c]qlik_sse_models_result_void_refusal_t) void;
+pub extern fn qlik_sse_models_result_list_u8_refusal_free(ptr: [*c]qlik_sse_models_result_list_u8_refusal_t) void;
+pub extern fn qlik_sse_models_list_model_info_free(ptr: [*c]qlik_sse_models_list_model_info_t) void;
+pub extern fn qlik_sse_models_result_list_model_info_refusal_free(ptr: [*c]qlik_sse_models_result_list_model_info_refusal_t) void;
 pub extern fn qlik_sse_types_param_free(ptr: [*c]qlik_sse_types_param_t) void;
 pub extern fn qlik_sse_types_field_free(ptr: [*c]qlik_sse_types_field_t) void;
 pub extern fn qlik_sse_types_list_field_free(ptr: [*c]qlik_sse_types_list_field_t) void;
@@ -280,7 +342,6 @@ pub extern fn qlik_sse_types_table_free(ptr: [*c]qlik_sse_types_table_t) void;
 pub extern fn qlik_sse_types_list_param_free(ptr: [*c]qlik_sse_types_list_param_t) void;
 pub extern fn qlik_sse_types_option_table_free(ptr: [*c]qlik_sse_types_option_table_t) void;
 pub extern fn qlik_sse_types_function_def_free(ptr: [*c]qlik_sse_types_function_def_t) void;
-pub extern fn plugin_list_u8_free(ptr: [*c]plugin_list_u8_t) void;
 pub extern fn plugin_list_u32_free(ptr: [*c]plugin_list_u32_t) void;
 pub extern fn qlik_sse_types_strings_free(ptr: [*c]qlik_sse_types_strings_t) void;
 pub extern fn plugin_list_f64_free(ptr: [*c]plugin_list_f64_t) void;
@@ -654,17 +715,17 @@ pub const __need_NULL = "";
 pub const __STDC_VERSION_STDDEF_H__ = @as(c_long, 202311);
 pub const NULL = __helpers.cast(?*anyopaque, @as(c_int, 0));
 pub const offsetof = @compileError("unable to translate macro: undefined identifier `__builtin_offsetof`");
-// .tools/venv/lib/python3.11/site-packages/ziglang/lib/compiler/aro/include/stddef.h:18:9
+// guests/.tools/venv/lib/python3.11/site-packages/ziglang/lib/compiler/aro/include/stddef.h:18:9
 pub const __wasilibc___header_stdlib_h = "";
 pub const _FEATURES_H = "";
 pub const _BSD_SOURCE = @as(c_int, 1);
 pub const _XOPEN_SOURCE = @as(c_int, 700);
 pub const __restrict = @compileError("unable to translate C expr: unexpected token 'restrict'");
-// .tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:20:9
+// guests/.tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:20:9
 pub const __inline = @compileError("unable to translate C expr: unexpected token 'inline'");
-// .tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:26:9
+// guests/.tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:26:9
 pub const __REDIR = @compileError("unable to translate C expr: unexpected token '__typeof__'");
-// .tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:38:9
+// guests/.tools/venv/lib/python3.11/site-packages/ziglang/lib/libc/include/generic-musl/features.h:38:9
 pub const __NEED_size_t = "";
 pub const __NEED_wchar_t = "";
 pub const __BYTE_ORDER = __BYTE_ORDER__;
@@ -791,6 +852,11 @@ pub const @"bool" = bool;
 pub const @"true" = @as(c_int, 1);
 pub const @"false" = @as(c_int, 0);
 pub const __bool_true_false_are_defined = @as(c_int, 1);
+pub const QLIK_SSE_MODELS_FAULT_NAME = @as(c_int, 0);
+pub const QLIK_SSE_MODELS_FAULT_LIMIT = @as(c_int, 1);
+pub const QLIK_SSE_MODELS_FAULT_MISSING = @as(c_int, 2);
+pub const QLIK_SSE_MODELS_FAULT_STORAGE = @as(c_int, 3);
+pub const QLIK_SSE_MODELS_FAULT_OFF = @as(c_int, 4);
 pub const QLIK_SSE_TYPES_DATA_TYPE_TEXT = @as(c_int, 0);
 pub const QLIK_SSE_TYPES_DATA_TYPE_NUMERIC = @as(c_int, 1);
 pub const QLIK_SSE_TYPES_DATA_TYPE_DUAL = @as(c_int, 2);

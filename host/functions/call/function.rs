@@ -35,7 +35,7 @@ where
             // A Python function file: the data-science engine runs it.
             Some(file) => run_on(def, file.call(def, control, models), next, send),
             None => {
-                let mut instance = guest.instantiate(runtime, *index, &control)?;
+                let mut instance = guest.instantiate(runtime, *index, &control, models)?;
                 let result = run_on(def, &mut instance, next, send);
                 // A call that failed (or outgrew its thread, to run again on another) frees its
                 // slot at once.

@@ -143,12 +143,22 @@ impl FunctionInstance {
             .map_err(|e| CallError::Internal(format!("{}: the guest's export does not fit: {e}", self.name)))
     }
 
+    /// The guest's answer to one entry: a failure after a refusal of the model store fails the
+    /// call with the refusal's own code.
+    fn answer(&mut self, answer: Result<wit::Batch, String>) -> Answer {
+        match (answer, self.store.data_mut().models.take_refusal()) {
+            (Err(_), Some(error)) => Err(CallError::Models { function: self.name.clone(), error }),
+            (answer, _) => Ok(answer.map(Batch::from)),
+        }
+    }
+
     /// A per-batch function's answer to one batch.
     pub fn call(&mut self, input: Batch) -> Answer {
         let (input, index) = (self.lower(input)?, self.index);
         let call = self.func::<(u32, &wit::Batch), Lifted>(self.exports.call)?;
+        self.store.data_mut().models.forget_refusal();
         let (answer,) = enter(&mut self.store, &self.name, |s| call.call(s, (index, &input)))?;
-        Ok(answer.map(Batch::from))
+        self.answer(answer)
     }
 
     /// Starts a per-call function.
@@ -164,19 +174,21 @@ impl FunctionInstance {
     pub fn update(&mut self, input: Batch) -> Answer {
         let (input, invocation) = (self.lower(input)?, self.invocation()?);
         let update = self.func::<(ResourceAny, &wit::Batch), Lifted>(self.exports.update)?;
+        self.store.data_mut().models.forget_refusal();
         let (answer,) = enter(&mut self.store, &self.name, |s| update.call(s, (invocation, &input)))?;
-        Ok(answer.map(Batch::from))
+        self.answer(answer)
     }
 
     /// Ends a per-call function: its remaining rows.
     pub fn finish(&mut self) -> Answer {
         let invocation = self.invocation()?;
         let finish = self.func::<(ResourceAny,), Lifted>(self.exports.finish)?;
+        self.store.data_mut().models.forget_refusal();
         let (answer,) = enter(&mut self.store, &self.name, |s| finish.call(s, (invocation,)))?;
         // The instance is thrown away with the store, and the invocation with it; dropping it
         // explicitly lets a guest's destructor run while the call is still accounted for.
         enter(&mut self.store, &self.name, |s| invocation.resource_drop(s))?;
         self.invocation = None;
-        Ok(answer.map(Batch::from))
+        self.answer(answer)
     }
 }

@@ -1,11 +1,12 @@
 //! The WebAssembly runtime: one wasmtime engine (component model, epoch interruption, a pooled
-//! instance allocator, copy-on-write memory images), the linker holding what a guest may import,
-//! and the fresh store every call and load runs in.
+//! instance allocator, copy-on-write memory images), the linker holding what a guest may import
+//! (WASI without authority, the model store), and the fresh store every call and load runs in.
 //!
-//! The bottom room of `wasm`: it uses none of its siblings. Another room's wasmtime engine (the
+//! Uses only the `models` room (for its WIT import) of its siblings. Another room's wasmtime engine (the
 //! data-science engine's) asks [`Runtime::tick`] to have its epoch advanced with this one's.
 
 pub(crate) mod guest_log;
+pub(crate) mod model_door;
 pub(crate) mod sandbox;
 
 use std::sync::Arc;
@@ -143,6 +144,7 @@ impl Runtime {
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        model_door::link(&mut linker)?;
 
         let ticked: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>> = Arc::default();
         let (weak, others) = (engine.weak(), ticked.clone());

@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::error::CallError;
 
 use super::guest_log::GuestOutput;
+use super::model_door::ModelDoor;
 
 /// A call may spend this many times its CPU limit inside the guest by the wall clock, for guests
 /// that sleep rather than compute (on a machine so busy that a computing guest gets less than a
@@ -149,6 +150,8 @@ pub struct CallState {
     /// For an inline call: the CPU time it has used since it started.
     inline_since: Option<CpuSince>,
     stderr: GuestOutput,
+    /// The calling app's way to the model store (`qlik:sse/models`).
+    pub(in crate::wasm) models: ModelDoor,
     /// Stores alive, for the metrics: one while this one lives.
     live: Gauge,
     /// Where its peak linear memory is counted when it ends.
@@ -186,6 +189,7 @@ impl CallState {
             cancel,
             inline_since: None,
             stderr,
+            models: ModelDoor::default(),
             live,
             peak_memory,
         }
@@ -204,6 +208,15 @@ impl CallState {
         self.cancel = Some(cancel);
         self.budget = self.timeout;
         self.wall_budget = self.timeout.saturating_mul(WALL_FACTOR);
+    }
+
+    /// Fails an inline call with the error that moves it to a call thread, for a host function
+    /// that may block (the model store's).
+    pub(in crate::wasm) fn leave_inline(&self) -> wasmtime::Result<()> {
+        match self.inline_since {
+            Some(_) => Err(Interrupted::OutgrewInline.into()),
+            None => Ok(()),
+        }
     }
 
     /// The last lines the guest wrote to stderr.

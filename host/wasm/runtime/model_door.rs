@@ -1,0 +1,163 @@
+//! The `qlik:sse/models` import: a component's way to the model store, open only to the calling
+//! app's models (and the shared ones), and never from an inline call: the first use there moves
+//! the call to a call thread before anything is read or written, since the store reads and syncs
+//! files and an inline call must not block the async runtime's thread.
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, Lift, Linker, Lower};
+
+use crate::error::{ModelError, ModelFault};
+use crate::wasm::models::{AppModels, ModelInfo};
+
+use super::sandbox::CallState;
+
+/// The name a component imports the store under.
+pub const MODELS_IMPORT: &str = "qlik:sse/models@0.1.0";
+
+/// The WIT `fault`, in its order.
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(enum)]
+#[repr(u8)]
+enum Fault {
+    #[component(name = "name")]
+    Name,
+    #[component(name = "limit")]
+    Limit,
+    #[component(name = "missing")]
+    Missing,
+    #[component(name = "storage")]
+    Storage,
+    #[component(name = "off")]
+    Off,
+}
+
+/// The WIT `refusal`.
+#[derive(ComponentType, Lift, Lower, Clone, Debug)]
+#[component(record)]
+struct Refusal {
+    fault: Fault,
+    message: String,
+}
+
+/// The WIT `model-info`.
+#[derive(ComponentType, Lift, Lower, Clone, Debug)]
+#[component(record)]
+struct Info {
+    name: String,
+    bytes: u64,
+    shared: bool,
+    modified: u64,
+}
+
+impl From<&ModelError> for Refusal {
+    fn from(error: &ModelError) -> Self {
+        let fault = match error.fault {
+            ModelFault::Name => Fault::Name,
+            ModelFault::Limit => Fault::Limit,
+            ModelFault::Missing => Fault::Missing,
+            ModelFault::Storage => Fault::Storage,
+            ModelFault::Off => Fault::Off,
+        };
+        Self { fault, message: error.message.clone() }
+    }
+}
+
+impl From<ModelInfo> for Info {
+    fn from(m: ModelInfo) -> Self {
+        Self { name: m.name, bytes: m.bytes, shared: m.shared, modified: m.modified }
+    }
+}
+
+/// One store's way to the model store: the calling app's models, given when a call takes the
+/// store (never to a store that only loads or describes a component, or runs a script), and the
+/// last refusal of the guest's current entry, whose gRPC code the call fails with if the guest
+/// then fails.
+#[derive(Debug, Default)]
+pub struct ModelDoor {
+    app: Option<AppModels>,
+    refused: Option<ModelError>,
+}
+
+impl ModelDoor {
+    /// Opens the door to `app`'s models (`None`: the host keeps none).
+    pub fn open(&mut self, app: Option<AppModels>) {
+        self.app = app;
+    }
+
+    /// The refusal the guest met in its current entry, taken.
+    pub fn take_refusal(&mut self) -> Option<ModelError> {
+        self.refused.take()
+    }
+
+    /// Forgets a refusal of an earlier entry.
+    pub fn forget_refusal(&mut self) {
+        self.refused = None;
+    }
+
+    /// Runs `f` on the app's models; a refusal is kept for the call's status and answered.
+    fn with<R>(&mut self, f: impl FnOnce(&AppModels) -> Result<R, ModelError>) -> Result<R, Refusal> {
+        let answer = match &self.app {
+            Some(app) => f(app),
+            None => Err(ModelError::new(
+                ModelFault::Off,
+                "no model store for this call: functions keep models when the host runs with --models-dir DIR; \
+                 scripts and a component's start-up never do"
+                    .into(),
+            )),
+        };
+        answer.map_err(|error| {
+            let refusal = Refusal::from(&error);
+            self.refused = Some(error);
+            refusal
+        })
+    }
+}
+
+/// The door of `store`'s call, once it may block: an inline call fails here with the error that
+/// moves it to a call thread.
+fn door<'a>(store: &'a mut StoreContextMut<'_, CallState>) -> wasmtime::Result<&'a mut ModelDoor> {
+    let state = store.data_mut();
+    state.leave_inline()?;
+    Ok(&mut state.models)
+}
+
+/// Adds the `qlik:sse/models` functions to `linker`.
+pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    let mut models = linker.instance(MODELS_IMPORT)?;
+    models.func_wrap("save", |mut store, (name, model): (String, Vec<u8>)| {
+        Ok((door(&mut store)?.with(|app| app.save(&name, &model)),))
+    })?;
+    models.func_wrap("load", |mut store, (name,): (String,)| Ok((door(&mut store)?.with(|app| app.load(&name)),)))?;
+    models.func_wrap("list", |mut store, (): ()| {
+        Ok((door(&mut store)?.with(|app| app.list()).map(|list| list.into_iter().map(Info::from).collect::<Vec<_>>()),))
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_door_without_a_store_refuses_and_keeps_the_refusal() {
+        let mut door = ModelDoor::default();
+        let refusal = door.with(|app| app.load("m")).unwrap_err();
+        assert_eq!(refusal.fault, Fault::Off);
+        assert!(refusal.message.contains("--models-dir"), "{}", refusal.message);
+        assert_eq!(door.take_refusal().map(|e| e.fault), Some(ModelFault::Off));
+        assert!(door.take_refusal().is_none(), "taken once");
+    }
+
+    #[test]
+    fn refusals_keep_their_kind() {
+        for (fault, wit) in [
+            (ModelFault::Name, Fault::Name),
+            (ModelFault::Limit, Fault::Limit),
+            (ModelFault::Missing, Fault::Missing),
+            (ModelFault::Storage, Fault::Storage),
+            (ModelFault::Off, Fault::Off),
+        ] {
+            assert_eq!(Refusal::from(&ModelError::new(fault, "why".into())).fault, wit);
+        }
+    }
+}
