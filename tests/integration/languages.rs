@@ -106,7 +106,10 @@ async fn javascript_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_functions() {
     let server = server("c_example").await;
-    assert_eq!(function_names(&server).await, ["Hypotenuse", "SumOfSquares", "Trim"]);
+    assert_eq!(
+        function_names(&server).await,
+        ["Hypotenuse", "SaveSumOfSquares", "SavedSumOfSquares", "SumOfSquares", "Trim"]
+    );
     let mut client = server.client().await;
 
     let rows = vec![row(&[V::N(3.0), V::N(4.0)]), row(&[V::N(5.0), V::N(12.0)])];
@@ -120,12 +123,17 @@ async fn c_functions() {
     let texts = vec![row(&[V::S("  héllo wörld \t")]), row(&[V::S("   ")]), row(&[V::S("x")])];
     let answer = call(&mut client, "Trim", bundles(texts, 2)).await.expect("Trim");
     assert_eq!(answer.strings(), ["héllo wörld", "", "x"]);
+
+    let saving = [1.0, 2.0, f64::NAN, 3.0].map(|x| row(&[V::S("m"), V::N(x)]));
+    let using = vec![row(&[V::S("m")]), row(&[V::S("m")]), row(&[V::S("m")])];
+    keeps_a_model("c_example", ("SaveSumOfSquares", saving.to_vec(), 14.0), ("SavedSumOfSquares", using, &[14.0; 3]))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zig_functions() {
     let server = server("zig_example").await;
-    assert_eq!(function_names(&server).await, ["CountPresent", "Initials", "ToFahrenheit"]);
+    assert_eq!(function_names(&server).await, ["CountPresent", "Initials", "SaveCount", "SavedCount", "ToFahrenheit"]);
     let mut client = server.client().await;
 
     let answer =
@@ -157,12 +165,16 @@ async fn zig_functions() {
             assert_eq!(initials, &format!("W{first_digit}N"), "row {i}");
         }
     }
+
+    let saving = [1.0, f64::NAN, 3.0].map(|x| row(&[V::S("m"), V::N(x)]));
+    let using = vec![row(&[V::S("m")]), row(&[V::S("m")])];
+    keeps_a_model("zig_example", ("SaveCount", saving.to_vec(), 2.0), ("SavedCount", using, &[2.0; 2])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_functions() {
     let server = server("go_example").await;
-    assert_eq!(function_names(&server).await, ["Product", "RoundTo", "SnakeCase"]);
+    assert_eq!(function_names(&server).await, ["Product", "RoundTo", "SaveProduct", "SavedProduct", "SnakeCase"]);
     let mut client = server.client().await;
 
     let rows = vec![row(&[V::N(1.23456), V::N(2.0)]), row(&[V::N(-2.5), V::N(0.0)])];
@@ -207,6 +219,9 @@ async fn go_functions() {
     assert_status(result, tonic::Code::ResourceExhausted, &["memory limit of 64 MiB"]);
     let answer = call(&mut client, "SnakeCase", bundles(vec![row(&[V::S("After All")])], 1)).await.expect("serves on");
     assert_eq!(answer.strings(), ["after_all"]);
+    let saving = [1.5, f64::NAN, 4.0].map(|x| row(&[V::S("m"), V::N(x)]));
+    let using = vec![row(&[V::S("m")]), row(&[V::S("m")])];
+    keeps_a_model("go_example", ("SaveProduct", saving.to_vec(), 6.0), ("SavedProduct", using, &[6.0; 2])).await;
 }
 
 /// The committed Zig bindings were translated from the C bindings as they are now (`make zig-bindings`).

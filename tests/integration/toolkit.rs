@@ -41,7 +41,7 @@ fn inspect_lists_functions_with_ids_and_refuses_what_does_not_fit() {
     let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("3 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("5 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
     assert!(stdout.contains("SumOfRows(col1: NUMERIC, col2: NUMERIC) -> NUMERIC"), "{stdout}");
     assert!(stdout.contains(&format!("id {}, TENSOR, per-batch", function_id("SumOfRows"))), "{stdout}");
     assert!(stdout.contains("-> table MaxOfColumns(Max1: NUMERIC, Max2: NUMERIC)"), "{stdout}");
@@ -116,7 +116,7 @@ fn run_in(dir: &std::path::Path, program: &str, args: &[&str], env: &[(&str, std
 }
 
 /// `sse-wasm new` for `lang`, built by the command it printed (with the toolchains `make guests`
-/// installed), then inspected: the three starter functions are there.
+/// installed), then inspected: the five starter functions are there.
 fn scaffold_builds_and_inspects(lang: &str, build: impl FnOnce(&std::path::Path), built: &str, function: &str) {
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("my-guest");
@@ -129,7 +129,7 @@ fn scaffold_builds_and_inspects(lang: &str, build: impl FnOnce(&std::path::Path)
     let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("3 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("5 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
     assert!(stdout.contains(function), "{stdout}");
 
     let again = sse_wasm(&["new", "--lang", lang, dir.to_str().unwrap()], "");

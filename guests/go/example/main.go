@@ -1,7 +1,9 @@
-// Example sse-wasm functions in Go: a scalar, an aggregation and a string function.
+// Example sse-wasm functions in Go: a scalar, an aggregation and a string function, and a pair that
+// keeps a model between calls (saved by a load script, used by a chart).
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -30,6 +32,43 @@ func init() {
 			words := strings.FieldsFunc(row[0].(string), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 			return strings.ToLower(strings.Join(words, "_")), nil
 		})
+	sse.Aggregation("SaveProduct", "Keeps the product of the values as model Name (the first row's) of this Qlik app.",
+		[]sse.Param{{Name: "Name", Type: sse.Text}, {Name: "Values", Type: sse.Numeric}}, sse.Numeric,
+		func() sse.Aggregator { return &savedProduct{product: product{value: 1}} })
+	sse.Scalar("SavedProduct", "The product SaveProduct kept as model Name.",
+		[]sse.Param{{Name: "Name", Type: sse.Text}}, sse.Numeric,
+		func(row []any) (any, error) {
+			model, err := sse.LoadModel(row[0].(string))
+			if err != nil {
+				return nil, err
+			}
+			if len(model) != 8 {
+				return nil, fmt.Errorf("model %s is not a saved product", row[0])
+			}
+			return math.Float64frombits(binary.LittleEndian.Uint64(model)), nil
+		})
+	sse.NotCacheable("SaveProduct", "SavedProduct")
+}
+
+// savedProduct is a product kept as a model when the call ends.
+type savedProduct struct {
+	product
+	name  string
+	named bool
+}
+
+func (p *savedProduct) Update(columns []any) error {
+	if names := columns[0].([]string); !p.named && len(names) > 0 {
+		p.name, p.named = strings.Clone(names[0]), true
+	}
+	return p.product.Update(columns[1:])
+}
+
+func (p *savedProduct) Finish() (any, error) {
+	if err := sse.SaveModel(p.name, binary.LittleEndian.AppendUint64(nil, math.Float64bits(p.value))); err != nil {
+		return nil, err
+	}
+	return p.value, nil
 }
 
 type product struct{ value float64 }

@@ -42,6 +42,7 @@ type function struct {
 	functionType      uint8
 	scalar            func(row []any) (any, error)
 	aggregate         func() Aggregator
+	uncached          bool
 }
 
 var registry []function
@@ -57,6 +58,18 @@ func Aggregation(name, description string, params []Param, returns DataType, sta
 	registry = append(registry, function{name: name, description: description, params: params, returns: returns, functionType: 1, aggregate: start})
 }
 
+// NotCacheable tells Qlik not to cache the answers of the named functions: answers that may
+// change for the same input (a clock, randomness, a model the load script may replace).
+func NotCacheable(names ...string) {
+	for i := range registry {
+		for _, name := range names {
+			if registry[i].name == name {
+				registry[i].uncached = true
+			}
+		}
+	}
+}
+
 //go:wasmexport qlik:sse/functions@0.1.0#describe
 func describe() uint32 {
 	enter()
@@ -67,14 +80,17 @@ func describe() uint32 {
 		for j, p := range f.params {
 			params[j] = param{name: outString(p.Name), dataType: uint8(p.Type)}
 		}
-		mode := uint8(0)
+		mode, cacheable := uint8(0), uint8(1)
 		if f.aggregate != nil {
 			mode = 1
+		}
+		if f.uncached {
+			cacheable = 0
 		}
 		defs[i] = functionDef{
 			name: outString(f.name), description: outString(f.description),
 			functionType: f.functionType, returnType: uint8(f.returns),
-			params: pl, mode: mode, cacheable: 1,
+			params: pl, mode: mode, cacheable: cacheable,
 		}
 	}
 	ret = resultArea{}

@@ -1,5 +1,6 @@
 //! Example sse-wasm functions in Zig, on the C bindings `wit-bindgen c` generates for the plugin
-//! world (guests/c/gen/plugin.h): a scalar, an aggregation and a string function.
+//! world (guests/c/gen/plugin.h): a scalar, an aggregation and a string function, and a pair that
+//! keeps a model between calls through the model store (saved by a load script, used by a chart).
 //!
 //! Ownership follows wit-bindgen's C rules: arguments belong to the callee (free them), and what a
 //! function returns is allocated with malloc and freed by the generated code after the call.
@@ -16,7 +17,12 @@ const PluginString = c.plugin_string_t;
 const to_fahrenheit = 0;
 const count_present = 1;
 const initials = 2;
-const function_count = 3;
+const save_count = 3;
+const saved_count = 4;
+const function_count = 5;
+
+const numeric_type = c.QLIK_SSE_TYPES_DATA_TYPE_NUMERIC;
+const text_type = c.QLIK_SSE_TYPES_DATA_TYPE_TEXT;
 
 /// `count` zeroed values of `T` from malloc, as the generated code frees them; at least one, so
 /// that an empty answer is a valid pointer too.
@@ -33,7 +39,7 @@ fn declare(
     returns: u8,
     mode: u8,
     param_names: []const [*:0]const u8,
-    param_type: u8,
+    param_types: []const u8,
 ) void {
     def.* = std.mem.zeroes(FunctionDef);
     c.plugin_string_dup(&def.name, name);
@@ -46,7 +52,7 @@ fn declare(
     def.params.ptr = alloc(c.qlik_sse_types_param_t, param_names.len);
     for (param_names, 0..) |param, i| {
         c.plugin_string_dup(&def.params.ptr[i].name, param);
-        def.params.ptr[i].data_type = param_type;
+        def.params.ptr[i].data_type = param_types[i];
     }
 }
 
@@ -54,9 +60,13 @@ export fn exports_qlik_sse_functions_describe(ret: *c.exports_qlik_sse_functions
     const defs = alloc(FunctionDef, function_count);
     ret.len = function_count;
     ret.ptr = defs;
-    declare(&defs[to_fahrenheit], "ToFahrenheit", "Degrees Celsius in degrees Fahrenheit.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_SCALAR, c.QLIK_SSE_TYPES_DATA_TYPE_NUMERIC, c.QLIK_SSE_TYPES_MODE_PER_BATCH, &.{"Celsius"}, c.QLIK_SSE_TYPES_DATA_TYPE_NUMERIC);
-    declare(&defs[count_present], "CountPresent", "How many values are not null (NaN).", c.QLIK_SSE_TYPES_FUNCTION_TYPE_AGGREGATION, c.QLIK_SSE_TYPES_DATA_TYPE_NUMERIC, c.QLIK_SSE_TYPES_MODE_PER_CALL, &.{"Values"}, c.QLIK_SSE_TYPES_DATA_TYPE_NUMERIC);
-    declare(&defs[initials], "Initials", "The first letter of every word, in capitals.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_SCALAR, c.QLIK_SSE_TYPES_DATA_TYPE_TEXT, c.QLIK_SSE_TYPES_MODE_PER_BATCH, &.{"Text"}, c.QLIK_SSE_TYPES_DATA_TYPE_TEXT);
+    declare(&defs[to_fahrenheit], "ToFahrenheit", "Degrees Celsius in degrees Fahrenheit.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_SCALAR, numeric_type, c.QLIK_SSE_TYPES_MODE_PER_BATCH, &.{"Celsius"}, &.{numeric_type});
+    declare(&defs[count_present], "CountPresent", "How many values are not null (NaN).", c.QLIK_SSE_TYPES_FUNCTION_TYPE_AGGREGATION, numeric_type, c.QLIK_SSE_TYPES_MODE_PER_CALL, &.{"Values"}, &.{numeric_type});
+    declare(&defs[initials], "Initials", "The first letter of every word, in capitals.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_SCALAR, text_type, c.QLIK_SSE_TYPES_MODE_PER_BATCH, &.{"Text"}, &.{text_type});
+    declare(&defs[save_count], "SaveCount", "Keeps how many values are not null as model Name (the first row's) of this Qlik app.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_AGGREGATION, numeric_type, c.QLIK_SSE_TYPES_MODE_PER_CALL, &.{ "Name", "Values" }, &.{ text_type, numeric_type });
+    declare(&defs[saved_count], "SavedCount", "The count SaveCount kept as model Name.", c.QLIK_SSE_TYPES_FUNCTION_TYPE_SCALAR, numeric_type, c.QLIK_SSE_TYPES_MODE_PER_BATCH, &.{"Name"}, &.{text_type});
+    defs[save_count].cacheable = false;
+    defs[saved_count].cacheable = false;
 }
 
 /// A batch of `rows` rows with one column, whose tag and values the caller sets.
@@ -126,11 +136,44 @@ fn isLeadOfLast(written: []const u8) bool {
     return continuation + 1 < length;
 }
 
+/// A refusal of the model store as the call's error: a function failing with it fails the call
+/// with the refusal's own gRPC code.
+fn refused(refusal: *c.qlik_sse_models_refusal_t, err: *PluginString) bool {
+    err.* = refusal.message;
+    return false;
+}
+
+/// Each row's model: the count SaveCount kept under the row's name.
+fn savedCount(input: *Batch, ret: *Batch, err: *PluginString) bool {
+    const names = &input.columns.ptr[0].val.text;
+    const out = alloc(f64, input.rows)[0..input.rows];
+    for (out, 0..) |*answer, row| {
+        const from = names.offsets.ptr[row];
+        var name = PluginString{ .ptr = names.data.ptr + from, .len = names.offsets.ptr[row + 1] - from };
+        var model: c.plugin_list_u8_t = undefined;
+        var refusal: c.qlik_sse_models_refusal_t = undefined;
+        if (!c.qlik_sse_models_load(&name, &model, &refusal)) {
+            c.free(out.ptr);
+            return refused(&refusal, err);
+        }
+        defer c.plugin_list_u8_free(&model);
+        if (model.len != @sizeOf(f64)) {
+            c.free(out.ptr);
+            c.plugin_string_dup(err, "the model is not a saved count");
+            return false;
+        }
+        answer.* = @bitCast(model.ptr[0..8].*);
+    }
+    numbers(ret, out);
+    return true;
+}
+
 export fn exports_qlik_sse_functions_call(function: u32, input: *Batch, ret: *Batch, err: *PluginString) bool {
     defer c.qlik_sse_types_batch_free(input);
     switch (function) {
         to_fahrenheit => toFahrenheit(input, ret),
         initials => initialsOf(input, ret),
+        saved_count => return savedCount(input, ret, err),
         else => {
             c.plugin_string_dup(err, "not a per-batch function");
             return false;
@@ -139,17 +182,22 @@ export fn exports_qlik_sse_functions_call(function: u32, input: *Batch, ret: *Ba
     return true;
 }
 
-/// The state of one CountPresent call.
-const Invocation = struct { count: f64 };
+/// The state of one CountPresent or SaveCount call.
+const Invocation = struct {
+    function: u32,
+    count: f64,
+    /// SaveCount: the model's name, the first row's.
+    name: PluginString,
+};
 
 export fn exports_qlik_sse_functions_constructor_invocation(function: u32) c.exports_qlik_sse_functions_own_invocation_t {
-    _ = function;
     const created = alloc(Invocation, 1);
-    created[0] = .{ .count = 0 };
+    created[0] = .{ .function = function, .count = 0, .name = std.mem.zeroes(PluginString) };
     return c.exports_qlik_sse_functions_invocation_new(@ptrCast(created));
 }
 
 export fn exports_qlik_sse_functions_invocation_destructor(rep: *c.exports_qlik_sse_functions_invocation_t) void {
+    c.plugin_string_free(&state(rep).name);
     c.free(rep);
 }
 
@@ -160,7 +208,15 @@ fn state(rep: c.exports_qlik_sse_functions_borrow_invocation_t) *Invocation {
 export fn exports_qlik_sse_functions_method_invocation_update(rep: c.exports_qlik_sse_functions_borrow_invocation_t, input: *Batch, ret: *Batch, err: *PluginString) bool {
     _ = err;
     defer c.qlik_sse_types_batch_free(input);
-    const values = input.columns.ptr[0].val.numeric;
+    var values_column: usize = 0;
+    if (state(rep).function == save_count) {
+        const names = &input.columns.ptr[0].val.text;
+        if (state(rep).name.ptr == null and input.rows > 0) {
+            c.plugin_string_dup_n(&state(rep).name, names.data.ptr, names.offsets.ptr[1]);
+        }
+        values_column = 1;
+    }
+    const values = input.columns.ptr[values_column].val.numeric;
     for (values.ptr[0..values.len]) |value| {
         if (!std.math.isNan(value)) state(rep).count += 1;
     }
@@ -169,7 +225,11 @@ export fn exports_qlik_sse_functions_method_invocation_update(rep: c.exports_qli
 }
 
 export fn exports_qlik_sse_functions_method_invocation_finish(rep: c.exports_qlik_sse_functions_borrow_invocation_t, ret: *Batch, err: *PluginString) bool {
-    _ = err;
+    if (state(rep).function == save_count) {
+        var model = c.plugin_list_u8_t{ .ptr = @ptrCast(&state(rep).count), .len = @sizeOf(f64) };
+        var refusal: c.qlik_sse_models_refusal_t = undefined;
+        if (!c.qlik_sse_models_save(&state(rep).name, &model, &refusal)) return refused(&refusal, err);
+    }
     const out = alloc(f64, 1)[0..1];
     out[0] = state(rep).count;
     numbers(ret, out);

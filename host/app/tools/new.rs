@@ -1,6 +1,7 @@
 //! `sse-wasm new`: a new guest project in Rust, Python, JavaScript, C, Zig or Go that builds with one
 //! command and passes `sse-wasm inspect` at once. Each holds a scalar, an aggregation and a
-//! string function to start from, the WIT, and a README with the build command.
+//! string function to start from, a pair that keeps a model between calls (the model store), the
+//! WIT, and a README with the build command.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ const PYTHON_SDK: &str = include_str!("../../../guests/python/sdk/sse_guest.py")
 const PYTHON_APP: &str = include_str!("../../../guests/python/example/app.py");
 const PYTHON_FUNCTIONS: &str = include_str!("../../../guests/python/example/functions.py");
 const JS_SDK: &str = include_str!("../../../guests/js/sdk/sse-guest.js");
+const JS_MODELS: &str = include_str!("../../../guests/js/sdk/models.js");
 const JS_APP: &str = include_str!("../../../guests/js/example/app.js");
 const C_FUNCTIONS: &str = include_str!("../../../guests/c/example/functions.c");
 const C_BINDINGS: &str = include_str!("../../../guests/c/gen/plugin.c");
@@ -36,6 +38,7 @@ const ZIG_BINDINGS: &str = include_str!("../../../guests/zig/gen/bindings.zig");
 const GO_MAIN: &str = include_str!("../../../guests/go/example/main.go");
 const GO_ABI: &str = include_str!("../../../guests/go/sse/abi.go");
 const GO_FUNCTIONS: &str = include_str!("../../../guests/go/sse/functions.go");
+const GO_MODELS: &str = include_str!("../../../guests/go/sse/models.go");
 const GO_MODULE: &str = "sse-wasm.dev/guests/go";
 
 /// The `sse-guest` SDK of this source tree, the default for Rust guests.
@@ -76,8 +79,11 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
             format!("componentize-py -d wit -w plugin componentize app -o {stem}.wasm")
         }
         Language::Js => {
-            files.push(("app.js".into(), JS_APP.replace("../sdk/sse-guest.js", "./sse-guest.js").into()));
+            let app =
+                JS_APP.replace("../sdk/sse-guest.js", "./sse-guest.js").replace("../sdk/models.js", "./models.js");
+            files.push(("app.js".into(), app.into()));
             files.push(("sse-guest.js".into(), JS_SDK.into()));
+            files.push(("models.js".into(), JS_MODELS.into()));
             files.push(("package.json".into(), js_manifest(name, &stem).into()));
             "npm install && npm run build".to_owned()
         }
@@ -103,6 +109,7 @@ pub fn create(language: Language, dir: &Path, sdk: &Path) -> anyhow::Result<Stri
             ));
             files.push(("sse/abi.go".into(), GO_ABI.into()));
             files.push(("sse/functions.go".into(), GO_FUNCTIONS.into()));
+            files.push(("sse/models.go".into(), GO_MODELS.into()));
             files.push(adapter());
             files.push(("Makefile".into(), go_makefile(&stem).into()));
             "make".to_owned()
@@ -172,9 +179,10 @@ target = "wasm32-wasip2"
 rustflags = ["-C", "link-arg=-zstack-size=262144"]
 "#;
 
-const RUST_LIB: &str = r#"//! sse-wasm functions in Rust: a scalar, an aggregation and a string function.
+const RUST_LIB: &str = r#"//! sse-wasm functions in Rust: a scalar, an aggregation and a string function, and a pair that
+//! keeps a model between calls (saved by a load script, used by a chart).
 
-use sse_guest::{Aggregate, Function};
+use sse_guest::{Aggregate, Function, models};
 
 /// Multiplies two numbers, row by row.
 fn multiply(a: f64, b: f64) -> f64 {
@@ -216,10 +224,46 @@ fn title_case(text: String) -> String {
         .collect()
 }
 
+/// Keeps the mean of the values as model `name` (the first row's) of this Qlik app, for later
+/// calls (`SavedMean`); answers it.
+#[derive(Default)]
+struct SaveMean {
+    name: Option<String>,
+    sum: f64,
+    count: u32,
+}
+
+impl Aggregate for SaveMean {
+    type Args = (String, f64);
+    type Output = Result<f64, String>;
+
+    fn update(&mut self, (name, value): (String, f64)) {
+        self.name.get_or_insert(name);
+        if !value.is_nan() {
+            self.sum += value;
+            self.count += 1;
+        }
+    }
+
+    fn finish(self) -> Result<f64, String> {
+        let mean = if self.count == 0 { f64::NAN } else { self.sum / f64::from(self.count) };
+        models::save(self.name.as_deref().unwrap_or(""), &mean.to_le_bytes())?;
+        Ok(mean)
+    }
+}
+
+/// The mean `SaveMean` kept as model `name` in this Qlik app.
+fn saved_mean(name: String) -> Result<f64, String> {
+    let bytes: [u8; 8] = models::load(&name)?.try_into().map_err(|_| format!("model {name} is not a saved mean"))?;
+    Ok(f64::from_le_bytes(bytes))
+}
+
 sse_guest::export_functions![
     Function::scalar("Multiply", multiply).params(["a", "b"]).describe("Multiplies two numbers, row by row."),
     Function::aggregate::<GeometricMean>("GeometricMean").params(["values"]).describe("The geometric mean of the positive values."),
     Function::scalar("TitleCase", title_case).params(["text"]).describe("Capitalizes every word."),
+    Function::aggregate::<SaveMean>("SaveMean").params(["name", "values"]).not_cacheable().describe("Keeps the mean of the values as model name."),
+    Function::scalar("SavedMean", saved_mean).params(["name"]).not_cacheable().describe("The mean SaveMean kept as model name."),
 ];
 "#;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::observe::metrics::Metrics;
@@ -88,6 +88,22 @@ impl Default for Limits {
     }
 }
 
+/// Adds the `qlik:sse/models` import to `linker`: each call's [`model_door::ModelDoor`], never
+/// from an inline call (the first use there moves the call to a call thread before anything is
+/// read or written).
+fn link_models(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    fn door<'a>(store: &'a mut StoreContextMut<'_, CallState>) -> wasmtime::Result<&'a mut model_door::ModelDoor> {
+        let state = store.data_mut();
+        state.leave_inline()?;
+        Ok(&mut state.models)
+    }
+    let mut models = linker.instance(model_door::MODELS_IMPORT)?;
+    models.func_wrap("save", |mut s, (name, model): (String, Vec<u8>)| Ok((door(&mut s)?.save(&name, &model),)))?;
+    models.func_wrap("load", |mut s, (name,): (String,)| Ok((door(&mut s)?.load(&name),)))?;
+    models.func_wrap("list", |mut s, (): ()| Ok((door(&mut s)?.list(),)))?;
+    Ok(())
+}
+
 /// The name a module loaded from `path` goes by in logs, guest output and errors: its file name.
 pub(crate) fn module_name(path: &std::path::Path) -> Arc<str> {
     path.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into())
@@ -144,7 +160,7 @@ impl Runtime {
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        model_door::link(&mut linker)?;
+        link_models(&mut linker)?;
 
         let ticked: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>> = Arc::default();
         let (weak, others) = (engine.weak(), ticked.clone());

@@ -1,15 +1,11 @@
 //! The `qlik:sse/models` import: a component's way to the model store, open only to the calling
-//! app's models (and the shared ones), and never from an inline call: the first use there moves
-//! the call to a call thread before anything is read or written, since the store reads and syncs
-//! files and an inline call must not block the async runtime's thread.
+//! app's models (and the shared ones), in the WIT types the import answers in. The runtime links
+//! it, and never serves it to an inline call (the store reads and syncs files).
 
-use wasmtime::StoreContextMut;
-use wasmtime::component::{ComponentType, Lift, Linker, Lower};
+use wasmtime::component::{ComponentType, Lift, Lower};
 
 use crate::error::{ModelError, ModelFault};
 use crate::wasm::models::{AppModels, ModelInfo};
-
-use super::sandbox::CallState;
 
 /// The name a component imports the store under.
 pub const MODELS_IMPORT: &str = "qlik:sse/models@0.1.0";
@@ -18,7 +14,7 @@ pub const MODELS_IMPORT: &str = "qlik:sse/models@0.1.0";
 #[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
 #[component(enum)]
 #[repr(u8)]
-enum Fault {
+pub(super) enum Fault {
     #[component(name = "name")]
     Name,
     #[component(name = "limit")]
@@ -34,7 +30,7 @@ enum Fault {
 /// The WIT `refusal`.
 #[derive(ComponentType, Lift, Lower, Clone, Debug)]
 #[component(record)]
-struct Refusal {
+pub(super) struct Refusal {
     fault: Fault,
     message: String,
 }
@@ -42,7 +38,7 @@ struct Refusal {
 /// The WIT `model-info`.
 #[derive(ComponentType, Lift, Lower, Clone, Debug)]
 #[component(record)]
-struct Info {
+pub(super) struct Info {
     name: String,
     bytes: u64,
     shared: bool,
@@ -94,6 +90,21 @@ impl ModelDoor {
         self.refused = None;
     }
 
+    /// `save(name, model)` of the import.
+    pub(super) fn save(&mut self, name: &str, model: &[u8]) -> Result<(), Refusal> {
+        self.with(|app| app.save(name, model))
+    }
+
+    /// `load(name)` of the import.
+    pub(super) fn load(&mut self, name: &str) -> Result<Vec<u8>, Refusal> {
+        self.with(|app| app.load(name))
+    }
+
+    /// `list()` of the import.
+    pub(super) fn list(&mut self) -> Result<Vec<Info>, Refusal> {
+        self.with(|app| app.list()).map(|list| list.into_iter().map(Info::from).collect())
+    }
+
     /// Runs `f` on the app's models; a refusal is kept for the call's status and answered.
     fn with<R>(&mut self, f: impl FnOnce(&AppModels) -> Result<R, ModelError>) -> Result<R, Refusal> {
         let answer = match &self.app {
@@ -111,27 +122,6 @@ impl ModelDoor {
             refusal
         })
     }
-}
-
-/// The door of `store`'s call, once it may block: an inline call fails here with the error that
-/// moves it to a call thread.
-fn door<'a>(store: &'a mut StoreContextMut<'_, CallState>) -> wasmtime::Result<&'a mut ModelDoor> {
-    let state = store.data_mut();
-    state.leave_inline()?;
-    Ok(&mut state.models)
-}
-
-/// Adds the `qlik:sse/models` functions to `linker`.
-pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    let mut models = linker.instance(MODELS_IMPORT)?;
-    models.func_wrap("save", |mut store, (name, model): (String, Vec<u8>)| {
-        Ok((door(&mut store)?.with(|app| app.save(&name, &model)),))
-    })?;
-    models.func_wrap("load", |mut store, (name,): (String,)| Ok((door(&mut store)?.with(|app| app.load(&name)),)))?;
-    models.func_wrap("list", |mut store, (): ()| {
-        Ok((door(&mut store)?.with(|app| app.list()).map(|list| list.into_iter().map(Info::from).collect::<Vec<_>>()),))
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]
