@@ -54,6 +54,14 @@ fn run() -> anyhow::Result<()> {
         }
         Some(Command::Service { action }) => service::run(action, &mut out),
         Some(Command::Models { action }) => {
+            // The tool reads a store; it never makes one where a path was mistyped.
+            if let Some(dir) = flags.models_dir.as_deref() {
+                anyhow::ensure!(
+                    dir.is_dir(),
+                    "no model store at {}: nothing saved there yet, or a wrong path",
+                    dir.display()
+                );
+            }
             let store = Config::from_flags(flags)?.serve.models.context("name the model store with --models-dir")?;
             match action {
                 ModelsAction::List { app } => tools::models::list(&store, app.as_deref(), &mut out),

@@ -41,7 +41,7 @@ fn inspect_lists_functions_with_ids_and_refuses_what_does_not_fit() {
     let output = sse_wasm(&["inspect", module.to_str().unwrap()], "");
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("5 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("3 function(s); fits qlik:sse/plugin@0.1.0"), "{stdout}");
     assert!(stdout.contains("SumOfRows(col1: NUMERIC, col2: NUMERIC) -> NUMERIC"), "{stdout}");
     assert!(stdout.contains(&format!("id {}, TENSOR, per-batch", function_id("SumOfRows"))), "{stdout}");
     assert!(stdout.contains("-> table MaxOfColumns(Max1: NUMERIC, Max2: NUMERIC)"), "{stdout}");
@@ -285,4 +285,17 @@ fn make_clean_keeps_the_users_own_modules() {
     std::fs::write(functions.join("stats.wasm"), b"x").expect("write");
     run_in(&repo(""), "make", &["-s", "clean-functions", &folder], &[]);
     assert!(!functions.exists());
+}
+
+/// `sse-wasm models` reads a store: a mistyped path is an error naming it, and nothing is made
+/// there.
+#[test]
+fn the_models_tool_never_makes_a_store_where_a_path_was_mistyped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrong = dir.path().join("modles");
+    let output = sse_wasm(&["models", "list", "--models-dir", wrong.to_str().unwrap()], "");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("no model store at") && stderr.contains("modles"), "{stderr}");
+    assert!(!wrong.exists(), "the tool made a folder");
 }
