@@ -68,6 +68,11 @@ fn run() -> anyhow::Result<()> {
                 ModelsAction::Delete { app, name } => tools::models::delete(&store, &app, &name, &mut out),
             }
         }
+        Some(Command::Doctor { certs_dir, qlik_certs, host, listen, name }) => {
+            let checkup = tools::doctor::Checkup { certs_dir, qlik_certs, host, listen, name };
+            anyhow::ensure!(tools::doctor::run(&checkup, &mut out)?, "the connection is not ready: see PROBLEM above");
+            Ok(())
+        }
         Some(Command::WasiAdapter { out: path }) => {
             std::fs::write(&path, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
                 .with_context(|| format!("cannot write {}", path.display()))

@@ -181,6 +181,27 @@ pub enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Checks a mutual-TLS set as the host reads it and Qlik's side as Qlik reads it (names, PEM,
+    /// keys against certificates, chains, dates, usages, the host name), the listen address, and,
+    /// with a host running there, makes a real call as Qlik; prints Qlik's settings. Exit 0 when
+    /// everything fits.
+    Doctor {
+        /// The host's certificate folder (what `--certs-dir` names when serving).
+        #[arg(long)]
+        certs_dir: PathBuf,
+        /// The folder Qlik reads: `root_cert.pem`, `sse_client_cert.pem`, `sse_client_key.pem`.
+        #[arg(long)]
+        qlik_certs: Option<PathBuf>,
+        /// The host name (or IP address) Qlik will connect to.
+        #[arg(long)]
+        host: Option<String>,
+        /// Where the host listens, or will.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// The analytic connection's name in Qlik (what expressions write before the dot).
+        #[arg(long, default_value = "Wasm")]
+        name: String,
+    },
     /// Lists the models apps kept in the model store (`--models-dir`), or deletes one.
     Models {
         /// What to do.

@@ -8,6 +8,7 @@ mod component_models;
 mod datasci;
 mod datasci_analytics;
 mod datasci_models;
+mod doctor;
 mod errors;
 mod examples;
 mod first_run;

@@ -14,13 +14,13 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use crate::util::{TestServer, bundles, call, numbers};
 
 /// A certificate authority that signs servers and clients.
-struct Authority {
-    pem: String,
+pub(crate) struct Authority {
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Authority {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -33,19 +33,29 @@ impl Authority {
 
     /// A certificate (PEM) for `key`, for a server (`localhost` and 127.0.0.1, the latter as a DNS
     /// name the way Qlik's generator writes IPs) or a client.
-    fn sign(&self, key: &KeyPair, server: bool) -> String {
-        let names =
-            if server { vec!["localhost".to_owned(), "127.0.0.1".to_owned()] } else { vec!["qlik-engine".to_owned()] };
-        let mut params = CertificateParams::new(names).expect("params");
-        params.distinguished_name.push(DnType::CommonName, if server { "sse-wasm" } else { "QlikClient" });
-        params.extended_key_usages =
-            vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
+    pub(crate) fn sign(&self, key: &KeyPair, server: bool) -> String {
+        self.sign_with(key, leaf(server))
+    }
+
+    /// A certificate (PEM) for `key` as `params` describe it.
+    pub(crate) fn sign_with(&self, key: &KeyPair, params: CertificateParams) -> String {
         params.signed_by(key, &self.issuer).expect("signed").pem()
     }
 }
 
+/// What [`Authority::sign`] signs: a server's names and usage, or a client's.
+pub(crate) fn leaf(server: bool) -> CertificateParams {
+    let names =
+        if server { vec!["localhost".to_owned(), "127.0.0.1".to_owned()] } else { vec!["qlik-engine".to_owned()] };
+    let mut params = CertificateParams::new(names).expect("params");
+    params.distinguished_name.push(DnType::CommonName, if server { "sse-wasm" } else { "QlikClient" });
+    params.extended_key_usages =
+        vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
+    params
+}
+
 /// A server key as PKCS#8 (ECDSA, today's generators) or PKCS#1 (RSA, older generators).
-fn server_key(pkcs1: bool) -> (KeyPair, String) {
+pub(crate) fn server_key(pkcs1: bool) -> (KeyPair, String) {
     if !pkcs1 {
         let key = KeyPair::generate().expect("key");
         let pem = key.serialize_pem();
