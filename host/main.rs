@@ -39,10 +39,14 @@ fn run() -> anyhow::Result<()> {
             let config = Config::from_flags(flags)?;
             tools::inspect(&module, config.limits, config.cache.as_ref(), &mut out)
         }
-        Some(Command::Call { module, function, args, csv }) => {
+        Some(Command::Call { module, function, args, csv, replay }) => {
             let config = Config::from_flags(flags)?;
-            let rows = if csv { tools::csv_rows(std::io::stdin().lock())? } else { vec![args] };
-            tools::call(&module, &function, &rows, config.limits, config.cache.as_ref(), &mut out)
+            let input = match replay {
+                Some(file) => tools::replay_input(&file, &function, &mut std::io::stderr())?,
+                None if csv => tools::Input::Rows(tools::csv_rows(std::io::stdin().lock())?),
+                None => tools::Input::Rows(vec![args]),
+            };
+            tools::call(&module, &function, input, config.limits, config.cache.as_ref(), &mut out)
         }
         Some(Command::New { lang, dir, sdk }) => {
             let build = new::create(lang, &dir, &sdk.unwrap_or_else(new::default_sdk))?;

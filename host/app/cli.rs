@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::server::capture::{Capture, CaptureOptions};
 use crate::server::{ServeOptions, TlsFiles};
 use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS, ModelLimits, ModelStore};
 
@@ -113,6 +114,25 @@ pub struct Flags {
     #[arg(long, env = "SSE_WASM_SCRIPT_LANGUAGE")]
     pub script_language: Option<String>,
 
+    /// Capture every function call's request headers and rows, as Qlik sent them, into this
+    /// folder (one file a call; `sse-wasm call --replay FILE` runs one again). Off by default:
+    /// the files hold the app's data.
+    #[arg(long, env = "SSE_WASM_CAPTURE")]
+    pub capture: Option<PathBuf>,
+
+    /// Capture only these functions (comma-separated names); default: every function.
+    #[arg(long, env = "SSE_WASM_CAPTURE_FUNCTIONS", value_delimiter = ',', requires = "capture")]
+    pub capture_functions: Vec<String>,
+
+    /// The most capture files kept; past it the oldest are removed.
+    #[arg(long, env = "SSE_WASM_CAPTURE_MAX_FILES", default_value_t = 100)]
+    pub capture_max_files: usize,
+
+    /// The most MiB all capture files take together; past it the oldest are removed, and a
+    /// call larger than this is cut.
+    #[arg(long, env = "SSE_WASM_CAPTURE_MAX_MIB", default_value_t = 256)]
+    pub capture_max_mib: usize,
+
     /// Folder of the model store: functions may save trained models there, each app seeing its
     /// own alone (created if missing). Without it, saving or loading a model fails the call.
     #[arg(long, env = "SSE_WASM_MODELS_DIR", global = true)]
@@ -153,6 +173,9 @@ pub enum Command {
         /// Read rows from standard input instead: comma-separated values, one row per line.
         #[arg(long, conflicts_with = "args")]
         csv: bool,
+        /// Run the call a capture file holds (`--capture` writes them): Qlik's messages, as sent.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["args", "csv"])]
+        replay: Option<PathBuf>,
     },
     /// Creates a new guest project that builds with one command and passes `inspect` at once.
     New {
@@ -429,6 +452,19 @@ impl Config {
                 models: match &flags.models_dir {
                     Some(dir) => {
                         Some(Arc::new(ModelStore::open(dir, flags.models_shared_dir.as_deref(), model_limits)?))
+                    }
+                    None => None,
+                },
+                capture: match flags.capture {
+                    Some(dir) => {
+                        anyhow::ensure!(
+                            (1..=100_000).contains(&flags.capture_max_files),
+                            "--capture-max-files must be from 1 to 100000, not {}",
+                            flags.capture_max_files
+                        );
+                        let max_bytes = mib("--capture-max-mib", flags.capture_max_mib, 1, "")? as u64;
+                        let (functions, max_files) = (flags.capture_functions, flags.capture_max_files);
+                        Some(Arc::new(Capture::open(CaptureOptions { dir, functions, max_files, max_bytes })?))
                     }
                     None => None,
                 },

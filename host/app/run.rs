@@ -92,6 +92,13 @@ async fn serve_folder(config: Config, shutdown: impl Future<Output = ()> + Send)
         },
         dir.display()
     );
+    if let Some(capture) = &config.serve.capture {
+        tracing::warn!(
+            "CAPTURING: every function call's headers and rows, as Qlik sends them, go to {} (they hold the \
+             apps' data); run without --capture when done",
+            capture.dir().display()
+        );
+    }
     let (ready, readiness) = tokio::sync::watch::channel(false);
     let (scripts_on, watch) = (config.serve.scripts, config.watch);
     let loading = tokio::spawn(async move {

@@ -20,6 +20,7 @@ use crate::wire::pb::raw::connector_server::Connector;
 use crate::wire::{convert, pb};
 
 use super::bridge::{AnswerStream, Bridge, Counted, Headers, HeadersKnown, Next, Sink};
+use super::capture::Capture;
 use super::options::ServeOptions;
 
 /// The service Qlik talks to.
@@ -33,6 +34,7 @@ pub(crate) struct ConnectorService {
     scripts: bool,
     script_language: Option<String>,
     models: Option<Arc<ModelStore>>,
+    capture: Option<Arc<Capture>>,
 }
 
 impl ConnectorService {
@@ -46,8 +48,8 @@ impl ConnectorService {
         options: &ServeOptions,
     ) -> Self {
         let script_language = options.script_language.clone();
-        let models = options.models.clone();
-        Self { runtime, registry, bridge, ready, scripts: options.scripts, script_language, models }
+        let (models, capture) = (options.models.clone(), options.capture.clone());
+        Self { runtime, registry, bridge, ready, scripts: options.scripts, script_language, models, capture }
     }
 }
 
@@ -125,7 +127,16 @@ impl Connector for ConnectorService {
 
         let runtime = self.runtime.clone();
         let label = def.name.clone();
-        let inline = Some(entry.outgrew_inline.clone());
+        // A captured call records its messages as they arrive, on a call thread (never inline,
+        // where a call may run twice).
+        let capture = self.capture.as_ref().and_then(|capture| {
+            let raw = |key: &'static str| metadata.get_bin(key).and_then(|v| v.to_bytes().ok()).map(|b| (key, b));
+            let headers: Vec<_> = [pb::FUNCTION_HEADER, pb::COMMON_HEADER].into_iter().filter_map(raw).collect();
+            let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, &v[..])).collect();
+            capture.start(&def.name, &headers)
+        });
+        let inline = capture.is_none().then(|| entry.outgrew_inline.clone());
+        let capture = std::sync::Mutex::new(capture);
         // The one thing a call may keep for later calls: its app's models.
         let models = self.models.as_ref().map(|store| store.app(&common.app_id));
         let job = move |control: CallControl,
@@ -133,7 +144,15 @@ impl Connector for ConnectorService {
                         _: Headers<'_>,
                         send: Sink<'_>|
               -> Result<CallStats, CallError> {
-            call::function::run(&runtime, &entry, control, models.clone(), next, send)
+            let mut capture = capture.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = || {
+                let message = next()?;
+                if let (Some(message), Some(capture)) = (&message, capture.as_mut()) {
+                    capture.message(message);
+                }
+                Ok(message)
+            };
+            call::function::run(&runtime, &entry, control, models.clone(), &mut next, send)
         };
         let counted = Counted::Function(label.clone());
         let known = HeadersKnown::Before;

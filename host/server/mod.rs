@@ -3,11 +3,13 @@
 //! period to finish.
 //!
 //! `connector` reads requests and finds what to run, `bridge` runs it on a blocking thread and
-//! streams the answers, `options` says how clients are treated. The top of the call path: it uses
+//! streams the answers, `options` says how clients are treated, `capture` records what Qlik sent
+//! when asked to (`--capture`). The top of the call path: it uses
 //! `call`, `registry`, `wire` and `wasm`; nothing below uses it.
 
 mod accept;
 mod bridge;
+pub mod capture;
 mod connector;
 mod metrics_http;
 mod options;

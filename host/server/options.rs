@@ -1,5 +1,5 @@
 //! How the server treats its clients: message and concurrency limits, timeouts, mutual TLS,
-//! scripts on or off.
+//! scripts on or off, the model store, capture.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::wasm::DEFAULT_CONCURRENT_CALLS;
 use crate::wasm::ModelStore;
+
+use super::capture::Capture;
 
 /// How the server treats its clients.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct ServeOptions {
     /// The model store functions save trained models to and load them from, per Qlik app;
     /// `None` keeps no models.
     pub models: Option<Arc<ModelStore>>,
+    /// Where what Qlik sent is captured (`--capture`); `None` captures nothing.
+    pub capture: Option<Arc<Capture>>,
 }
 
 impl Default for ServeOptions {
@@ -45,6 +49,7 @@ impl Default for ServeOptions {
             scripts: true,
             script_language: None,
             models: None,
+            capture: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod balancer;
 mod cache;
+mod capture;
 mod clients;
 mod component_models;
 mod datasci;

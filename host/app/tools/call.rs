@@ -1,5 +1,6 @@
 //! `sse-wasm call`: loads a module exactly as the server does and runs one of its functions
-//! under the server's limits, with rows from the command line or CSV.
+//! under the server's limits, with rows from the command line or CSV, or with the messages of a
+//! captured call (`--replay`), decoded as the server decodes them.
 
 use std::io::Write;
 use std::path::Path;
@@ -33,12 +34,20 @@ fn show(dual: &pb::Dual, data_type: DataType) -> String {
     }
 }
 
-/// Calls `function` of `path` with `rows` (one value per parameter each) and writes the answer
-/// to `out`: a header of result column names, then one tab-separated line per row.
+/// What a call is given.
+pub enum Input {
+    /// Rows of values, one per parameter each, as text.
+    Rows(Vec<Vec<String>>),
+    /// Request messages as Qlik sent them (a capture's).
+    Messages(Vec<bytes::Bytes>),
+}
+
+/// Calls `function` of `path` with `input` and writes the answer to `out`: a header of result
+/// column names, then one tab-separated line per row.
 pub fn call(
     path: &Path,
     function: &str,
-    rows: &[Vec<String>],
+    input: Input,
     limits: Limits,
     cache: Option<&CacheLocation>,
     out: &mut impl Write,
@@ -52,18 +61,24 @@ pub fn call(
     };
     let def = entry.def();
     let params = def.param_types();
-    let mut request = pb::BundledRows::default();
-    for (line, values) in rows.iter().enumerate() {
-        anyhow::ensure!(
-            values.len() == params.len(),
-            "row {} has {} value(s); {function} takes {} parameter(s)",
-            line + 1,
-            values.len(),
-            params.len()
-        );
-        request.rows.push(pb::Row { duals: values.iter().zip(&params).map(|(v, &t)| dual(v, t)).collect() });
-    }
-    let mut messages = vec![bytes::Bytes::from(request.encode_to_vec())].into_iter();
+    let messages = match input {
+        Input::Messages(messages) => messages,
+        Input::Rows(rows) => {
+            let mut request = pb::BundledRows::default();
+            for (line, values) in rows.iter().enumerate() {
+                anyhow::ensure!(
+                    values.len() == params.len(),
+                    "row {} has {} value(s); {function} takes {} parameter(s)",
+                    line + 1,
+                    values.len(),
+                    params.len()
+                );
+                request.rows.push(pb::Row { duals: values.iter().zip(&params).map(|(v, &t)| dual(v, t)).collect() });
+            }
+            vec![bytes::Bytes::from(request.encode_to_vec())]
+        }
+    };
+    let mut messages = messages.into_iter();
     let mut answers = Vec::new();
     let result = call::function::run(
         &runtime,
@@ -93,6 +108,31 @@ pub fn call(
         }
     }
     Ok(())
+}
+
+/// The messages of the capture file `file`, for [`call`] of `function`; what the capture holds
+/// (the app, the messages, whether it was cut) is written to `note`.
+pub fn replay_input(file: &Path, function: &str, note: &mut impl Write) -> anyhow::Result<Input> {
+    let captured = crate::server::capture::read(file)?;
+    let app = captured
+        .headers
+        .iter()
+        .find(|(name, _)| name == pb::COMMON_HEADER)
+        .and_then(|(_, value)| pb::CommonRequestHeader::decode(&value[..]).ok())
+        .map_or_else(|| "?".to_owned(), |common| common.app_id);
+    writeln!(
+        note,
+        "replaying a call of {} from app {app:?}: {} message(s)",
+        captured.function,
+        captured.messages.len()
+    )?;
+    if captured.function != function {
+        writeln!(note, "warning: the capture is of {}, replayed as {function}", captured.function)?;
+    }
+    if captured.cut {
+        writeln!(note, "warning: the capture was cut at --capture-max-mib: its later messages are missing")?;
+    }
+    Ok(Input::Messages(captured.messages))
 }
 
 /// Reads CSV rows (RFC 4180: quoted values may hold commas, quotes and line breaks; no header

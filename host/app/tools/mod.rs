@@ -13,6 +13,6 @@ pub mod models;
 pub mod new;
 mod snapshot;
 
-pub use call::{call, csv_rows};
+pub use call::{Input, call, csv_rows, replay_input};
 pub use inspect::inspect;
 pub use snapshot::datasci_snapshot;
