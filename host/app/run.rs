@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use crate::app::cli::Config;
 use crate::functions::reload::Reloader;
 use crate::observe::log::LogGuard;
-use crate::server::Server;
+use crate::server::{MetricsSource, Server};
 use crate::wasm::{Runtime, WORK_BESIDE_CALLS, forget_instances_made_ahead, make_instances_ahead};
 
 /// Blocking threads for file reads (the reloader's) beside calls and loads.
@@ -77,7 +77,7 @@ async fn serve_folder(config: Config, shutdown: impl Future<Output = ()> + Send)
     let dir = config.functions_dir.clone();
     let mut functions = Reloader::open(runtime.clone(), &dir, cache)
         .with_context(|| format!("cannot read the functions folder {}", dir.display()))?;
-    let registry = functions.registry();
+    let (registry, failing) = (functions.registry(), functions.failing());
 
     // The port opens at once; health says NOT_SERVING, and calls wait, until the folder is loaded.
     let listener =
@@ -133,8 +133,9 @@ async fn serve_folder(config: Config, shutdown: impl Future<Output = ()> + Send)
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = config.metrics_listen {
         let metrics = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
-        tracing::info!("metrics at http://{}/metrics", metrics.local_addr()?);
-        let source = server.metrics_source();
+        let at = metrics.local_addr()?;
+        tracing::info!("status page at http://{at}/, metrics at http://{at}/metrics");
+        let source = MetricsSource { failing: Some(failing), ..server.metrics_source() };
         tokio::spawn(crate::server::serve_metrics(metrics, source, async move {
             let _ = metrics_stopped.await;
         }));

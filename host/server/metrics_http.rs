@@ -1,6 +1,6 @@
-//! `--metrics-listen`: the metrics, in OpenMetrics text (which Prometheus scrapes), at `/metrics`
-//! over plain HTTP/1.1. Gauges of the moment (call slots in use, functions served) are read when
-//! scraped.
+//! `--metrics-listen`: the metrics, in OpenMetrics text (which Prometheus scrapes), at `/metrics`,
+//! and the status page for people at `/`, over plain HTTP/1.1. Gauges of the moment (call slots in
+//! use, functions served) are read when scraped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::functions::registry::SharedRegistry;
+use crate::functions::reload::FailingFiles;
 use crate::observe::metrics::Metrics;
 use crate::wasm::ModelStore;
 
@@ -30,6 +31,10 @@ pub struct MetricsSource {
     pub slots: CallSlots,
     /// The model store, if the host keeps one.
     pub models: Option<Arc<ModelStore>>,
+    /// The files that failed to load, when the folder is watched by a reloader.
+    pub failing: Option<FailingFiles>,
+    /// When the server started.
+    pub started: std::time::Instant,
 }
 
 impl MetricsSource {
@@ -82,8 +87,11 @@ fn answer<B>(source: &MetricsSource, request: &Request<B>) -> Response<Full<Byte
         (&Method::GET, "/metrics") => {
             (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", source.scrape())
         }
-        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "the metrics are at /metrics\n".to_owned()),
+        (&Method::GET, "/") => {
+            (StatusCode::OK, "text/html; charset=utf-8", super::status_page::render(source, &source.scrape()))
+        }
+        (_, "/metrics" | "/") => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "the status page is at /, the metrics at /metrics\n".to_owned()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;

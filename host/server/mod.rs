@@ -13,6 +13,7 @@ pub mod capture;
 mod connector;
 mod metrics_http;
 mod options;
+mod status_page;
 
 use std::future::Future;
 use std::time::Duration;
@@ -42,13 +43,16 @@ pub struct Server {
     slots: CallSlots,
     /// True once `registry` holds the whole functions folder.
     ready: watch::Receiver<bool>,
+    /// When it was made, for the status page's uptime.
+    started: std::time::Instant,
 }
 
 impl Server {
     /// A server for the functions of `registry`, which is complete.
     pub fn new(runtime: Runtime, registry: SharedRegistry, options: ServeOptions) -> Self {
         let slots = CallSlots::new(options.max_concurrent_calls);
-        Self { runtime, registry, options, slots, ready: watch::channel(true).1 }
+        let started = std::time::Instant::now();
+        Self { runtime, registry, options, slots, ready: watch::channel(true).1, started }
     }
 
     /// Serves while `registry` is still being filled: until `ready` turns true, the health
@@ -67,6 +71,8 @@ impl Server {
             registry: self.registry.clone(),
             slots: self.slots.clone(),
             models: self.options.models.clone(),
+            failing: None,
+            started: self.started,
         }
     }
 

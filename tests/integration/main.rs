@@ -21,6 +21,7 @@ mod metrics;
 mod reload;
 mod sandbox;
 mod scripts;
+mod status_page;
 mod swap;
 mod tls;
 mod toolkit;

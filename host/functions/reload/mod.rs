@@ -24,7 +24,7 @@ mod paths;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -56,6 +56,10 @@ pub struct ReloadStatus {
     pub loaded: bool,
 }
 
+/// The files of the folder whose latest version failed to load, by path, with why (for the
+/// status page).
+pub type FailingFiles = Arc<Mutex<BTreeMap<PathBuf, String>>>;
+
 /// The served modules and everything needed to change them.
 pub struct Reloader {
     runtime: Runtime,
@@ -64,6 +68,8 @@ pub struct Reloader {
     /// In precedence order, by file name: earlier modules keep a contested function name.
     guests: Vec<Arc<Guest>>,
     registry: SharedRegistry,
+    /// The files whose latest version failed to load, and why.
+    failing: FailingFiles,
     status: watch::Sender<ReloadStatus>,
     /// The folder's watcher, started before the first scan so that no change is missed, and
     /// what it has reported since.
@@ -87,7 +93,8 @@ impl Reloader {
         watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(std::io::Error::other)?;
         let registry = Arc::new(ArcSwap::from_pointee(Registry::default()));
         let (status, _) = watch::channel(ReloadStatus { generation: 0, failures: 0, idle: true, loaded: false });
-        Ok(Self { runtime, dir, cache, guests: Vec::new(), registry, status, watcher: Some((watcher, receiver)) })
+        let (guests, failing, watcher) = (Vec::new(), FailingFiles::default(), Some((watcher, receiver)));
+        Ok(Self { runtime, dir, cache, guests, registry, failing, status, watcher })
     }
 
     /// Opens `dir` and loads every component in it ([`Reloader::open`], [`Reloader::load_all`]).
@@ -139,12 +146,14 @@ impl Reloader {
                 Ok((guest, how)) => {
                     tracing::info!("loaded {} ({how}): {}", path.display(), guest.offers());
                     self.count_load(&path, "loaded");
+                    self.note_failure(&path, None);
                     guests.push(Arc::new(guest));
                 }
                 Err(error) => {
                     failures += 1;
                     tracing::error!("skipped: {error}");
                     self.count_load(&path, "failed");
+                    self.note_failure(&path, Some(error));
                 }
             }
         }
@@ -168,6 +177,20 @@ impl Reloader {
     fn count_load(&self, path: &Path, outcome: &'static str) {
         let file = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         self.runtime.metrics().loads.get_or_create(&LoadLabels { file, outcome }).inc();
+    }
+
+    /// Records that `path`'s latest version failed to load (`Some(why)`), or did not.
+    fn note_failure(&self, path: &Path, why: Option<String>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => failing.insert(path.to_owned(), why),
+            None => failing.remove(path),
+        };
+    }
+
+    /// The files whose latest version failed to load, kept up to date as the folder changes.
+    pub fn failing(&self) -> FailingFiles {
+        self.failing.clone()
     }
 
     /// The registry the server reads; it changes as the folder does once [`Reloader::watch`] runs.
@@ -288,6 +311,7 @@ impl Reloader {
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.note_failure(&path, None);
                 if let Some(position) = position {
                     self.guests.remove(position);
                     tracing::info!("{} deleted", path.display());
@@ -305,6 +329,7 @@ impl Reloader {
             }
             Err(error) => {
                 tracing::error!("cannot read {}: {error}; its previous version, if any, keeps serving", path.display());
+                self.note_failure(&path, Some(format!("cannot read it: {error}")));
                 self.status.send_modify(|s| s.failures += 1);
                 return;
             }
@@ -319,6 +344,7 @@ impl Reloader {
             let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
             tracing::error!("{}; {keeps}", failure.error);
             self.count_load(&path, "failed");
+            self.note_failure(&path, Some(format!("{}; {keeps}", failure.error)));
             self.status.send_modify(|s| s.failures += 1);
             return;
         }
@@ -346,6 +372,7 @@ impl Reloader {
                 }
                 tracing::info!("{} loaded ({how})", path.display());
                 self.count_load(&path, "reloaded");
+                self.note_failure(&path, None);
                 changed.push(path);
             }
             Ok(Err(error)) if superseded(&path, events, pending, &Folder { dir: &self.dir, served: &self.guests }) => {
@@ -356,6 +383,7 @@ impl Reloader {
                 self.guests.remove(position.expect("checked"));
                 tracing::error!("{error}; not served");
                 self.count_load(&path, "failed");
+                self.note_failure(&path, Some(format!("{error}; not served")));
                 self.status.send_modify(|s| s.failures += 1);
                 changed.push(path);
             }
@@ -368,6 +396,7 @@ impl Reloader {
                 let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
                 tracing::error!("{}; {keeps}", load_panicked(&path, &panic));
                 self.count_load(&path, "failed");
+                self.note_failure(&path, Some(format!("{}; {keeps}", load_panicked(&path, &panic))));
                 self.status.send_modify(|s| s.failures += 1);
             }
         }
