@@ -19,6 +19,7 @@ use crate::observe::metrics::Metrics;
 use crate::wasm::ModelStore;
 
 use super::bridge::CallSlots;
+use super::status_page::Status;
 
 /// What a scrape reads.
 #[derive(Clone)]
@@ -56,6 +57,23 @@ impl MetricsSource {
     }
 }
 
+impl MetricsSource {
+    /// The status page, as things are now.
+    fn status_page(&self) -> String {
+        let scrape = self.scrape();
+        let failing = self.failing.as_ref().map(|f| f.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let registry = self.registry.load();
+        super::status_page::render(&Status {
+            registry: &registry,
+            failing: &failing.unwrap_or_default(),
+            uptime: self.started.elapsed().as_secs(),
+            running: self.slots.in_flight(),
+            models: self.models.as_ref().map(|store| store.totals()),
+            scrape: &scrape,
+        })
+    }
+}
+
 /// Serves `source` on `listener` until `shutdown` resolves.
 pub async fn serve_metrics(listener: TcpListener, source: MetricsSource, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
@@ -87,9 +105,7 @@ fn answer<B>(source: &MetricsSource, request: &Request<B>) -> Response<Full<Byte
         (&Method::GET, "/metrics") => {
             (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", source.scrape())
         }
-        (&Method::GET, "/") => {
-            (StatusCode::OK, "text/html; charset=utf-8", super::status_page::render(source, &source.scrape()))
-        }
+        (&Method::GET, "/") => (StatusCode::OK, "text/html; charset=utf-8", source.status_page()),
         (_, "/metrics" | "/") => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".to_owned()),
         _ => (StatusCode::NOT_FOUND, "text/plain", "the status page is at /, the metrics at /metrics\n".to_owned()),
     };

@@ -6,9 +6,24 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::functions::registry::Registry;
 use crate::model::{DataType, FunctionType};
 
-use super::metrics_http::MetricsSource;
+/// What the page shows, read at one moment.
+pub(super) struct Status<'a> {
+    /// The functions served.
+    pub registry: &'a Registry,
+    /// Files whose latest version failed to load, and why.
+    pub failing: &'a BTreeMap<std::path::PathBuf, String>,
+    /// Seconds since the server started.
+    pub uptime: u64,
+    /// Calls running.
+    pub running: usize,
+    /// Models kept and their bytes, when the host keeps a store.
+    pub models: Option<(u64, u64)>,
+    /// The metrics, as scraped now (OpenMetrics text).
+    pub scrape: &'a str,
+}
 
 /// Text made safe inside HTML.
 fn escape(text: &str) -> String {
@@ -87,8 +102,9 @@ fn type_name(t: DataType) -> &'static str {
     }
 }
 
-/// The page, from `source` and its metrics as scraped now (`scrape`, OpenMetrics text).
-pub(super) fn render(source: &MetricsSource, scrape: &str) -> String {
+/// The page.
+pub(super) fn render(status: &Status<'_>) -> String {
+    let scrape = status.scrape;
     let mut calls: BTreeMap<String, Calls> = BTreeMap::new();
     let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
     for (name, labels, value) in scrape.lines().filter(|l| !l.starts_with('#')).filter_map(sample) {
@@ -110,7 +126,7 @@ pub(super) fn render(source: &MetricsSource, scrape: &str) -> String {
     }
     let total = |name: &str| totals.get(name).copied().unwrap_or(0.0);
 
-    let registry = source.registry.load();
+    let registry = status.registry;
     let mut page = String::new();
     let _ = write!(
         page,
@@ -121,28 +137,24 @@ pub(super) fn render(source: &MetricsSource, scrape: &str) -> String {
          h2{{margin-top:1.2em}}</style></head><body>\n<h1>sse-wasm {}</h1>\n<p>Up {} · {} function(s) served · \
          {} call(s) running · compile cache: {} hit(s), {} miss(es){}</p>\n",
         env!("CARGO_PKG_VERSION"),
-        uptime(source.started.elapsed().as_secs()),
+        uptime(status.uptime),
         registry.entries().len(),
-        source.slots.in_flight(),
+        status.running,
         total("sse_wasm_compile_cache_hits_total"),
         total("sse_wasm_compile_cache_misses_total"),
-        match &source.models {
-            Some(store) => {
-                let (models, bytes) = store.totals();
-                format!(" · model store: {models} model(s), {bytes} bytes")
-            }
+        match status.models {
+            Some((models, bytes)) => format!(" · model store: {models} model(s), {bytes} bytes"),
             None => String::new(),
         }
     );
 
-    let failing = source.failing.as_ref().map(|f| f.lock().unwrap_or_else(|e| e.into_inner()).clone());
-    let failing = failing.unwrap_or_default();
+    let failing = status.failing;
     page.push_str("<h2>Files that failed to load</h2>\n");
     if failing.is_empty() {
         page.push_str("<p>None.</p>\n");
     } else {
         page.push_str("<table><tr><th>File</th><th>Why</th></tr>\n");
-        for (path, why) in &failing {
+        for (path, why) in failing {
             let file = file_name(&path.display().to_string());
             let _ = writeln!(page, "<tr><td class=\"bad\">{}</td><td>{}</td></tr>", escape(&file), escape(why));
         }
