@@ -107,11 +107,17 @@ pub(super) fn render(status: &Status<'_>) -> String {
     let scrape = status.scrape;
     let mut calls: BTreeMap<String, Calls> = BTreeMap::new();
     let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+    // Script evaluations by language: succeeded, failed.
+    let mut scripts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (name, labels, value) in scrape.lines().filter(|l| !l.starts_with('#')).filter_map(sample) {
         match name {
             "sse_wasm_calls_total" => {
                 let entry = calls.entry(labels.get("function").copied().unwrap_or_default().to_owned()).or_default();
                 if labels.get("code") == Some(&"OK") { entry.ok += value } else { entry.errors += value }
+            }
+            "sse_wasm_script_evaluations_total" => {
+                let entry = scripts.entry(labels.get("engine").copied().unwrap_or_default().to_owned()).or_default();
+                if labels.get("code") == Some(&"OK") { entry.0 += value } else { entry.1 += value }
             }
             "sse_wasm_call_seconds_bucket" => {
                 let le = labels.get("le").and_then(|le| le.parse().ok()).unwrap_or(f64::INFINITY);
@@ -197,11 +203,24 @@ pub(super) fn render(status: &Status<'_>) -> String {
         );
     }
     page.push_str("</table>\n<h2>Script engines</h2>\n");
-    let engines = registry.script_languages();
+    let engines: Vec<_> = registry.script_engines().collect();
     if engines.is_empty() {
         page.push_str("<p>None: script functions (ScriptEval, ScriptAggr, …) are not offered.</p>\n");
     } else {
-        let _ = writeln!(page, "<p>Scripts in {}.</p>", escape(&engines.join(", ")));
+        page.push_str("<table><tr><th>Language</th><th>File</th><th>Evaluations</th><th>Errors</th></tr>\n");
+        for engine in engines {
+            let language = engine.scripts.as_ref().map_or("", |s| s.language.as_str());
+            let (ok, errors) = scripts.get(language).copied().unwrap_or_default();
+            let _ = writeln!(
+                page,
+                "<tr><td>#!{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n{}\">{errors}</td></tr>",
+                escape(language),
+                escape(&file_name(&engine.path.display().to_string())),
+                ok + errors,
+                if errors > 0.0 { " bad" } else { "" },
+            );
+        }
+        page.push_str("</table>\n");
     }
     page.push_str("<p><a href=\"/metrics\">The metrics</a>, for Prometheus.</p>\n</body></html>\n");
     page
