@@ -15,19 +15,10 @@ pub fn is_function_file(path: &Path) -> bool {
 }
 
 /// `path` made absolute and resolved, as people write it: on Windows without the `\\?\` prefix
-/// that resolving adds (`C:\f`, not `\\?\C:\f`; `\\server\share`, not `\\?\UNC\server\share`).
+/// that resolving adds (`C:\f`, not `\\?\C:\f`) wherever the plain form means the same file
+/// (`dunce`: not for names Windows reserves, nor paths longer than the plain form allows).
 pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
-    let resolved = path.canonicalize()?;
-    if !cfg!(windows) {
-        return Ok(resolved);
-    }
-    let text = resolved.to_string_lossy();
-    let plain = match text.strip_prefix(r"\\?\") {
-        Some(unc) if unc.starts_with(r"UNC\") => format!(r"\\{}", &unc[4..]),
-        Some(drive) if drive.as_bytes().get(1) == Some(&b':') => drive.to_owned(),
-        _ => return Ok(resolved),
-    };
-    Ok(PathBuf::from(plain))
+    dunce::canonicalize(path)
 }
 
 /// The function files of `dir`, sorted by name so that load order (and so which of two
