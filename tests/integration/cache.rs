@@ -103,7 +103,7 @@ async fn an_entry_made_with_another_key_is_refused_and_recompiled() {
         move || {
             let engine = Runtime::new(Limits::default()).expect("engine");
             let forger = CompileCache::new(&cache_dir, CacheKey::random().expect("key")).expect("cache");
-            let component = engine.compile(&guest_bytes("stats")).expect("compiles");
+            let component = Component::new(engine.wasmtime(), guest_bytes("stats")).expect("compiles");
             forger.store(engine.wasmtime(), &column_operations, &component);
             let entry = forger.entry(engine.wasmtime(), &column_operations);
             // A real host with the forger's key would run it: the entry itself is well formed.

@@ -12,7 +12,7 @@ pub(crate) mod sandbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -192,8 +192,9 @@ impl Runtime {
         &self.engine
     }
 
-    /// The linker holding everything a guest may import (WASI without authority).
-    pub fn linker(&self) -> &Linker<CallState> {
+    /// The linker holding everything a guest may import (WASI without authority, the model
+    /// store).
+    pub(in crate::wasm) fn linker(&self) -> &Linker<CallState> {
         &self.linker
     }
 
@@ -205,11 +206,6 @@ impl Runtime {
     /// The limits every call runs under.
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    /// Compiles a component (Cranelift; seconds for large guests, so never on a request path).
-    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        Component::new(&self.engine, bytes)
     }
 
     /// A guest's stream (`stdout` or `stderr`) of one call into `module`, into the host's log.
@@ -232,7 +228,7 @@ impl Runtime {
     /// A fresh store for one call into `module`: no preopened files, no sockets, no environment,
     /// no arguments; the memory cap and the call's CPU budget set. `cancel`, when set by the
     /// server, stops the guest within one epoch tick.
-    pub fn store(&self, module: &Arc<str>, cancel: Option<CancelFlag>) -> Store<CallState> {
+    pub(in crate::wasm) fn store(&self, module: &Arc<str>, cancel: Option<CancelFlag>) -> Store<CallState> {
         let stderr = self.output(module, "stderr");
         let wasi = WasiCtxBuilder::new()
             .stdout(self.output(module, "stdout"))
