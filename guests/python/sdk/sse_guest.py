@@ -20,12 +20,20 @@ description. An exception fails the call with its message, which Qlik shows to t
 
 import inspect
 import math
-import pickle
 import typing
 from typing import Any, Callable, List, NamedTuple
 
 from componentize_py_types import Err
 from wit_world.imports import types as t
+
+try:
+    # The plugin world imports the model store; the script-engine world, which shares this
+    # module, has none (and does not carry pickle).
+    from wit_world.imports import models as _store
+
+    import pickle
+except ImportError:
+    _store = None
 
 __all__ = [
     "Dual",
@@ -162,13 +170,10 @@ class ModelStoreError(Exception):
 
 
 def _stored(name: str, *args: Any) -> Any:
+    if _store is None:
+        raise ModelStoreError("scripts keep no models: only functions do", "off")
     try:
-        # Imported here: the script-engine world, which shares this module, has no store.
-        from wit_world.imports import models as store
-    except ImportError:
-        raise ModelStoreError("scripts keep no models: only functions do", "off") from None
-    try:
-        return getattr(store, name)(*args)
+        return getattr(_store, name)(*args)
     except Err as e:
         raise ModelStoreError(e.value.message, e.value.fault.name.lower()) from None
 
