@@ -18,7 +18,8 @@ use super::component::instance::{FunctionExports, FunctionInstance};
 use super::datasci::engine::DataSci;
 use super::datasci::pyfile::PyFile;
 use super::models::AppModels;
-use super::runtime::sandbox::{CallControl, CallState, CancelFlag, enter, unreported};
+use super::runtime::clock::unreported;
+use super::runtime::sandbox::{CallControl, CallState, CancelFlag, enter};
 use super::runtime::{Runtime, module_name};
 use super::scripts::ScriptEngine;
 

@@ -5,6 +5,7 @@
 //! Uses only the `models` room (for its WIT import) of its siblings. Another room's wasmtime engine (the
 //! data-science engine's) asks [`Runtime::tick`] to have its epoch advanced with this one's.
 
+pub(crate) mod clock;
 pub(crate) mod guest_log;
 pub(crate) mod model_door;
 pub(crate) mod sandbox;
