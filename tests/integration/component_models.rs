@@ -124,3 +124,39 @@ async fn without_a_store_a_component_call_names_the_flag() {
         .expect("answers");
     assert_eq!(answer.numbers(), [42.0]);
 }
+
+/// A guest that asks the store to keep a model far over `--model-max` is refused by the model's
+/// length alone: the host never copies it out of the guest first. Four calls at once, each
+/// offering 96 MiB (grown and never touched by the guest; wasmtime lets a guest hand the host at
+/// most 128 MiB in one call), leave the host's peak resident memory where it was, and the host
+/// serves on.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_over_the_cap_is_refused_without_copying_it() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let args = ["--models-dir", "models", "--model-max", "1"];
+    let binary = Binary::start(root.path(), &["hostile_calls"], &args, "warn").await;
+    let client = binary.client().await;
+    let pid = binary.child.id().expect("running");
+    let before = crate::datasci::peak_resident(pid);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = client.clone();
+            let rows = vec![pb::BundledRows { rows: vec![row(&[V::N(96.0)])] }];
+            tokio::spawn(async move { call_in_app(&mut client, "app", "SaveGrown", rows).await })
+        })
+        .collect();
+    for call in calls {
+        assert_status(
+            call.await.expect("join"),
+            tonic::Code::ResourceExhausted,
+            &["model grown is 100663296 bytes", "--model-max"],
+        );
+    }
+    let grown = crate::datasci::peak_resident(pid).saturating_sub(before);
+    assert!(grown < 64 << 20, "the host's peak resident memory grew by {} MiB", grown >> 20);
+    let mut client = client.clone();
+    let rows = vec![pb::BundledRows { rows: vec![row(&[V::N(0.0)])] }];
+    let answer = call_in_app(&mut client, "app", "SaveGrown", rows).await.expect("an empty model fits");
+    assert_eq!(answer.numbers(), [1.0]);
+}

@@ -697,7 +697,7 @@ async fn the_toolkit_inspects_and_calls_a_function_file() {
 }
 
 /// The highest resident memory process `pid` has had, in bytes (VmHWM).
-fn peak_resident(pid: u32) -> u64 {
+pub(crate) fn peak_resident(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).expect("VmHWM").trim().trim_end_matches(" kB");
     kib.trim().parse::<u64>().expect("kB") * 1024

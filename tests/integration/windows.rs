@@ -131,7 +131,7 @@ async fn the_windows_build_serves_every_language_and_reloads() {
     let mut host = WineHost::start(root.path(), &args).await;
     let every = |names: &[String]| EXAMPLES.iter().all(|(_, f, ..)| names.iter().any(|n| n == f));
     host.until("every example to be served", LOADING, every).await;
-    host.logged(&format!("serving 18 function(s) from {folder}")).await;
+    host.logged(&format!("serving 28 function(s) from {folder}")).await;
 
     let mut client = host.client().await.expect("connect");
     for (guest, function, args, expected) in EXAMPLES {

@@ -13,11 +13,14 @@ pub(crate) mod sandbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, WasmList, WasmStr};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtxBuilder;
 
+use crate::error::ModelError;
 use crate::observe::metrics::Metrics;
+
+use super::models::AppModels;
 
 use guest_log::{GuestOutput, LogRate};
 use sandbox::{CallState, CancelFlag};
@@ -91,17 +94,34 @@ impl Default for Limits {
 
 /// Adds the `qlik:sse/models` import to `linker`: each call's [`model_door::ModelDoor`], never
 /// from an inline call (the first use there moves the call to a call thread before anything is
-/// read or written).
+/// read or written). A name and a model are read where the guest holds them, never copied into
+/// the host first: a model over `--model-max` is refused by its length alone.
 fn link_models(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    fn door<'a>(store: &'a mut StoreContextMut<'_, CallState>) -> wasmtime::Result<&'a mut model_door::ModelDoor> {
+    /// The calling app's models, once the call may block.
+    fn app(store: &mut StoreContextMut<'_, CallState>) -> wasmtime::Result<Result<AppModels, ModelError>> {
         let state = store.data_mut();
         state.leave_inline()?;
-        Ok(&mut state.models)
+        Ok(state.models.app())
     }
     let mut models = linker.instance(model_door::MODELS_IMPORT)?;
-    models.func_wrap("save", |mut s, (name, model): (String, Vec<u8>)| Ok((door(&mut s)?.save(&name, &model),)))?;
-    models.func_wrap("load", |mut s, (name,): (String,)| Ok((door(&mut s)?.load(&name),)))?;
-    models.func_wrap("list", |mut s, (): ()| Ok((door(&mut s)?.list(),)))?;
+    models.func_wrap("save", |mut store, (name, model): (WasmStr, WasmList<u8>)| {
+        let answer = match app(&mut store)? {
+            Ok(app) => app.save(&name.to_str(&store)?, model.as_le_slice(&store)),
+            Err(off) => Err(off),
+        };
+        Ok((store.data_mut().models.answer(answer),))
+    })?;
+    models.func_wrap("load", |mut store, (name,): (WasmStr,)| {
+        let answer = match app(&mut store)? {
+            Ok(app) => app.load(&name.to_str(&store)?),
+            Err(off) => Err(off),
+        };
+        Ok((store.data_mut().models.answer(answer),))
+    })?;
+    models.func_wrap("list", |mut store, (): ()| {
+        let answer = app(&mut store)?.and_then(|app| model_door::listed(&app));
+        Ok((store.data_mut().models.answer(answer),))
+    })?;
     Ok(())
 }
 

@@ -90,38 +90,31 @@ impl ModelDoor {
         self.refused = None;
     }
 
-    /// `save(name, model)` of the import.
-    pub(super) fn save(&mut self, name: &str, model: &[u8]) -> Result<(), Refusal> {
-        self.with(|app| app.save(name, model))
-    }
-
-    /// `load(name)` of the import.
-    pub(super) fn load(&mut self, name: &str) -> Result<Vec<u8>, Refusal> {
-        self.with(|app| app.load(name))
-    }
-
-    /// `list()` of the import.
-    pub(super) fn list(&mut self) -> Result<Vec<Info>, Refusal> {
-        self.with(|app| app.list()).map(|list| list.into_iter().map(Info::from).collect())
-    }
-
-    /// Runs `f` on the app's models; a refusal is kept for the call's status and answered.
-    fn with<R>(&mut self, f: impl FnOnce(&AppModels) -> Result<R, ModelError>) -> Result<R, Refusal> {
-        let answer = match &self.app {
-            Some(app) => f(app),
-            None => Err(ModelError::new(
+    /// The calling app's models, or the refusal of a store that has none for this call.
+    pub(super) fn app(&self) -> Result<AppModels, ModelError> {
+        self.app.clone().ok_or_else(|| {
+            ModelError::new(
                 ModelFault::Off,
                 "no model store for this call: functions keep models when the host runs with --models-dir DIR; \
                  scripts and a component's start-up never do"
                     .into(),
-            )),
-        };
+            )
+        })
+    }
+
+    /// The answer to the guest: a refusal is kept for the call's status.
+    pub(super) fn answer<R>(&mut self, answer: Result<R, ModelError>) -> Result<R, Refusal> {
         answer.map_err(|error| {
             let refusal = Refusal::from(&error);
             self.refused = Some(error);
             refusal
         })
     }
+}
+
+/// The models of the app, listed as the import answers.
+pub(super) fn listed(app: &AppModels) -> Result<Vec<Info>, ModelError> {
+    app.list().map(|list| list.into_iter().map(Info::from).collect())
 }
 
 #[cfg(test)]
@@ -131,7 +124,7 @@ mod tests {
     #[test]
     fn a_door_without_a_store_refuses_and_keeps_the_refusal() {
         let mut door = ModelDoor::default();
-        let refusal = door.with(|app| app.load("m")).unwrap_err();
+        let refusal = door.answer(door.app().and_then(|app| app.load("m"))).unwrap_err();
         assert_eq!(refusal.fault, Fault::Off);
         assert!(refusal.message.contains("--models-dir"), "{}", refusal.message);
         assert_eq!(door.take_refusal().map(|e| e.fault), Some(ModelFault::Off));

@@ -164,6 +164,20 @@ fn count_marks(mib: f64) -> f64 {
     seen as f64
 }
 
+/// Grows linear memory by `mib` MiB and asks the model store to keep all of it: a model far over
+/// `--model-max`, which the host must refuse by its length, without copying it first.
+fn save_grown(mib: f64) -> Result<f64, String> {
+    let pages = (mib as usize) << 20 >> 16;
+    let start = memory_grow(pages);
+    if start == usize::MAX {
+        return Err("no memory".into());
+    }
+    // SAFETY: the grown pages are valid, zeroed memory that no Rust object uses.
+    let grown = unsafe { core::slice::from_raw_parts((start * WASM_PAGE) as *const u8, pages * WASM_PAGE) };
+    sse_guest::models::save("grown", grown)?;
+    Ok(1.0)
+}
+
 /// Grows linear memory by `mib` MiB: 1 when the host allowed it, 0 when it refused.
 fn grow(mib: f64) -> f64 {
     let pages = (mib as usize) << 20 >> 16;
@@ -189,4 +203,5 @@ sse_guest::export_functions![
     Function::scalar("Dirty", dirty),
     Function::scalar("CountMarks", count_marks),
     Function::scalar("Grow", grow),
+    Function::scalar("SaveGrown", save_grown),
 ];
