@@ -41,7 +41,7 @@ async fn capabilities_list_every_function_with_stable_ids() {
         "Mean",
         "Median",
         "StDev",
-        "Correlation",
+        "Pearson",
         "Upper",
         "Replace",
         "RegexMatch",
@@ -152,7 +152,7 @@ async fn statistics_leave_out_missing_values() {
         .iter()
         .map(|&(x, y)| row(&[V::N(x), V::N(y)]))
         .collect();
-    let r = one(call(&mut client, "Correlation", bundles(pairs, 3)).await.expect("Correlation"));
+    let r = one(call(&mut client, "Pearson", bundles(pairs, 3)).await.expect("Pearson"));
     assert!((r - 1.0).abs() < 1e-12, "{r}");
     assert!(one(call(&mut client, "Mean", vec![]).await.expect("Mean of nothing")).is_nan());
 }

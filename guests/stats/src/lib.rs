@@ -151,9 +151,7 @@ sse_guest::export_functions![
     Function::aggregate::<Percentile>("Percentile")
         .params(["values", "p"])
         .describe("The p-quantile (p from 0 to 1), linearly interpolated"),
-    Function::aggregate::<Correlation>("Correlation")
-        .params(["x", "y"])
-        .describe("Pearson's correlation of two columns"),
+    Function::aggregate::<Correlation>("Pearson").params(["x", "y"]).describe("Pearson's correlation of two columns"),
 ];
 
 #[cfg(test)]
