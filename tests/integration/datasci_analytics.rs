@@ -697,3 +697,44 @@ async fn association_rules_match_mlxtend() {
     assert!(expected.len() > 5, "the data has rules: {expected:?}");
     assert_eq!(got, expected, "Association_Rules");
 }
+
+/// What `make run` serves holds no name twice: every function of the example components (the
+/// Makefile's EXAMPLES) and of the analytics library is served under its own name, so a first
+/// run logs no clash (one file's function refused for another's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_runs_examples_and_library_declare_no_name_twice() {
+    let server = server().await;
+    let library = function_names(&server).await;
+    let makefile = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile"))
+        .expect("the Makefile");
+    let examples = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("EXAMPLES"))
+        .and_then(|l| l.split_once(":="))
+        .map(|(_, names)| names.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .expect("EXAMPLES in the Makefile");
+    let examples: Vec<String> = examples.into_iter().filter(|e| !e.ends_with("_scripts")).collect();
+    let names = tokio::task::spawn_blocking(move || {
+        let runtime = sse_wasm::Runtime::new(Limits::default()).expect("runtime");
+        let cache = sse_wasm::wasm::CompileCache::new(&shared_cache_dir(), test_cache_key()).expect("cache");
+        examples
+            .iter()
+            .map(|example| {
+                let (guest, _) = sse_wasm::wasm::Guest::load(&runtime, Some(&cache), &guest_wasm(example))
+                    .unwrap_or_else(|e| panic!("{example}: {e}"));
+                (example.clone(), guest.functions.iter().map(|f| f.name.clone()).collect::<Vec<_>>())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("loads");
+    let mut seen: std::collections::BTreeMap<String, String> =
+        library.iter().map(|n| (n.clone(), "the analytics library".to_owned())).collect();
+    for (example, functions) in names {
+        for name in functions {
+            if let Some(other) = seen.insert(name.clone(), example.clone()) {
+                panic!("{name} is declared by both {other} and {example}: make run would refuse one");
+            }
+        }
+    }
+}
