@@ -104,6 +104,17 @@ pub fn check_name(name: &str) -> Result<(), ModelError> {
     }
 }
 
+/// The refusal of a call that has no model store: the host runs without one, or the caller is a
+/// script or a component's start-up, which never have one.
+pub fn no_store() -> ModelError {
+    ModelError::new(
+        ModelFault::Off,
+        "no model store for this call: functions keep models when the host runs with --models-dir DIR; scripts \
+         and a component's start-up never do"
+            .into(),
+    )
+}
+
 fn storage(what: &str, error: std::io::Error) -> ModelError {
     ModelError::new(ModelFault::Storage, format!("the model store could not {what}: {error}"))
 }

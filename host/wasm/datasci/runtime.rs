@@ -8,8 +8,8 @@ use wasmtime::{Caller, Engine, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::error::{ModelError, ModelFault};
-use crate::wasm::models::AppModels;
+use crate::error::ModelError;
+use crate::wasm::models::{AppModels, no_store};
 use crate::wasm::runtime::Runtime;
 use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
@@ -192,13 +192,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
 /// A model store request: `save…`, `load<name>` or `list`; 0 and the answer, or 1 and why not
 /// (kept in `door.model_error` too).
 fn models(door: &mut Door, request: &[u8]) -> Vec<u8> {
-    let Some(models) = &door.models else {
-        let error =
-            ModelError::new(ModelFault::Off, "no model store for this call: function files keep models when the host runs with --models-dir DIR; scripts never do".into());
-        let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
-        door.model_error = Some(error);
-        return answer;
-    };
+    let Some(models) = &door.models else { return refuse(door, no_store()) };
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let answer = if let Some(save) = request.strip_prefix(b"save") {
         let length = save.get(..4).map_or(usize::MAX, |l| u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize);
@@ -219,12 +213,16 @@ fn models(door: &mut Door, request: &[u8]) -> Vec<u8> {
     };
     match answer {
         Ok(bytes) => [b"\x00".as_slice(), &bytes].concat(),
-        Err(error) => {
-            let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
-            door.model_error = Some(error);
-            answer
-        }
+        Err(error) => refuse(door, error),
     }
+}
+
+/// The door's answer to a refused model request: 1 and why; the refusal is kept for the call's
+/// status.
+fn refuse(door: &mut Door, error: ModelError) -> Vec<u8> {
+    let answer = [b"\x01".as_slice(), error.message.as_bytes()].concat();
+    door.model_error = Some(error);
+    answer
 }
 
 fn fault(caller: &mut Caller<'_, DataSciState>, what: &str) -> i32 {

@@ -5,7 +5,7 @@
 use wasmtime::component::{ComponentType, Lift, Lower};
 
 use crate::error::{ModelError, ModelFault};
-use crate::wasm::models::{AppModels, ModelInfo};
+use crate::wasm::models::{AppModels, ModelInfo, no_store};
 
 /// The name a component imports the store under.
 pub const MODELS_IMPORT: &str = "qlik:sse/models@0.1.0";
@@ -92,14 +92,7 @@ impl ModelDoor {
 
     /// The calling app's models, or the refusal of a store that has none for this call.
     pub(super) fn app(&self) -> Result<AppModels, ModelError> {
-        self.app.clone().ok_or_else(|| {
-            ModelError::new(
-                ModelFault::Off,
-                "no model store for this call: functions keep models when the host runs with --models-dir DIR; \
-                 scripts and a component's start-up never do"
-                    .into(),
-            )
-        })
+        self.app.clone().ok_or_else(no_store)
     }
 
     /// The answer to the guest: a refusal is kept for the call's status.
