@@ -68,7 +68,7 @@ impl MetricsSource {
             failing: &failing.unwrap_or_default(),
             uptime: self.started.elapsed().as_secs(),
             running: self.slots.in_flight(),
-            models: self.models.as_ref().map(|store| store.totals()),
+            models: self.models.is_some(),
             scrape: &scrape,
         })
     }

@@ -19,8 +19,8 @@ pub(super) struct Status<'a> {
     pub uptime: u64,
     /// Calls running.
     pub running: usize,
-    /// Models kept and their bytes, when the host keeps a store.
-    pub models: Option<(u64, u64)>,
+    /// True when the host keeps a model store (its totals are in `scrape`).
+    pub models: bool,
     /// The metrics, as scraped now (OpenMetrics text).
     pub scrape: &'a str,
 }
@@ -148,9 +148,14 @@ pub(super) fn render(status: &Status<'_>) -> String {
         status.running,
         total("sse_wasm_compile_cache_hits_total"),
         total("sse_wasm_compile_cache_misses_total"),
-        match status.models {
-            Some((models, bytes)) => format!(" · model store: {models} model(s), {bytes} bytes"),
-            None => String::new(),
+        if status.models {
+            format!(
+                " · model store: {} model(s), {} bytes",
+                total("sse_wasm_models_kept"),
+                total("sse_wasm_model_bytes")
+            )
+        } else {
+            String::new()
         }
     );
 

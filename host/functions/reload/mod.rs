@@ -188,6 +188,14 @@ impl Reloader {
         };
     }
 
+    /// A reload of `path` that failed for good, `why`: logged, counted, kept for the status page.
+    fn reload_failed(&self, path: &Path, why: String) {
+        tracing::error!("{why}");
+        self.count_load(path, "failed");
+        self.note_failure(path, Some(why));
+        self.status.send_modify(|s| s.failures += 1);
+    }
+
     /// The files whose latest version failed to load, kept up to date as the folder changes.
     pub fn failing(&self) -> FailingFiles {
         self.failing.clone()
@@ -342,10 +350,7 @@ impl Reloader {
         let hash = content_hash(&bytes);
         if let Some(failure) = touch.failed.filter(|f| f.hash == hash) {
             let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
-            tracing::error!("{}; {keeps}", failure.error);
-            self.count_load(&path, "failed");
-            self.note_failure(&path, Some(format!("{}; {keeps}", failure.error)));
-            self.status.send_modify(|s| s.failures += 1);
+            self.reload_failed(&path, format!("{}; {keeps}", failure.error));
             return;
         }
         if !force && position.is_some_and(|p| self.guests[p].hash == hash) {
@@ -381,10 +386,7 @@ impl Reloader {
             Ok(Err(error)) if force && position.is_some() => {
                 // The engine it ran on is gone, so its previous version cannot keep serving.
                 self.guests.remove(position.expect("checked"));
-                tracing::error!("{error}; not served");
-                self.count_load(&path, "failed");
-                self.note_failure(&path, Some(format!("{error}; not served")));
-                self.status.send_modify(|s| s.failures += 1);
+                self.reload_failed(&path, format!("{error}; not served"));
                 changed.push(path);
             }
             Ok(Err(error)) => {
@@ -394,10 +396,7 @@ impl Reloader {
             }
             Err(panic) => {
                 let keeps = if position.is_some() { "the previous version keeps serving" } else { "not served" };
-                tracing::error!("{}; {keeps}", load_panicked(&path, &panic));
-                self.count_load(&path, "failed");
-                self.note_failure(&path, Some(format!("{}; {keeps}", load_panicked(&path, &panic))));
-                self.status.send_modify(|s| s.failures += 1);
+                self.reload_failed(&path, format!("{}; {keeps}", load_panicked(&path, &panic)));
             }
         }
     }
