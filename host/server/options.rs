@@ -72,22 +72,32 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 impl TlsFiles {
+    /// The three files by the names every SSE plugin uses.
+    pub const PLUGIN: [&str; 3] = ["root_cert.pem", "sse_server_cert.pem", "sse_server_key.pem"];
+    /// The three files by the names of Qlik Sense's certificate export from the QMC.
+    pub const QMC_EXPORT: [&str; 3] = ["root.pem", "server.pem", "server_key.pem"];
+
+    /// The names [`TlsFiles::read`] reads in `dir`: the QMC export's in a folder that has its
+    /// `root.pem` and no `root_cert.pem`, else the plugins'.
+    pub fn names(dir: &Path) -> [&'static str; 3] {
+        let exported = !dir.join(Self::PLUGIN[0]).exists() && dir.join(Self::QMC_EXPORT[0]).exists();
+        if exported { Self::QMC_EXPORT } else { Self::PLUGIN }
+    }
+
     /// Reads the three files by the names every SSE plugin uses (`root_cert.pem`,
     /// `sse_server_cert.pem`, `sse_server_key.pem`), or, in a folder without `root_cert.pem`, by
     /// the names of Qlik Sense's certificate export from the QMC (`root.pem`, `server.pem`,
     /// `server_key.pem`), so that an exported folder serves as it is.
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        const PLUGIN: [&str; 3] = ["root_cert.pem", "sse_server_cert.pem", "sse_server_key.pem"];
-        const QMC_EXPORT: [&str; 3] = ["root.pem", "server.pem", "server_key.pem"];
-        let names = if !dir.join(PLUGIN[0]).exists() && dir.join(QMC_EXPORT[0]).exists() { QMC_EXPORT } else { PLUGIN };
+        let names = Self::names(dir);
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot read {}: {e} (--certs-dir needs {} or, as the QMC exports them, {})",
                     path.display(),
-                    PLUGIN.join(", "),
-                    QMC_EXPORT.join(", ")
+                    Self::PLUGIN.join(", "),
+                    Self::QMC_EXPORT.join(", ")
                 )
             })
         };

@@ -14,6 +14,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::server::TlsFiles;
+
 /// What to check.
 #[derive(Debug, Clone)]
 pub struct Checkup {
@@ -232,13 +234,11 @@ pub fn run(checkup: &Checkup, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut report = Report { out, problems: 0 };
     let dir = &checkup.certs_dir;
     writeln!(report.out, "The host's certificates ({}):", dir.display())?;
-    let exported = !dir.join("root_cert.pem").exists() && dir.join("root.pem").exists();
-    let [root_name, cert_name, key_name] = if exported {
-        report.ok("named as the QMC exports them (root.pem, server.pem, server_key.pem)");
-        ["root.pem", "server.pem", "server_key.pem"]
-    } else {
-        ["root_cert.pem", "sse_server_cert.pem", "sse_server_key.pem"]
-    };
+    // The names the host will read there.
+    let [root_name, cert_name, key_name] = TlsFiles::names(dir);
+    if [root_name, cert_name, key_name] == TlsFiles::QMC_EXPORT {
+        report.ok(format!("named as the QMC exports them ({})", TlsFiles::QMC_EXPORT.join(", ")));
+    }
     let root = read_certs(&mut report, dir, root_name, "CA certificate that signed Qlik's client certificate");
     let server = read_certs(&mut report, dir, cert_name, "server certificate");
     let server_key = read_key(&mut report, dir, key_name);
