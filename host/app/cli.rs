@@ -12,7 +12,7 @@ use clap::Parser;
 
 use crate::server::capture::{Capture, CaptureOptions};
 use crate::server::{ServeOptions, TlsFiles};
-use crate::wasm::{CacheLocation, Limits, MAX_CONCURRENT_CALLS, ModelLimits, ModelStore};
+use crate::wasm::{CacheLocation, DEFAULT_KEEP_RESIDENT_MIB, Limits, MAX_CONCURRENT_CALLS, ModelLimits, ModelStore};
 
 /// Raw flags, as typed by the administrator (every flag also reads an `SSE_WASM_*` variable).
 #[derive(Debug, Parser)]
@@ -43,6 +43,14 @@ pub struct Flags {
     /// Linear memory one guest instance may grow to, all its memories together, in MiB.
     #[arg(long, env = "SSE_WASM_MAX_MEMORY", default_value_t = Limits::default().max_memory_bytes >> 20)]
     pub max_memory: usize,
+
+    /// How much of each memory of a finished instance is reset in place and kept resident for
+    /// the next instance in its slot, in MiB. Pages within it need no page fault in the next
+    /// call (a script engine's evaluation touches pages all over its ~17 MiB heap); memory past
+    /// it is handed back to the kernel. The host may keep up to this much per instance slot
+    /// used at once; 0 hands everything back.
+    #[arg(long, env = "SSE_WASM_KEEP_RESIDENT", default_value_t = DEFAULT_KEEP_RESIDENT_MIB)]
+    pub keep_resident: usize,
 
     /// Rows one call may collect in the host before its guest runs on them, in MiB of values
     /// (a `#!pandas` script, a Python function file's aggregation); past it the call fails with
@@ -439,6 +447,7 @@ impl Config {
                 max_memory_bytes: mib("--max-memory", flags.max_memory, 1, "")?,
                 max_input_bytes: mib("--max-input", flags.max_input, 1, "")?,
                 instances: Limits::instances_for(flags.max_concurrent_calls, runtime_threads),
+                keep_resident_bytes: mib("--keep-resident", flags.keep_resident, 0, "")?,
             },
             serve: ServeOptions {
                 max_message_bytes: max_message,
@@ -502,6 +511,7 @@ mod tests {
             (&["--shutdown-grace", "100000"][..], "--shutdown-grace"),
             (&["--drain-delay", "1e300"][..], "--drain-delay"),
             (&["--max-memory", "0"][..], "--max-memory"),
+            (&["--keep-resident", "4097"][..], "--keep-resident"),
             (&["--max-memory", "18446744073709551615"][..], "--max-memory"),
             (&["--max-input", "0"][..], "--max-input"),
             (&["--max-input", "5000"][..], "--max-input"),

@@ -33,5 +33,7 @@ pub(crate) use guest::is_core_module;
 pub use models::{AppModels, ModelLimits, ModelStore};
 pub(crate) use runtime::clock::unreported;
 pub use runtime::sandbox::{CallControl, CancelFlag};
-pub use runtime::{DEFAULT_CONCURRENT_CALLS, Limits, MAX_CONCURRENT_CALLS, Runtime, WORK_BESIDE_CALLS};
+pub use runtime::{
+    DEFAULT_CONCURRENT_CALLS, DEFAULT_KEEP_RESIDENT_MIB, Limits, MAX_CONCURRENT_CALLS, Runtime, WORK_BESIDE_CALLS,
+};
 pub use scripts::ScriptEngine;

@@ -93,6 +93,26 @@ async fn main() -> anyhow::Result<()> {
         println!("p50 {p50:.0} µs, p99 {p99:.0} µs");
         return Ok(());
     }
+    if let [flag, addr, calls, text] = args.as_slice()
+        && flag == "--drive-script"
+    {
+        // One-row ScriptAggr calls one after another, for a profiler attached to a server:
+        // `--drive-script ADDR 2000 'sum(args[0])'`; prints their p50 and p99.
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+        let header = scripts::script(text, sse_wasm::pb::FunctionType::Aggregation, 1);
+        let row = wire::encode(1, 1, |_| vec![wire::Cell::Number(2.5)]);
+        let call = || wire::evaluate(&channel, &header, row.clone());
+        let mut latencies = Vec::new();
+        for _ in 0..calls.parse::<usize>()? {
+            let started = std::time::Instant::now();
+            call().await?;
+            latencies.push(started.elapsed());
+        }
+        let (p50, p99) = (util::micros_at(&mut latencies, 0.5), util::micros_at(&mut latencies, 0.99));
+        println!("p50 {p50:.0} µs, p99 {p99:.0} µs");
+        return Ok(());
+    }
     if let [flag, calls, rest @ ..] = args.as_slice()
         && flag == "--in-process"
     {

@@ -30,10 +30,15 @@ use sandbox::{CallState, CancelFlag};
 /// tick of its limit.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
 
-/// How much of a recycled instance's memory is zeroed in place rather than handed back to the
-/// kernel (whose page-table changes stall every thread of the host). SDK guests use a 256 KiB
-/// stack, so a typical call touches less than this.
-const KEEP_RESIDENT: usize = 512 << 10;
+/// How much of each memory of a recycled instance slot is reset in place (zeroed, or copied
+/// back from the module's image) rather than handed back to the kernel, unless configured
+/// otherwise, in MiB. A fresh instance then finds those pages mapped and needs no page fault to
+/// touch them: a script engine's interpreter writes to pages all over its ~17 MiB
+/// pre-initialized heap in every evaluation, and each such fault (a copy-on-write copy and a TLB
+/// shootdown on every core) cost more than copying the whole image back (Python one-row
+/// ScriptAggr p50 2.4 → 1.4 ms, 357 → 3 page faults per call, `make bench BENCH_ARGS=small`).
+/// A small guest's memory is smaller than this and is reset whole.
+pub const DEFAULT_KEEP_RESIDENT_MIB: usize = 32;
 
 /// The limits every guest call runs under.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +53,9 @@ pub struct Limits {
     /// Instances alive at once: the size of the engine's instance pool. Calls are bounded by
     /// `--max-concurrent-calls`; `WORK_BESIDE_CALLS` sizes the room left beside them.
     pub instances: u32,
+    /// How much of each memory of a freed instance slot is reset in place and stays resident
+    /// for the slot's next instance, in bytes ([`DEFAULT_KEEP_RESIDENT_MIB`]).
+    pub keep_resident_bytes: usize,
 }
 
 /// The input a call may collect in the host unless configured otherwise, in MiB.
@@ -88,6 +96,7 @@ impl Default for Limits {
                 DEFAULT_CONCURRENT_CALLS,
                 std::thread::available_parallelism().map_or(1, usize::from),
             ),
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_MIB << 20,
         }
     }
 }
@@ -165,11 +174,11 @@ impl Runtime {
             .max_tables_per_component(8)
             .max_memories_per_module(2)
             .table_elements(100_000)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .linear_memory_keep_resident(limits.keep_resident_bytes)
             // Never reset only the pages the kernel reports present (PAGEMAP_SCAN): a page a
             // call wrote that was swapped out meanwhile is not present, so it would be neither
             // reset nor decommitted, and the next instance in the slot would read it (and a
-            // table's stale entries). Without it the first `KEEP_RESIDENT` bytes are zeroed
+            // table's stale entries). Without it the first `keep_resident_bytes` are reset
             // whole and the rest decommitted, swapped pages included (tests/integration/swap.rs).
             .pagemap_scan(wasmtime::Enabled::No)
             .table_keep_resident(64 << 10);
