@@ -13,6 +13,7 @@
 //! support it needs) on, and instances allocated on demand rather than from the pool, whose
 //! slots are sized for small guests.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,8 +22,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
-use crate::model::{Batch, Column, Script, ScriptAnswer, Strings};
+use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, Strings};
 
+use super::ahead::{self, Ahead};
 use super::frame::{input_frame, read_answer, read_table};
 use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
 use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
@@ -34,8 +36,24 @@ const EVALUATE: &[u8] = b"_sse_evaluate()";
 /// What the driver runs when the engine is loaded, to name its language.
 const DESCRIBE: &[u8] = b"_sse_describe()";
 
-/// A loaded data-science engine: its module linked, ready to instantiate for each evaluation.
+/// Evaluations the host runs when it loads the engine to learn which pages an evaluation
+/// writes, for the instances made ahead (`ahead`): a numpy aggregation of one row and a pandas
+/// statement over a few. Never a user's script or data.
+const SAMPLES: [(&str, FunctionType, usize); 2] = [
+    ("numpy.sum(args[0])", FunctionType::Aggregation, 1),
+    ("qResult = q.iloc[:, 0].cumsum() / len(q)", FunctionType::Tensor, 3),
+];
+
+/// A loaded data-science engine: its module linked, ready to instantiate for each evaluation,
+/// and the instances made ahead for script evaluations.
 pub(crate) struct DataSci {
+    parts: Arc<Parts>,
+    /// Set once the engine is loaded.
+    ahead: Option<Arc<Ahead>>,
+}
+
+/// What makes an instance of the engine.
+struct Parts {
     runtime: Runtime,
     /// The data-science modules' engine and linker.
     datasci: Arc<DataSciRuntime>,
@@ -83,7 +101,9 @@ impl DataSci {
             }
         }
         let pre = datasci.linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
-        let engine = Self { runtime: runtime.clone(), datasci: datasci.clone(), name: module_name(path), pre };
+        let parts =
+            Arc::new(Parts { runtime: runtime.clone(), datasci: datasci.clone(), name: module_name(path), pre });
+        let mut engine = Self { parts: parts.clone(), ahead: None };
         let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
         let (mut store, instance) = engine.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
         engine.turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
@@ -94,7 +114,36 @@ impl DataSci {
             .take()
             .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
         check_language(&language).map_err(declaration)?;
+        let pages = engine.written_pages();
+        let make = Box::new(move || parts.instance(LABEL, None, None));
+        let ahead = Ahead::start(make, pages, &engine.parts.name)
+            .map_err(|e| declaration(format!("cannot start its preparing thread: {e}")))?;
+        engine.ahead = Some(ahead);
         Ok((engine, language))
+    }
+
+    /// The pages of the memory every one of the `SAMPLES` evaluations writes (none if one fails).
+    fn written_pages(&self) -> Vec<Range<usize>> {
+        let mut pages: Option<Vec<Range<usize>>> = None;
+        for (text, function_type, rows) in SAMPLES {
+            let script = Script {
+                text: text.to_owned(),
+                params: vec![("x".to_owned(), DataType::Numeric)],
+                function_type,
+                return_type: DataType::Numeric,
+            };
+            let columns = [Column::Numeric((0..rows).map(|i| i as f64).collect())];
+            let Ok(input) = input_frame(&script, rows, &columns) else { continue };
+            let Ok((mut store, instance)) = self.instance(LABEL, None, Some(input)) else { continue };
+            if self.turn(LABEL, &mut store, &instance, EVALUATE).is_err() {
+                return Vec::new();
+            }
+            let written = ahead::written_pages(&mut store, &instance);
+            pages = Some(pages.map_or_else(|| written.clone(), |pages| ahead::common(&pages, &written)));
+        }
+        let pages = pages.unwrap_or_default();
+        tracing::debug!("{}: {} KiB copied ahead", self.parts.name, pages.iter().map(|r| r.len()).sum::<usize>() >> 10);
+        pages
     }
 
     /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
@@ -105,18 +154,7 @@ impl DataSci {
         cancel: Option<CancelFlag>,
         input: Option<Vec<u8>>,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
-        let mut store = self.datasci.store(&self.runtime, &self.name, cancel, |call, stdout, stderr| {
-            let wasi = WasiCtxBuilder::new()
-                .stdout(stdout)
-                .stderr(stderr)
-                .allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false)
-                .build_p1();
-            DataSciState { call, wasi, door: Door { input, ..Door::default() } }
-        });
-        let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
-        Ok((store, instance))
+        self.parts.instance(label, cancel, input)
     }
 
     /// Runs `source` in the instance's interpreter (the driver's own entry points only);
@@ -162,7 +200,7 @@ impl DataSci {
 
     /// What a call may collect in the host before it runs (`Limits::max_input_bytes`).
     pub(in crate::wasm) fn max_input_bytes(&self) -> usize {
-        self.runtime.limits().max_input_bytes
+        self.parts.runtime.limits().max_input_bytes
     }
 
     /// Starts an evaluation of `script`: its rows are collected, at most `--max-input` of them,
@@ -170,6 +208,30 @@ impl DataSci {
     pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
         let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
         DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
+    }
+}
+
+impl Parts {
+    /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
+    /// driver to take; `label` names the call in errors.
+    fn instance(
+        &self,
+        label: &str,
+        cancel: Option<CancelFlag>,
+        input: Option<Vec<u8>>,
+    ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
+        let mut store = self.datasci.store(&self.runtime, &self.name, cancel, |call, stdout, stderr| {
+            let wasi = WasiCtxBuilder::new()
+                .stdout(stdout)
+                .stderr(stderr)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build_p1();
+            DataSciState { call, wasi, door: Door { input, ..Door::default() } }
+        });
+        let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
+        Ok((store, instance))
     }
 }
 
@@ -198,35 +260,49 @@ impl DataSciEvaluation<'_> {
         drop(self.columns);
         let engine = self.engine;
         let framed = started.elapsed();
-        let (mut store, instance) = engine.instance(LABEL, Some(self.cancel), Some(input))?;
+        let (mut store, instance) = match &engine.ahead {
+            Some(ahead) => ahead.take()?,
+            None => engine.instance(LABEL, None, None)?,
+        };
+        let state = store.data_mut();
+        state.call.arm(self.cancel);
+        state.door.input = Some(input);
         let instantiated = started.elapsed();
-        engine.turn(LABEL, &mut store, &instance, EVALUATE)?;
+        let answer = engine.turn(LABEL, &mut store, &instance, EVALUATE).and_then(|()| answer(store.data_mut()));
         tracing::debug!(
             "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
-            engine.name,
+            engine.parts.name,
             self.rows,
             framed.as_secs_f64() * 1e3,
             (instantiated - framed).as_secs_f64() * 1e3,
             (started.elapsed() - instantiated).as_secs_f64() * 1e3
         );
-        let state = store.data_mut();
-        let guest = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
-        let outcome = state.door.outcome.take();
-        let table = state.door.table.take();
-        let memory = state.call.memory_exhausted(LABEL);
-        match outcome {
-            Some(Outcome::Answer(frame)) => {
-                let table = table.map(|t| read_table(&t)).transpose().map_err(|reason| bad_output(&reason))?;
-                let batch = read_answer(&frame).map_err(|reason| bad_output(&reason))?;
-                Ok(ScriptAnswer { batch, table })
-            }
-            Some(Outcome::Error(message)) => Err(memory.unwrap_or_else(|| guest(message))),
-            Some(Outcome::NoResult) => Err(guest("No result was saved to qResult, check your script.".to_owned())),
-            None => Err(memory.unwrap_or_else(|| CallError::Trap {
-                function: LABEL.to_owned(),
-                trap: format!("the engine ended without an answer: {}", state.call.last_words()),
-            })),
+        match &engine.ahead {
+            Some(ahead) => ahead.discard(store),
+            None => drop(store),
         }
+        answer
+    }
+}
+
+/// The answer an evaluation's driver gave, or why there is none.
+fn answer(state: &mut DataSciState) -> Result<ScriptAnswer, CallError> {
+    let guest = |message: String| CallError::Guest { function: LABEL.to_owned(), message };
+    let outcome = state.door.outcome.take();
+    let table = state.door.table.take();
+    let memory = state.call.memory_exhausted(LABEL);
+    match outcome {
+        Some(Outcome::Answer(frame)) => {
+            let table = table.map(|t| read_table(&t)).transpose().map_err(|reason| bad_output(&reason))?;
+            let batch = read_answer(&frame).map_err(|reason| bad_output(&reason))?;
+            Ok(ScriptAnswer { batch, table })
+        }
+        Some(Outcome::Error(message)) => Err(memory.unwrap_or_else(|| guest(message))),
+        Some(Outcome::NoResult) => Err(guest("No result was saved to qResult, check your script.".to_owned())),
+        None => Err(memory.unwrap_or_else(|| CallError::Trap {
+            function: LABEL.to_owned(),
+            trap: format!("the engine ended without an answer: {}", state.call.last_words()),
+        })),
     }
 }
 
