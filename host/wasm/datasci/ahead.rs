@@ -10,7 +10,7 @@
 //! ahead gets those pages written with their own image content, copied from an instance that
 //! never runs. Nothing changes in the instance's memory; only where its pages live. Each instance
 //! is still used by one evaluation only, and the stores of finished ones are freed by the same
-//! thread, off the call's path. Python function files' calls instantiate as before.
+//! thread, off the call's path. Calls of Python function files take their instances here too.
 
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, Weak};

@@ -157,6 +157,32 @@ impl DataSci {
         self.parts.instance(label, cancel, input)
     }
 
+    /// A fresh instance for one call, never run: made ahead when one is ready, or now; `cancel`
+    /// stops it, and it holds `input` for the driver to take. Hand its store to `spent` after.
+    pub(in crate::wasm) fn fresh(
+        &self,
+        cancel: CancelFlag,
+        input: Vec<u8>,
+    ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
+        let (mut store, instance) = match &self.ahead {
+            Some(ahead) => ahead.take()?,
+            None => self.instance(LABEL, None, None)?,
+        };
+        let state = store.data_mut();
+        state.call.arm(cancel);
+        state.door.input = Some(input);
+        Ok((store, instance))
+    }
+
+    /// Frees a finished call's store, off the call's path where the engine has a preparing
+    /// thread.
+    pub(in crate::wasm) fn spent(&self, store: Store<DataSciState>) {
+        match &self.ahead {
+            Some(ahead) => ahead.discard(store),
+            None => drop(store),
+        }
+    }
+
     /// Runs `source` in the instance's interpreter (the driver's own entry points only);
     /// `label` names the call in errors.
     pub(in crate::wasm) fn turn(
@@ -260,13 +286,7 @@ impl DataSciEvaluation<'_> {
         drop(self.columns);
         let engine = self.engine;
         let framed = started.elapsed();
-        let (mut store, instance) = match &engine.ahead {
-            Some(ahead) => ahead.take()?,
-            None => engine.instance(LABEL, None, None)?,
-        };
-        let state = store.data_mut();
-        state.call.arm(self.cancel);
-        state.door.input = Some(input);
+        let (mut store, instance) = engine.fresh(self.cancel, input)?;
         let instantiated = started.elapsed();
         let answer = engine.turn(LABEL, &mut store, &instance, EVALUATE).and_then(|()| answer(store.data_mut()));
         tracing::debug!(
@@ -277,10 +297,7 @@ impl DataSciEvaluation<'_> {
             (instantiated - framed).as_secs_f64() * 1e3,
             (started.elapsed() - instantiated).as_secs_f64() * 1e3
         );
-        match &engine.ahead {
-            Some(ahead) => ahead.discard(store),
-            None => drop(store),
-        }
+        engine.spent(store);
         answer
     }
 }

@@ -3,7 +3,8 @@
 //! component's, run by the data-science engine — no componentize step.
 //!
 //! Loading runs the file in a fresh instance of the engine and reads what it declared. Every call
-//! is a fresh instance that runs the file again, then the function: once per batch for a scalar
+//! is a fresh instance (made ahead by the engine's preparing thread when one is ready, never run)
+//! that runs the file again, then the function: once per batch for a scalar
 //! or tensor function, once over every row of the call for an aggregation. Nothing one call does
 //! (module state, globals, imports it changes) is seen by another, and every call runs under the
 //! same sandbox as any guest (CPU deadline, memory cap, cancellation, no files or network).
@@ -73,12 +74,17 @@ impl PyFile {
         Ok((file, functions))
     }
 
-    /// A fresh instance, which has run the file, for `label`; `control` stops it.
+    /// A fresh instance, which has run the file, for `label`; `control` stops a call's (made
+    /// ahead, when the engine has one ready).
     fn run(&self, label: &str, control: Option<&CallControl>) -> Result<(Store<DataSciState>, Instance), CallError> {
-        let (mut store, instance) = self.engine.instance(label, None, Some(self.frame.to_vec()))?;
-        if let Some(control) = control {
-            store.data_mut().call.control(control);
-        }
+        let (mut store, instance) = match control {
+            Some(control) => {
+                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), self.frame.to_vec())?;
+                store.data_mut().call.control(control);
+                (store, instance)
+            }
+            None => self.engine.instance(label, None, Some(self.frame.to_vec()))?,
+        };
         self.engine.turn(label, &mut store, &instance, LOAD)?;
         Ok((store, instance))
     }
@@ -106,6 +112,14 @@ pub(crate) struct PyCall<'a> {
     instance: Option<(Store<DataSciState>, Instance)>,
     columns: Vec<Column>,
     rows: usize,
+}
+
+impl Drop for PyCall<'_> {
+    fn drop(&mut self) {
+        if let Some((store, _)) = self.instance.take() {
+            self.file.engine.spent(store);
+        }
+    }
 }
 
 impl PyCall<'_> {
