@@ -15,7 +15,7 @@ import itertools
 import numpy
 import pandas
 import sse_guest
-from sse_guest import table
+from sse_guest import Texts, table
 
 RULES = {
     "min_support": (float, 0.01),
@@ -56,7 +56,7 @@ def _frequent(baskets, min_support, max_length):
 @table(
     fields={"Antecedent": str, "Consequent": str, "Support": float, "Confidence": float, "Lift": float}
 )
-def Association_Rules(transaction: list[str], item: list[str], options: list[str]):
+def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     """Apriori rules from (transaction, item) rows: min_support=0.01 (a share of the baskets),
     min_confidence=0.5, min_lift=0, max_length=3 (items in a rule), max_rules=10000."""
     o = sse_guest.options(options, RULES)

@@ -12,7 +12,7 @@ import numpy
 import pandas
 import scipy.stats
 import sse_guest
-from sse_guest import aggregation, table
+from sse_guest import Numbers, Texts, aggregation, table
 
 METHODS = ("pearson", "spearman", "kendall")
 SPEC = {"method": (METHODS, "pearson")}
@@ -29,7 +29,7 @@ def _coefficient(x, y, method):
 
 
 @aggregation
-def Correlation(x: list[float], y: list[float], options: list[str]) -> float:
+def Correlation(x: Numbers, y: Numbers, options: Texts) -> float:
     """The correlation of two columns: method=pearson (default), spearman or kendall (tau-b)."""
     method = sse_guest.options(options, SPEC)["method"]
     x, y = numpy.asarray(x, dtype=float), numpy.asarray(y, dtype=float)

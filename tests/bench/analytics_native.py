@@ -37,6 +37,12 @@ library = {}
 exec(compile(open(library_file, encoding="utf-8").read(), library_file, "exec"), library)
 columns = json.load(sys.stdin)
 columns = [[math.nan if v is None else v for v in column] for column in columns]
+# Columns the function takes as numpy arrays (`sse_guest.Numbers`, `Texts`) come as arrays, as
+# the engine hands them.
+declaration = names["_FILE_FUNCTIONS"][function].declaration
+for i, ((_, kind), array) in enumerate(zip(declaration[4], declaration[8])):
+    if array:
+        columns[i] = numpy.array(columns[i], dtype=float if kind == 1 else object)
 times = []
 for _ in range(repeats):
     started = time.perf_counter()

@@ -592,6 +592,78 @@ async fn python_function_files_serve_their_decorated_functions() {
     assert_status(call(&mut client, "Multiply", bundles(numbers(&[1.0]), 1)).await, tonic::Code::NotFound, &[]);
 }
 
+/// A file whose columns are `sse_guest.Numbers` and `Texts`: each reports what it was handed.
+const ARRAYS_PY: &str = r#"
+import numpy
+from sse_guest import Numbers, Texts, aggregation, tensor
+
+
+@tensor
+def Converted(x: Numbers, unit: Texts) -> Numbers:
+    """x in grams where unit is kg (x itself where it is g); -1 for any other unit."""
+    if not (isinstance(x, numpy.ndarray) and x.dtype == numpy.float64):
+        raise TypeError(f"x came as {type(x).__name__}")
+    if not (isinstance(unit, numpy.ndarray) and unit.dtype == object):
+        raise TypeError(f"unit came as {type(unit).__name__}")
+    x[unit == "kg"] *= 1000  # its own array, writable
+    return numpy.where(numpy.isin(unit, ["kg", "g"]), x, -1.0)
+
+
+@aggregation
+def Distinct(labels: Texts) -> float:
+    if not isinstance(labels, numpy.ndarray):
+        raise TypeError(f"labels came as {type(labels).__name__}")
+    return float(len(numpy.unique(labels)))
+"#;
+
+/// Columns annotated `sse_guest.Numbers` or `Texts` arrive as numpy arrays of the function's own
+/// (float64 with NaN for null; str objects), whichever way the host framed the texts; any other
+/// column annotation is refused naming the ones allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn array_columns_arrive_as_numpy_arrays_of_their_own() {
+    let server = server().await;
+    let mut client = server.client().await;
+    std::fs::write(server.dir.path().join("arrays.py"), ARRAYS_PY).expect("write");
+    wait_for_functions(&server, &["Converted", "Distinct"]).await;
+    let caps = client.get_capabilities(pb::Empty {}).await.expect("caps").into_inner();
+    let converted = caps.functions.iter().find(|f| f.name == "Converted").expect("declared");
+    let params: Vec<_> = converted.params.iter().map(|p| p.data_type).collect();
+    assert_eq!(params, [T::Numeric as i32, T::String as i32]);
+    assert_eq!(converted.return_type, T::Numeric as i32);
+
+    let rows = vec![
+        row(&[V::N(1.5), V::S("kg")]),
+        row(&[V::N(f64::NAN), V::S("kg")]),
+        row(&[V::N(2.0), V::S("g")]),
+        row(&[V::N(7.0), V::S("lb")]),
+    ];
+    let answer = call(&mut client, "Converted", bundles(rows, 2)).await.expect("Converted").numbers();
+    assert_eq!(answer.len(), 4);
+    assert_eq!((answer[0], answer[2], answer[3]), (1500.0, 2.0, -1.0));
+    assert!(answer[1].is_nan(), "a null stays NaN: {answer:?}");
+
+    // Few distinct values (sent once each, a code per row) and all distinct (sent whole).
+    let few: Vec<pb::Row> = (0..3000).map(|i| row(&[V::S(["a", "b", "c"][i % 3])])).collect();
+    let answer = call(&mut client, "Distinct", bundles(few, 500)).await.expect("few");
+    assert_eq!(answer.numbers(), [3.0]);
+    let all: Vec<pb::Row> = (0..3000)
+        .map(|i| pb::Row { duals: vec![pb::Dual { num_data: 0.0, str_data: format!("label {i}") }] })
+        .collect();
+    let answer = call(&mut client, "Distinct", bundles(all, 500)).await.expect("all");
+    assert_eq!(answer.numbers(), [3000.0]);
+
+    // numpy.ndarray alone says nothing of the column's type: refused, naming what is allowed.
+    let failures = server.status.borrow().failures;
+    let bad = "import numpy\nfrom sse_guest import tensor\n\n@tensor\ndef Bad(x: numpy.ndarray) -> list[float]:\n    return x\n";
+    std::fs::write(server.dir.path().join("bad.py"), bad).expect("write");
+    let mut status = server.status.clone();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.failures > failures))
+        .await
+        .expect("the file is refused")
+        .expect("status");
+    assert_eq!(function_names(&server).await, ["Converted", "Distinct"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_file_is_sandboxed_like_any_guest() {
     let limits = Limits { call_timeout: Duration::from_secs(2), ..Limits::default() };

@@ -660,9 +660,9 @@ _SCALAR, _AGGREGATION, _TENSOR, _TENSOR_PER_CALL = 0, 1, 2, 3
 
 
 class _FileFunction:
-    __slots__ = ("name", "description", "function_type", "return_type", "params", "cacheable", "run", "table")
+    __slots__ = ("name", "description", "function_type", "return_type", "params", "cacheable", "run", "table", "arrays")
 
-    def __init__(self, name, description, function_type, return_type, params, cacheable, run, table=None):
+    def __init__(self, name, description, function_type, return_type, params, cacheable, run, table=None, arrays=()):
         self.name = name
         self.description = description
         self.function_type = function_type
@@ -671,6 +671,7 @@ class _FileFunction:
         self.cacheable = cacheable
         self.run = run
         self.table = table  # None, or the list of (field name, data type) a table function answers
+        self.arrays = arrays  # per parameter: True where it takes its column as a numpy array
 
 
 def _sse_guest_module():
@@ -692,12 +693,26 @@ def _sse_guest_module():
 
     Dual.__module__ = "sse_guest"
     kinds = {float: NUMERIC, int: NUMERIC, str: TEXT, Dual: DUAL}
+    # A column as a numpy array, without a Python object per value: float64 with NaN for null,
+    # or an array of str (dtype object).
+    Numbers = numpy.ndarray[typing.Any, numpy.dtype[numpy.float64]]
+    Texts = numpy.ndarray[typing.Any, numpy.dtype[numpy.object_]]
+
+    def column_kind(annotation, where):
+        """The data type of a column parameter, and whether it comes as a numpy array."""
+        for array, data_type in ((Numbers, NUMERIC), (Texts, TEXT)):
+            if annotation == array:
+                return data_type, True
+        if typing.get_origin(annotation) not in (list, typing.List):
+            raise TypeError(
+                f"{where}: annotate columns as list[float], list[str], list[Dual], sse_guest.Numbers or sse_guest.Texts"
+            )
+        (annotation,) = typing.get_args(annotation)
+        return kind(annotation, where, False), False
 
     def kind(annotation, where, columns):
         if columns:
-            if typing.get_origin(annotation) not in (list, typing.List):
-                raise TypeError(f"{where}: annotate columns as list[float], list[str] or list[Dual]")
-            (annotation,) = typing.get_args(annotation)
+            return column_kind(annotation, where)[0]
         if annotation not in kinds:
             raise TypeError(f"{where}: annotate with float, str or Dual, not {annotation!r}")
         return kinds[annotation]
@@ -706,7 +721,12 @@ def _sse_guest_module():
         def register(f):
             hints = typing.get_type_hints(f)
             names = list(inspect.signature(f).parameters)
-            params = [(n, kind(hints.get(n), f"{f.__name__}({n})", columns_in)) for n in names]
+            where = [f"{f.__name__}({n})" for n in names]
+            if columns_in:
+                typed = [column_kind(hints.get(n), w) for n, w in zip(names, where)]
+            else:
+                typed = [(kind(hints.get(n), w, False), False) for n, w in zip(names, where)]
+            params = [(n, data_type) for n, (data_type, _) in zip(names, typed)]
             if fields is None:
                 returns, table = kind(hints.get("return"), f"{f.__name__} -> ", columns_out), None
             else:
@@ -718,7 +738,15 @@ def _sse_guest_module():
             if f.__name__ in _FILE_FUNCTIONS:
                 raise ValueError(f"{f.__name__} is declared twice")
             _FILE_FUNCTIONS[f.__name__] = _FileFunction(
-                f.__name__, doc[0] if doc else "", function_type, returns, params, bool(cacheable), f, table
+                f.__name__,
+                doc[0] if doc else "",
+                function_type,
+                returns,
+                params,
+                bool(cacheable),
+                f,
+                table,
+                tuple(array for _, array in typed),
             )
             return f
 
@@ -757,7 +785,8 @@ def _sse_guest_module():
         of the wrong kind or a missing required key raises ValueError naming it and what is
         allowed. Returns {key: value} with every key of `spec`."""
         if isinstance(text, (list, tuple)) or hasattr(text, "tolist"):
-            given = {str(t) for t in text}
+            # The distinct values first: a constant column is one string object on every row.
+            given = {str(t) for t in set(text.tolist() if hasattr(text, "tolist") else text)}
             if len(given) > 1:
                 raise ValueError(f"the options differ between rows: {sorted(given)[:2]}; give one constant text")
             text = given.pop() if given else ""
@@ -870,6 +899,8 @@ def _sse_guest_module():
 
     for name, value in {
         "Dual": Dual,
+        "Numbers": Numbers,
+        "Texts": Texts,
         "NAN": math.nan,
         "REQUIRED": required,
         "options": options,
@@ -889,8 +920,8 @@ def _sse_guest_module():
     }.items():
         setattr(module, name, value)
     module.__all__ = [
-        "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "REQUIRED", "aggregation", "feature_matrix",
-        "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar", "table", "tensor",
+        "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "Numbers", "REQUIRED", "Texts", "aggregation",
+        "feature_matrix", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar", "table", "tensor",
     ]
     return module
 
@@ -953,8 +984,13 @@ def _sse_load_file():
     _host.call(b"functions" + declarations)
 
 
-def _file_values(column, kind):
-    """A column of the input frame as the SDK hands it: floats, texts or `Dual`s."""
+def _file_values(column, kind, array):
+    """A column of the input frame as the SDK hands it: a list of floats, texts or `Dual`s, or
+    (`array`) a numpy array of its own."""
+    if array:
+        if kind == NUMERIC:
+            return numpy.array(column, dtype=numpy.float64)
+        return column if isinstance(column, numpy.ndarray) else numpy.array(column, dtype=object)
     if kind == NUMERIC:
         return column.tolist()
     if kind == TEXT:
@@ -974,7 +1010,8 @@ def _sse_call_file():
         f = _FILE_FUNCTIONS.get(name)
         if f is None:
             raise LookupError(f"{_FILENAME_RUN} no longer declares {name}")
-        values = [_file_values(column, kind) for (_, kind), column in zip(params, columns)]
+        arrays = f.arrays or (False,) * len(params)
+        values = [_file_values(column, kind, array) for (_, kind), column, array in zip(params, columns, arrays)]
         if f.function_type == _SCALAR:
             rows_in = zip(*values) if values else (() for _ in range(rows))
             result = [f.run(*row) for row in rows_in]
