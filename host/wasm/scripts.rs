@@ -11,7 +11,7 @@
 //! The data-science engine (`datasci`), a core module rather than a component, is a script
 //! engine too: [`ScriptEngine`] holds either kind and an [`Evaluation`] runs on either.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
@@ -27,16 +27,7 @@ use super::component::bindings::script_engine::{ScriptEngine as Bindings, Script
 use super::datasci::engine::{DataSci, DataSciEvaluation};
 use super::runtime::Runtime;
 use super::runtime::sandbox::{CallState, CancelFlag, enter};
-
-/// Fresh instances kept ready per engine: a call takes one, and one is made to replace it off the
-/// call's path. None is ever used twice.
-const READY: usize = 2;
-
-/// Stores of finished calls that may wait for the preparing thread to free them; past this, a call
-/// frees its own. Each one holds a slot of the instance pool, which has room beside the calls for
-/// only a few per engine: under a burst the preparing thread may not run for a while, and the
-/// waiting stores must not fill the pool (calls would then fail for want of a slot).
-const SPENT_BACKLOG: usize = 4;
+use super::runtime::spares::Spares;
 
 /// A fresh instance of a script engine in its own store, never used by any call.
 struct Fresh {
@@ -65,12 +56,9 @@ struct Shared {
     runtime: Runtime,
     module: Arc<str>,
     pre: ScriptEnginePre<CallState>,
-    /// Instances made ahead of time, never used.
-    ready: Mutex<Vec<Fresh>>,
-    /// Stores of finished calls, freed by the preparing thread rather than on a call's path.
-    spent: Mutex<Vec<Store<CallState>>>,
-    /// Wakes the preparing thread when an instance was taken.
-    wanted: Condvar,
+    /// Instances made ahead of time, never used, and stores of finished calls, freed by the
+    /// preparing thread rather than on a call's path.
+    spares: Spares<Fresh, Store<CallState>>,
     /// Holds the preparing thread still, for tests of a thread that gets no CPU.
     #[cfg(feature = "native")]
     hold: Hold,
@@ -83,8 +71,8 @@ struct Hold {
     /// Set to ask the thread to stand still; cleared to let it go on.
     wanted: std::sync::atomic::AtomicBool,
     /// True while the thread stands still.
-    held: Mutex<bool>,
-    changed: Condvar,
+    held: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
 }
 
 impl Shared {
@@ -114,9 +102,7 @@ impl ScriptEngine {
             runtime: runtime.clone(),
             module: module.clone(),
             pre,
-            ready: Mutex::new(Vec::new()),
-            spent: Mutex::new(Vec::new()),
-            wanted: Condvar::new(),
+            spares: Spares::default(),
             #[cfg(feature = "native")]
             hold: Hold::default(),
         });
@@ -151,8 +137,7 @@ impl ScriptEngine {
         let hold = &shared.hold;
         hold.wanted.store(held, std::sync::atomic::Ordering::SeqCst);
         // Wakes the thread from its wait for work.
-        drop(shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        shared.wanted.notify_all();
+        shared.spares.wake();
         hold.changed.notify_all();
         if held {
             let standing = hold.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -233,9 +218,7 @@ impl<'a> ComponentEvaluation<'a> {
 impl Shared {
     /// A fresh instance for one call: one made ahead of time, or one made now.
     fn fresh(&self, cancel: CancelFlag) -> Result<Fresh, CallError> {
-        let prepared = self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-        self.wanted.notify_one();
-        match prepared {
+        match self.spares.take() {
             Some(mut fresh) => {
                 fresh.store.data_mut().arm(cancel);
                 Ok(fresh)
@@ -244,18 +227,9 @@ impl Shared {
         }
     }
 
-    /// Hands the store of a finished call to the preparing thread to free, or frees it now when
-    /// `SPENT_BACKLOG` stores already wait.
+    /// Hands the store of a finished call to the preparing thread to free (or frees it now).
     fn discard(&self, store: Store<CallState>) {
-        let mut spent = self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if spent.len() >= SPENT_BACKLOG {
-            drop(spent);
-            drop(store);
-            return;
-        }
-        spent.push(store);
-        drop(spent);
-        self.wanted.notify_one();
+        self.spares.discard(store);
     }
 }
 
@@ -269,7 +243,7 @@ impl Shared {
     }
 }
 
-/// Keeps `READY` fresh instances made while the engine lives.
+/// Keeps a few fresh instances made while the engine lives.
 fn prepare(shared: &std::sync::Weak<Shared>) {
     loop {
         let Some(shared) = shared.upgrade() else { return };
@@ -291,21 +265,9 @@ fn prepare(shared: &std::sync::Weak<Shared>) {
                 continue;
             }
         }
-        let missing = {
-            let ready = shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // Wakes at least once a second to notice the engine is gone.
-            let (ready, _) = shared
-                .wanted
-                .wait_timeout_while(ready, Duration::from_secs(1), |ready| {
-                    ready.len() >= READY && shared.spent.lock().is_ok_and(|spent| spent.is_empty()) && !shared.held()
-                })
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ready.len() < READY
-        };
-        drop(std::mem::take(&mut *shared.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
-        if missing {
+        if shared.spares.wait(|| shared.held()) {
             match shared.instantiate(None) {
-                Ok(fresh) => shared.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(fresh),
+                Ok(fresh) => shared.spares.add(fresh),
                 Err(error) => {
                     // Calls instantiate for themselves meanwhile, and report what fails.
                     tracing::warn!("{}: cannot prepare a script engine instance: {error}", shared.module);

@@ -13,21 +13,15 @@
 //! thread, off the call's path. Calls of Python function files take their instances here too.
 
 use std::ops::Range;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use wasmtime::{Instance, Store};
 
 use crate::error::CallError;
+use crate::wasm::runtime::spares::Spares;
 
 use super::runtime::DataSciState;
-
-/// Instances kept ready: a call takes one, and one is made to replace it off the call's path.
-const READY: usize = 2;
-
-/// Stores of finished evaluations that may wait for the preparing thread; past this, a call
-/// frees its own.
-const SPENT_BACKLOG: usize = 4;
 
 /// The granularity of the pages copied ahead, and of `/proc/self/pagemap`'s entries on the
 /// hosts where pages are recorded (x86-64 Linux, whose pages are 4 KiB).
@@ -42,24 +36,15 @@ pub(super) type Make = Box<dyn Fn() -> Result<Fresh, CallError> + Send + Sync>;
 /// What the engine and its preparing thread share.
 pub(super) struct Ahead {
     make: Make,
-    /// Instances made ahead, never run.
-    ready: Mutex<Vec<Fresh>>,
-    /// Stores of finished evaluations, freed by the preparing thread.
-    spent: Mutex<Vec<Store<DataSciState>>>,
-    /// Wakes the preparing thread when an instance was taken or a store handed back.
-    wanted: Condvar,
+    /// Instances made ahead, never run, and stores of finished evaluations to free.
+    spares: Spares<Fresh, Store<DataSciState>>,
 }
 
 impl Ahead {
     /// Starts the preparing thread of an engine that `make` instantiates; it copies `pages` of
     /// the memory into each instance it makes, and ends once the returned value is dropped.
     pub(super) fn start(make: Make, pages: Vec<Range<usize>>, name: &str) -> std::io::Result<Arc<Self>> {
-        let ahead = Arc::new(Self {
-            make,
-            ready: Mutex::new(Vec::new()),
-            spent: Mutex::new(Vec::new()),
-            wanted: Condvar::new(),
-        });
+        let ahead = Arc::new(Self { make, spares: Spares::default() });
         let weak = Arc::downgrade(&ahead);
         let name = name.to_owned();
         std::thread::Builder::new()
@@ -70,45 +55,22 @@ impl Ahead {
 
     /// A fresh instance for one evaluation: one made ahead, or one made now.
     pub(super) fn take(&self) -> Result<Fresh, CallError> {
-        let prepared = self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-        self.wanted.notify_one();
-        prepared.map_or_else(|| (self.make)(), Ok)
+        self.spares.take().map_or_else(|| (self.make)(), Ok)
     }
 
-    /// Hands a finished evaluation's store to the preparing thread to free, or frees it now when
-    /// `SPENT_BACKLOG` stores already wait.
+    /// Hands a finished evaluation's store to the preparing thread to free (or frees it now).
     pub(super) fn discard(&self, store: Store<DataSciState>) {
-        let mut spent = self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if spent.len() >= SPENT_BACKLOG {
-            drop(spent);
-            drop(store);
-            return;
-        }
-        spent.push(store);
-        drop(spent);
-        self.wanted.notify_one();
+        self.spares.discard(store);
     }
 }
 
-/// Keeps `READY` instances made while the engine lives, each with `pages` copied in from an
+/// Keeps a few instances made while the engine lives, each with `pages` copied in from an
 /// instance that never runs.
 fn prepare(ahead: &Weak<Ahead>, pages: &[Range<usize>], name: &str) {
     let mut pristine: Option<Fresh> = None;
     loop {
         let Some(ahead) = ahead.upgrade() else { return };
-        let missing = {
-            let ready = ahead.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // Wakes at least once a second to notice the engine is gone.
-            let (ready, _) = ahead
-                .wanted
-                .wait_timeout_while(ready, Duration::from_secs(1), |ready| {
-                    ready.len() >= READY && ahead.spent.lock().is_ok_and(|spent| spent.is_empty())
-                })
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ready.len() < READY
-        };
-        drop(std::mem::take(&mut *ahead.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
-        if !missing {
+        if !ahead.spares.wait(|| false) {
             continue;
         }
         let made = (ahead.make)().and_then(|mut fresh| {
@@ -123,7 +85,7 @@ fn prepare(ahead: &Weak<Ahead>, pages: &[Range<usize>], name: &str) {
             Ok(fresh)
         });
         match made {
-            Ok(fresh) => ahead.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(fresh),
+            Ok(fresh) => ahead.spares.add(fresh),
             Err(error) => {
                 // Calls instantiate for themselves meanwhile, and report what fails.
                 tracing::warn!("{name}: cannot prepare a data-science instance: {error}");

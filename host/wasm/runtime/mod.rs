@@ -9,6 +9,7 @@ pub(crate) mod clock;
 pub(crate) mod guest_log;
 pub(crate) mod model_door;
 pub(crate) mod sandbox;
+pub(in crate::wasm) mod spares;
 
 use std::sync::Arc;
 use std::time::Duration;
