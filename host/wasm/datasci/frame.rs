@@ -123,7 +123,11 @@ fn write_joined<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u8]> + 
 }
 
 /// The distinct values of a column (in order of first appearance) and each row's code, if at
-/// most half its values are distinct; gives up as soon as more are.
+/// most half its values are distinct; gives up as soon as more than `DICTIONARY_TRIAL` values
+/// are distinct and more than half of those seen (a column of 30 values in random order has
+/// most of them in its first rows).
+const DICTIONARY_TRIAL: usize = 1024;
+
 fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
     let mut index: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
     let (mut distinct, mut codes) = (Vec::new(), Vec::with_capacity(values.len()));
@@ -132,7 +136,7 @@ fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
         let code = match index.entry(value) {
             std::collections::hash_map::Entry::Occupied(e) => *e.get(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                if distinct.len() > 16 && distinct.len() * 2 > seen {
+                if distinct.len() > DICTIONARY_TRIAL && distinct.len() * 2 > seen {
                     return None;
                 }
                 distinct.push(value);
@@ -374,5 +378,9 @@ pub(super) mod tests {
         assert!(dictionary(&strings(&unique)).is_none(), "unique values go joined");
         assert!(dictionary(&strings(&["a", "b", "a"])).is_none(), "two of three distinct");
         assert!(dictionary(&strings(&["a", "a", "b", "a"])).is_some());
+        // Thirty items, every one of them among the first thirty rows.
+        let items: Vec<String> = (0..1000).map(|i| format!("item {}", i % 30)).collect();
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        assert_eq!(dictionary(&strings(&items)).expect("30 distinct values in 1000").0.len(), 30);
     }
 }
