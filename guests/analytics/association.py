@@ -31,24 +31,37 @@ def _frequent(baskets, min_support, max_length):
     `max_length` items held by at least `min_support` of the baskets (apriori, level by level)."""
     count = len(baskets)
     support = baskets.mean(axis=0)
+    # Each item's baskets as a row of bits, in 64-bit words: an itemset's baskets are the AND of
+    # its items' rows.
+    bits = numpy.packbits(baskets.T, axis=1)
+    bits = numpy.ascontiguousarray(numpy.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))).view(numpy.uint64)
+    # Candidates are counted a block at a time, at most 32 MiB of ANDed rows at once.
+    block = max(1, (32 << 20) // max(8 * bits.shape[1], 1))
     level = {(i,): float(s) for i, s in enumerate(support) if s >= min_support}
     found = dict(level)
     size = 1
     while level and size < max_length:
         size += 1
-        previous = sorted(level)
-        candidates = set()
-        for a, b in itertools.combinations(previous, 2):
-            if a[:-1] == b[:-1]:
-                union = a + (b[-1],) if a[-1] < b[-1] else b + (a[-1],)
+        candidates = []
+        # Itemsets that differ in their last item only make the next level's candidates; sorted,
+        # they come together.
+        for _, group in itertools.groupby(sorted(level), key=lambda itemset: itemset[:-1]):
+            for a, b in itertools.combinations(list(group), 2):
+                union = a + (b[-1],)
                 # Every subset of a frequent itemset is frequent.
                 if all(sub in level for sub in itertools.combinations(union, size - 1)):
-                    candidates.add(union)
+                    candidates.append(union)
         level = {}
-        for itemset in sorted(candidates):
-            share = numpy.count_nonzero(baskets[:, list(itemset)].all(axis=1)) / count
-            if share >= min_support:
-                level[itemset] = share
+        for start in range(0, len(candidates), block):
+            part = numpy.array(candidates[start : start + block], dtype=numpy.intp)
+            rows = bits[part[:, 0]] & bits[part[:, 1]]
+            for j in range(2, size):
+                rows &= bits[part[:, j]]
+            counts = numpy.bitwise_count(rows).sum(axis=1, dtype=numpy.int64)
+            for itemset, n in zip(candidates[start : start + block], counts.tolist()):
+                share = n / count
+                if share >= min_support:
+                    level[itemset] = share
         found.update(level)
     return found
 
@@ -64,13 +77,16 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
         raise ValueError(f"option min_support={o['min_support']}: expected a share above 0, at most 1")
     if o["max_length"] < 2:
         raise ValueError(f"option max_length={o['max_length']}: a rule has at least 2 items")
-    pairs = pandas.DataFrame({"t": transaction, "i": item})
-    pairs = pairs[(pairs["t"] != "") & (pairs["i"] != "")].drop_duplicates()
-    if pairs.empty:
+    transaction, item = numpy.asarray(transaction, dtype=object), numpy.asarray(item, dtype=object)
+    keep = (transaction != "") & (item != "")
+    if not keep.any():
         return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
-    items = sorted(pairs["i"].unique())
-    basket_of = pandas.factorize(pairs["t"])[0]
-    item_of = numpy.searchsorted(numpy.array(items, dtype=object), pairs["i"].to_numpy())
+    basket_of = pandas.factorize(transaction[keep])[0]
+    codes, names = pandas.factorize(item[keep])
+    # Items numbered in sorted order; an item twice in a basket marks it once.
+    items = sorted(names.tolist())
+    number = {name: k for k, name in enumerate(items)}
+    item_of = numpy.array([number[name] for name in names.tolist()], dtype=numpy.intp)[codes]
     baskets = numpy.zeros((basket_of.max() + 1, len(items)), dtype=bool)
     baskets[basket_of, item_of] = True
     frequent = _frequent(baskets, o["min_support"], o["max_length"])
