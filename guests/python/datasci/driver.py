@@ -124,6 +124,7 @@ import functools  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402, F401
 import linecache  # noqa: E402
+import marshal  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -929,16 +930,19 @@ def _sse_guest_module():
 sys.modules["sse_guest"] = _sse_guest_module()
 
 
-def _run_file(filename, source):
-    """Runs the function file `filename` in a module of its own; the functions it declared, in
-    `_FILE_FUNCTIONS`."""
+def _run_file(filename, source, code=None):
+    """Runs the function file `filename` in a module of its own, from `code` when its load
+    compiled it already (else compiled here, and sent to the host as `code` for later calls);
+    the functions it declared, in `_FILE_FUNCTIONS`."""
     import types
 
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType("__sse_function_file__")
     module.__file__ = filename
     sys.modules[module.__name__] = module
-    code = compile(source, filename, "exec", dont_inherit=True)
+    if code is None:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        _host.call(b"code" + marshal.dumps(code))
     exec(code, module.__dict__)
 
 
@@ -982,6 +986,22 @@ def _sse_load_file():
         _send_error(error, b"error" b"MemoryError: the file ran out of memory", _FILENAME_RUN)
         return
     _host.call(b"functions" + declarations)
+
+
+def _sse_run_file():
+    """Runs the function file again, for a call, from the code its load compiled."""
+    global _FILENAME_RUN
+    # The frame: the file's name, its compiled code (each with its length first), its source.
+    view = memoryview(_host.call(b"input"))
+    (length,) = struct.unpack_from("<I", view, 0)
+    _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
+    at = 4 + length
+    (length,) = struct.unpack_from("<I", view, at)
+    try:
+        code = marshal.loads(view[at + 4 : at + 4 + length])
+        _run_file(_FILENAME_RUN, bytes(view[at + 4 + length :]).decode(), code)
+    except BaseException as error:  # the file's failure is the answer
+        _send_error(error, b"error" b"MemoryError: the file ran out of memory", _FILENAME_RUN)
 
 
 def _file_values(column, kind, array):

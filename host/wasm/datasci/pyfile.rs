@@ -4,7 +4,8 @@
 //!
 //! Loading runs the file in a fresh instance of the engine and reads what it declared. Every call
 //! is a fresh instance (made ahead by the engine's preparing thread when one is ready, never run)
-//! that runs the file again, then the function: once per batch for a scalar
+//! that runs the file again (from the code its load compiled: no call compiles it), then the
+//! function: once per batch for a scalar
 //! or tensor function, once over every row of the call for an aggregation. Nothing one call does
 //! (module state, globals, imports it changes) is seen by another, and every call runs under the
 //! same sandbox as any guest (CPU deadline, memory cap, cancellation, no files or network).
@@ -26,6 +27,11 @@ use crate::wasm::runtime::sandbox::CallControl;
 
 /// What the driver runs in a fresh instance to run the file and declare its functions.
 const LOAD: &[u8] = b"_sse_load_file()";
+/// What the driver runs in a call's fresh instance to run the file from the code its load
+/// compiled.
+const RUN: &[u8] = b"_sse_run_file()";
+/// Compiled code larger than this is not kept: calls compile the file instead.
+const MAX_CODE: usize = 16 << 20;
 /// What the driver runs for each batch of a call.
 const CALL: &[u8] = b"_sse_call_file()";
 
@@ -39,6 +45,9 @@ pub struct PyFile {
     engine: Arc<DataSci>,
     /// The file's name, then its source: what `_sse_load_file` reads.
     frame: Arc<[u8]>,
+    /// The file's name, its code as its load compiled it, then its source: what `_sse_run_file`
+    /// reads (calls run `_sse_load_file` when the engine sent no code).
+    compiled: Option<Arc<[u8]>>,
 }
 
 impl PyFile {
@@ -55,7 +64,7 @@ impl PyFile {
         frame.extend_from_slice(&(name.len() as u32).to_le_bytes());
         frame.extend_from_slice(name.as_bytes());
         frame.extend_from_slice(source);
-        let file = Self { engine: engine.clone(), frame: frame.into() };
+        let mut file = Self { engine: engine.clone(), frame: frame.into(), compiled: None };
         let label = format!("{name} (load)");
         let describe = |reason| LoadError::Describe { path: path.to_owned(), reason };
         let (mut store, _) = file.run(&label, None).map_err(describe)?;
@@ -64,6 +73,15 @@ impl PyFile {
             return Err(declaration(message));
         }
         let declared = state.door.functions.take().ok_or_else(|| declaration("the file declared nothing".into()))?;
+        if let Some(code) = state.door.code.take().filter(|code| code.len() <= MAX_CODE) {
+            let mut compiled = Vec::with_capacity(8 + name.len() + code.len() + source.len());
+            compiled.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            compiled.extend_from_slice(name.as_bytes());
+            compiled.extend_from_slice(&(code.len() as u32).to_le_bytes());
+            compiled.extend_from_slice(&code);
+            compiled.extend_from_slice(source);
+            file.compiled = Some(compiled.into());
+        }
         let functions =
             read_declarations(&declared).map_err(|reason| declaration(format!("its declarations: {reason}")))?;
         if functions.is_empty() {
@@ -77,15 +95,19 @@ impl PyFile {
     /// A fresh instance, which has run the file, for `label`; `control` stops a call's (made
     /// ahead, when the engine has one ready).
     fn run(&self, label: &str, control: Option<&CallControl>) -> Result<(Store<DataSciState>, Instance), CallError> {
-        let (mut store, instance) = match control {
-            Some(control) => {
-                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), self.frame.to_vec())?;
+        let (mut store, instance, entry) = match (control, &self.compiled) {
+            (Some(control), compiled) => {
+                let (frame, entry) = compiled.as_ref().map_or((&self.frame, LOAD), |compiled| (compiled, RUN));
+                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), frame.to_vec())?;
                 store.data_mut().call.control(control);
-                (store, instance)
+                (store, instance, entry)
             }
-            None => self.engine.instance(label, None, Some(self.frame.to_vec()))?,
+            (None, _) => {
+                let (store, instance) = self.engine.instance(label, None, Some(self.frame.to_vec()))?;
+                (store, instance, LOAD)
+            }
         };
-        self.engine.turn(label, &mut store, &instance, LOAD)?;
+        self.engine.turn(label, &mut store, &instance, entry)?;
         Ok((store, instance))
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Door {
     pub(crate) language: Option<String>,
     /// The declarations of a Python function file the driver ran.
     pub(crate) functions: Option<Vec<u8>>,
+    /// The compiled code of that file (marshalled), for its calls to run without compiling it.
+    pub(crate) code: Option<Vec<u8>>,
     /// The TableDescription the script filled.
     pub(crate) table: Option<Vec<u8>>,
     /// How the script ended.
@@ -130,7 +132,7 @@ impl DataSciRuntime {
 
 /// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
 /// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
-/// input frame), `language<name>`, `functions<declarations>`, `table<description>`,
+/// input frame), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
 /// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing), and the model
 /// store's `model-save<name length: u32><name><bytes>`, `model-load<name>`, `model-list`
 /// (answered with 0 and the model or the list, or 1 and why not).
@@ -156,6 +158,8 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
             door.language = Some(String::from_utf8_lossy(name).into_owned());
         } else if let Some(declarations) = request.strip_prefix(b"functions") {
             door.functions = Some(declarations.to_vec());
+        } else if let Some(code) = request.strip_prefix(b"code") {
+            door.code = Some(code.to_vec());
         } else if let Some(table) = request.strip_prefix(b"table") {
             door.table = Some(table.to_vec());
         } else if let Some(frame) = request.strip_prefix(b"answer") {
