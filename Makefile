@@ -206,7 +206,7 @@ analytics:
 REFERENCE_PYTHON := $(TOOLS)/reference/bin/python
 $(REFERENCE_PYTHON): | need-python-venv
 	$(PYTHON) -m venv $(TOOLS)/reference || { rm -rf $(TOOLS)/reference; exit 1; }
-	$(TOOLS)/reference/bin/pip install --quiet "numpy>=1.26" "pandas>=2.1" "scipy>=1.11" "scikit-learn>=1.4" "statsmodels>=0.14" "mlxtend>=0.23"
+	$(TOOLS)/reference/bin/pip install --quiet "numpy>=2.0" "pandas>=2.1" "scipy>=1.11" "scikit-learn>=1.4" "statsmodels>=0.14" "mlxtend>=0.23"
 
 analytics-reference: $(REFERENCE_PYTHON)
 
