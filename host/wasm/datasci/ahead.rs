@@ -25,6 +25,7 @@ use super::runtime::DataSciState;
 
 /// The granularity of the pages copied ahead, and of `/proc/self/pagemap`'s entries on the
 /// hosts where pages are recorded (x86-64 Linux, whose pages are 4 KiB).
+#[cfg(unix)]
 const PAGE: usize = 4096;
 
 /// A fresh instance of the engine in its own store, never run.
