@@ -5,8 +5,8 @@
 //! Loading runs the file in a fresh instance of the engine and reads what it declared. Every call
 //! is a fresh instance (made ahead by the engine's preparing thread when one is ready, never run)
 //! that runs the file again (from the code its load compiled: no call compiles it), then the
-//! function: once per batch for a scalar
-//! or tensor function, once over every row of the call for an aggregation. Nothing one call does
+//! function: once per batch for a scalar or tensor function, once over every row of the call for
+//! an aggregation. Nothing one call does
 //! (module state, globals, imports it changes) is seen by another, and every call runs under the
 //! same sandbox as any guest (CPU deadline, memory cap, cancellation, no files or network).
 
@@ -95,14 +95,14 @@ impl PyFile {
     /// A fresh instance, which has run the file, for `label`; `control` stops a call's (made
     /// ahead, when the engine has one ready).
     fn run(&self, label: &str, control: Option<&CallControl>) -> Result<(Store<DataSciState>, Instance), CallError> {
-        let (mut store, instance, entry) = match (control, &self.compiled) {
-            (Some(control), compiled) => {
-                let (frame, entry) = compiled.as_ref().map_or((&self.frame, LOAD), |compiled| (compiled, RUN));
+        let (mut store, instance, entry) = match control {
+            Some(control) => {
+                let (frame, entry) = self.compiled.as_ref().map_or((&self.frame, LOAD), |compiled| (compiled, RUN));
                 let (mut store, instance) = self.engine.fresh(control.cancel.clone(), frame.to_vec())?;
                 store.data_mut().call.control(control);
                 (store, instance, entry)
             }
-            (None, _) => {
+            None => {
                 let (store, instance) = self.engine.instance(label, None, Some(self.frame.to_vec()))?;
                 (store, instance, LOAD)
             }
