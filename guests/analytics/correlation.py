@@ -38,7 +38,7 @@ def Correlation(x: Numbers, y: Numbers, options: Texts) -> float:
 
 
 @table(fields={"Variable1": str, "Variable2": str, "Correlation": float, "Observations": float})
-def Correlation_Matrix(key: list[str], variable: list[str], value: list[float], options: list[str]):
+def Correlation_Matrix(key: Texts, variable: Texts, value: Numbers, options: Texts):
     """Every pair of variables' correlation, from long rows (observation key, variable, value)."""
     method = sse_guest.options(options, SPEC)["method"]
     frame = pandas.DataFrame({"key": key, "variable": variable, "value": numpy.asarray(value, dtype=float)})
@@ -64,7 +64,7 @@ def Correlation_Matrix(key: list[str], variable: list[str], value: list[float], 
         "Max": float,
     }
 )
-def Describe(variable: list[str], value: list[float]):
+def Describe(variable: Texts, value: Numbers):
     """Count, mean, standard deviation (n-1), minimum, quartiles and maximum of each variable."""
     frame = pandas.DataFrame({"variable": variable, "value": numpy.asarray(value, dtype=float)})
     described = frame.groupby("variable", sort=True)["value"].describe()
