@@ -48,8 +48,7 @@ const SAMPLES: [(&str, FunctionType, usize); 2] = [
 /// and the instances made ahead for script evaluations.
 pub(crate) struct DataSci {
     parts: Arc<Parts>,
-    /// Set once the engine is loaded.
-    ahead: Option<Arc<Ahead>>,
+    ahead: Arc<Ahead>,
 }
 
 /// What makes an instance of the engine.
@@ -103,10 +102,9 @@ impl DataSci {
         let pre = datasci.linker.instantiate_pre(module).map_err(|e| world(format!("{e:#}")))?;
         let parts =
             Arc::new(Parts { runtime: runtime.clone(), datasci: datasci.clone(), name: module_name(path), pre });
-        let mut engine = Self { parts: parts.clone(), ahead: None };
         let declaration = |reason: String| LoadError::Declaration { path: path.to_owned(), reason };
-        let (mut store, instance) = engine.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
-        engine.turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
+        let (mut store, instance) = parts.instance(LABEL, None, None).map_err(|e| declaration(e.to_string()))?;
+        turn(LABEL, &mut store, &instance, DESCRIBE).map_err(|e| declaration(e.to_string()))?;
         let language = store
             .data_mut()
             .door
@@ -114,36 +112,12 @@ impl DataSci {
             .take()
             .ok_or_else(|| declaration("the engine did not name its language".to_owned()))?;
         check_language(&language).map_err(declaration)?;
-        let pages = engine.written_pages();
-        let make = Box::new(move || parts.instance(LABEL, None, None));
-        let ahead = Ahead::start(make, pages, &engine.parts.name)
+        let pages = parts.written_pages();
+        let maker = parts.clone();
+        let make = Box::new(move || maker.instance(LABEL, None, None));
+        let ahead = Ahead::start(make, pages, &parts.name)
             .map_err(|e| declaration(format!("cannot start its preparing thread: {e}")))?;
-        engine.ahead = Some(ahead);
-        Ok((engine, language))
-    }
-
-    /// The pages of the memory every one of the `SAMPLES` evaluations writes (none if one fails).
-    fn written_pages(&self) -> Vec<Range<usize>> {
-        let mut pages: Option<Vec<Range<usize>>> = None;
-        for (text, function_type, rows) in SAMPLES {
-            let script = Script {
-                text: text.to_owned(),
-                params: vec![("x".to_owned(), DataType::Numeric)],
-                function_type,
-                return_type: DataType::Numeric,
-            };
-            let columns = [Column::Numeric((0..rows).map(|i| i as f64).collect())];
-            let Ok(input) = input_frame(&script, rows, &columns) else { continue };
-            let Ok((mut store, instance)) = self.instance(LABEL, None, Some(input)) else { continue };
-            if self.turn(LABEL, &mut store, &instance, EVALUATE).is_err() {
-                return Vec::new();
-            }
-            let written = ahead::written_pages(&mut store, &instance);
-            pages = Some(pages.map_or_else(|| written.clone(), |pages| ahead::common(&pages, &written)));
-        }
-        let pages = pages.unwrap_or_default();
-        tracing::debug!("{}: {} KiB copied ahead", self.parts.name, pages.iter().map(|r| r.len()).sum::<usize>() >> 10);
-        pages
+        Ok((Self { parts, ahead }, language))
     }
 
     /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
@@ -164,64 +138,16 @@ impl DataSci {
         cancel: CancelFlag,
         input: Vec<u8>,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
-        let (mut store, instance) = match &self.ahead {
-            Some(ahead) => ahead.take()?,
-            None => self.instance(LABEL, None, None)?,
-        };
+        let (mut store, instance) = self.ahead.take()?;
         let state = store.data_mut();
         state.call.arm(cancel);
         state.door.input = Some(input);
         Ok((store, instance))
     }
 
-    /// Frees a finished call's store, off the call's path where the engine has a preparing
-    /// thread.
+    /// Frees a finished call's store, off the call's path (by the preparing thread).
     pub(in crate::wasm) fn spent(&self, store: Store<DataSciState>) {
-        match &self.ahead {
-            Some(ahead) => ahead.discard(store),
-            None => drop(store),
-        }
-    }
-
-    /// Runs `source` in the instance's interpreter (the driver's own entry points only);
-    /// `label` names the call in errors.
-    pub(in crate::wasm) fn turn(
-        &self,
-        label: &str,
-        store: &mut Store<DataSciState>,
-        instance: &wasmtime::Instance,
-        source: &[u8],
-    ) -> Result<(), CallError> {
-        let status = enter(store, label, |s| {
-            let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
-            let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
-            let memory =
-                instance.get_memory(&mut *s, "memory").ok_or_else(|| wasmtime::format_err!("no memory export"))?;
-            let length = source.len() as i32;
-            let at = alloc.call(&mut *s, length)?;
-            memory.write(&mut *s, at as u32 as usize, source)?;
-            turn.call(&mut *s, (at, length))
-        })?;
-        let state = store.data();
-        // Whatever went wrong after the memory cap refused memory went wrong for that.
-        if let Some(exhausted) = state.call.memory_exhausted(label).filter(|_| state.door.fault.is_some()) {
-            return Err(exhausted);
-        }
-        if let Some(fault) = &state.door.fault {
-            return Err(CallError::Trap {
-                function: label.to_owned(),
-                trap: format!("the engine's driver sent {fault}"),
-            });
-        }
-        let answered = state.door.outcome.is_some() || state.door.language.is_some() || state.door.functions.is_some();
-        if status != 0 && !answered {
-            let last_words = state.call.last_words();
-            return Err(state.call.memory_exhausted(label).unwrap_or_else(|| CallError::Trap {
-                function: label.to_owned(),
-                trap: format!("the interpreter failed ({status}): {last_words}"),
-            }));
-        }
-        Ok(())
+        self.ahead.discard(store);
     }
 
     /// What a call may collect in the host before it runs (`Limits::max_input_bytes`).
@@ -238,6 +164,30 @@ impl DataSci {
 }
 
 impl Parts {
+    /// The pages of the memory every one of the `SAMPLES` evaluations writes (none if one fails).
+    fn written_pages(&self) -> Vec<Range<usize>> {
+        let mut pages: Option<Vec<Range<usize>>> = None;
+        for (text, function_type, rows) in SAMPLES {
+            let script = Script {
+                text: text.to_owned(),
+                params: vec![("x".to_owned(), DataType::Numeric)],
+                function_type,
+                return_type: DataType::Numeric,
+            };
+            let columns = [Column::Numeric((0..rows).map(|i| i as f64).collect())];
+            let Ok(input) = input_frame(&script, rows, &columns) else { continue };
+            let Ok((mut store, instance)) = self.instance(LABEL, None, Some(input)) else { continue };
+            if turn(LABEL, &mut store, &instance, EVALUATE).is_err() {
+                return Vec::new();
+            }
+            let written = ahead::written_pages(&mut store, &instance);
+            pages = Some(pages.map_or_else(|| written.clone(), |pages| ahead::common(&pages, &written)));
+        }
+        let pages = pages.unwrap_or_default();
+        tracing::debug!("{}: {} KiB copied ahead", self.name, pages.iter().map(|r| r.len()).sum::<usize>() >> 10);
+        pages
+    }
+
     /// A fresh instance in a store of its own that `cancel` stops, holding `input` for the
     /// driver to take; `label` names the call in errors.
     fn instance(
@@ -259,6 +209,42 @@ impl Parts {
         let instance = enter(&mut store, label, |s| self.pre.instantiate(s))?;
         Ok((store, instance))
     }
+}
+
+/// Runs `source` in the instance's interpreter (the driver's own entry points only);
+/// `label` names the call in errors.
+pub(super) fn turn(
+    label: &str,
+    store: &mut Store<DataSciState>,
+    instance: &wasmtime::Instance,
+    source: &[u8],
+) -> Result<(), CallError> {
+    let status = enter(store, label, |s| {
+        let alloc = instance.get_typed_func::<i32, i32>(&mut *s, "host_alloc")?;
+        let turn = instance.get_typed_func::<(i32, i32), i32>(&mut *s, "turn")?;
+        let memory = instance.get_memory(&mut *s, "memory").ok_or_else(|| wasmtime::format_err!("no memory export"))?;
+        let length = source.len() as i32;
+        let at = alloc.call(&mut *s, length)?;
+        memory.write(&mut *s, at as u32 as usize, source)?;
+        turn.call(&mut *s, (at, length))
+    })?;
+    let state = store.data();
+    // Whatever went wrong after the memory cap refused memory went wrong for that.
+    if let Some(exhausted) = state.call.memory_exhausted(label).filter(|_| state.door.fault.is_some()) {
+        return Err(exhausted);
+    }
+    if let Some(fault) = &state.door.fault {
+        return Err(CallError::Trap { function: label.to_owned(), trap: format!("the engine's driver sent {fault}") });
+    }
+    let answered = state.door.outcome.is_some() || state.door.language.is_some() || state.door.functions.is_some();
+    if status != 0 && !answered {
+        let last_words = state.call.last_words();
+        return Err(state.call.memory_exhausted(label).unwrap_or_else(|| CallError::Trap {
+            function: label.to_owned(),
+            trap: format!("the interpreter failed ({status}): {last_words}"),
+        }));
+    }
+    Ok(())
 }
 
 /// One evaluation: the rows so far, then the run.
@@ -288,7 +274,7 @@ impl DataSciEvaluation<'_> {
         let framed = started.elapsed();
         let (mut store, instance) = engine.fresh(self.cancel, input)?;
         let instantiated = started.elapsed();
-        let answer = engine.turn(LABEL, &mut store, &instance, EVALUATE).and_then(|()| answer(store.data_mut()));
+        let answer = turn(LABEL, &mut store, &instance, EVALUATE).and_then(|()| answer(store.data_mut()));
         tracing::debug!(
             "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
             engine.parts.name,

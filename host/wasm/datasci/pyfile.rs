@@ -19,7 +19,7 @@ use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script, TableDef};
 use crate::wasm::models::AppModels;
 
-use super::engine::{DataSci, collect};
+use super::engine::{DataSci, collect, turn};
 use super::frame::{Reader, data_type, input_frame, read_answer};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
@@ -74,9 +74,10 @@ impl PyFile {
         }
         let declared = state.door.functions.take().ok_or_else(|| declaration("the file declared nothing".into()))?;
         if let Some(code) = state.door.code.take().filter(|code| code.len() <= MAX_CODE) {
-            let mut compiled = Vec::with_capacity(8 + name.len() + code.len() + source.len());
-            compiled.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            compiled.extend_from_slice(name.as_bytes());
+            // The load frame's name (its length first), then the code, then the source.
+            let named = &file.frame[..4 + name.len()];
+            let mut compiled = Vec::with_capacity(named.len() + 4 + code.len() + source.len());
+            compiled.extend_from_slice(named);
             compiled.extend_from_slice(&(code.len() as u32).to_le_bytes());
             compiled.extend_from_slice(&code);
             compiled.extend_from_slice(source);
@@ -107,7 +108,7 @@ impl PyFile {
                 (store, instance, LOAD)
             }
         };
-        self.engine.turn(label, &mut store, &instance, entry)?;
+        turn(label, &mut store, &instance, entry)?;
         Ok((store, instance))
     }
 
@@ -173,7 +174,7 @@ impl PyCall<'_> {
             return Ok(Err(message));
         }
         state.door.input = Some(input);
-        self.file.engine.turn(name, store, instance, CALL)?;
+        turn(name, store, instance, CALL)?;
         let state = store.data_mut();
         let memory = state.call.memory_exhausted(name);
         match state.door.outcome.take() {
