@@ -69,7 +69,9 @@ impl<F, S> Spares<F, S> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             ready.len() < READY
         };
-        drop(std::mem::take(&mut *lock(&self.spent)));
+        // Taken out first: a call handing back its store must not wait while these are freed.
+        let spent = std::mem::take(&mut *lock(&self.spent));
+        drop(spent);
         missing
     }
 
