@@ -305,6 +305,13 @@ fn classify<T: Sandboxed>(store: &Store<T>, function: &str, error: wasmtime::Err
     let last_words = state.stderr.last_words();
     let trap = match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+        // A guest's own stack lives in its memory, below its data: running out of it takes the
+        // stack pointer below address 0, and the next access traps as out of bounds.
+        Some(Trap::MemoryOutOfBounds) => {
+            "trap: out of bounds memory access (or a stack overflow: the guest's stack, sized when it \
+             was built, ran out)"
+                .to_owned()
+        }
         Some(Trap::UnreachableCodeReached) if !last_words.is_empty() => format!("guest panicked: {last_words}"),
         Some(trap) => format!("trap: {trap}"),
         None => format!("{error:#}"),
