@@ -87,3 +87,56 @@ impl<F, S> Spares<F, S> {
         self.wanted.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+
+    use super::*;
+
+    /// A finished call's store: one whose freeing waits until the test lets it go, or one freed
+    /// at once.
+    enum Store {
+        Held { freeing: Sender<()>, release: Receiver<()> },
+        Plain,
+    }
+
+    impl Drop for Store {
+        fn drop(&mut self) {
+            if let Self::Held { freeing, release } = self {
+                freeing.send(()).ok();
+                release.recv().ok();
+            }
+        }
+    }
+
+    #[test]
+    fn a_call_hands_its_store_back_while_older_ones_are_freed() {
+        let deadline = Duration::from_secs(10);
+        let spares: Arc<Spares<(), Store>> = Arc::default();
+        let ((freeing, being_freed), (release, released)) = (channel(), channel());
+        spares.discard(Store::Held { freeing, release: released });
+        let preparer = {
+            let spares = spares.clone();
+            std::thread::spawn(move || {
+                spares.wait(|| true);
+            })
+        };
+        being_freed.recv_timeout(deadline).expect("the preparing thread frees the waiting store");
+        // While that store is being freed, a call ends and hands its own back.
+        let (handed, handed_back) = channel();
+        let caller = {
+            let spares = spares.clone();
+            std::thread::spawn(move || {
+                spares.discard(Store::Plain);
+                handed.send(()).ok();
+            })
+        };
+        let outcome = handed_back.recv_timeout(deadline);
+        release.send(()).expect("the store is still being freed");
+        preparer.join().expect("preparing thread");
+        caller.join().expect("calling thread");
+        outcome.expect("the call handed its store back without waiting for the older one to be freed");
+    }
+}
