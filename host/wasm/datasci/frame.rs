@@ -122,12 +122,14 @@ fn write_joined<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u8]> + 
     }
 }
 
-/// The distinct values of a column (in order of first appearance) and each row's code, if at
-/// most half its values are distinct; gives up as soon as more than `DICTIONARY_TRIAL` values
-/// are distinct and more than half of those seen (a column of 30 values in random order has
-/// most of them in its first rows).
+/// How many distinct values a column may show before more than half of the values seen being
+/// distinct ends the trial (a column of 30 values in random order has most of them in its first
+/// rows).
 const DICTIONARY_TRIAL: usize = 1024;
 
+/// The distinct values of a column (in order of first appearance) and each row's code, if at
+/// most half its values are distinct; gives up as soon as more than `DICTIONARY_TRIAL` values
+/// are distinct and more than half of those seen.
 fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
     let mut index: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
     let (mut distinct, mut codes) = (Vec::new(), Vec::with_capacity(values.len()));
