@@ -35,8 +35,11 @@ def _frequent(baskets, min_support, max_length):
     # its items' rows.
     bits = numpy.packbits(baskets.T, axis=1)
     bits = numpy.ascontiguousarray(numpy.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))).view(numpy.uint64)
-    # Candidates are counted a block at a time, at most 32 MiB of ANDed rows at once.
-    block = max(1, (32 << 20) // max(8 * bits.shape[1], 1))
+    # Candidates are counted a block at a time, into buffers made once: the ANDed rows of a block
+    # stay within 1 MiB, so they are written in the cache and reused, not fresh memory each time.
+    block = max(1, (1 << 20) // max(8 * bits.shape[1], 1))
+    rows, other = (numpy.empty((block, bits.shape[1]), dtype=numpy.uint64) for _ in range(2))
+    ones = numpy.empty((block, bits.shape[1]), dtype=numpy.uint8)
     level = {(i,): float(s) for i, s in enumerate(support) if s >= min_support}
     found = dict(level)
     size = 1
@@ -54,10 +57,13 @@ def _frequent(baskets, min_support, max_length):
         level = {}
         for start in range(0, len(candidates), block):
             part = numpy.array(candidates[start : start + block], dtype=numpy.intp)
-            rows = bits[part[:, 0]] & bits[part[:, 1]]
-            for j in range(2, size):
-                rows &= bits[part[:, j]]
-            counts = numpy.bitwise_count(rows).sum(axis=1, dtype=numpy.int64)
+            n = len(part)
+            anded, scratch, counted = rows[:n], other[:n], ones[:n]
+            numpy.take(bits, part[:, 0], axis=0, out=anded)
+            for j in range(1, size):
+                numpy.take(bits, part[:, j], axis=0, out=scratch)
+                anded &= scratch
+            counts = numpy.bitwise_count(anded, out=counted).sum(axis=1, dtype=numpy.int64)
             for itemset, n in zip(candidates[start : start + block], counts.tolist()):
                 share = n / count
                 if share >= min_support:

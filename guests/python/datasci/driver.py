@@ -266,6 +266,11 @@ class TableDescription:
         return f"TableDescription(name={self.name!r}, fields={list(self.fields)!r})"
 
 
+# The text columns of this instance's input that came as distinct values and codes: their
+# distinct values, by the column's id (the column itself kept with them, so the id stays its own).
+_DISTINCT = {}
+
+
 def _read_input(frame):
     """The script, its parameters and their columns from the host's input frame."""
     view = memoryview(frame)
@@ -305,7 +310,9 @@ def _read_input(frame):
             at = (at + length + 3) & ~3
             codes = numpy.frombuffer(view, dtype="<u4", count=rows, offset=at)
             at += 4 * rows
-            return distinct[codes]
+            column = distinct[codes]
+            _DISTINCT[id(column)] = (column, distinct)
+            return column
         if form == 1:
             (length,) = struct.unpack_from("<I", view, at)
             at += 4
@@ -786,8 +793,13 @@ def _sse_guest_module():
         of the wrong kind or a missing required key raises ValueError naming it and what is
         allowed. Returns {key: value} with every key of `spec`."""
         if isinstance(text, (list, tuple)) or hasattr(text, "tolist"):
-            # The distinct values first: a constant column is one string object on every row.
-            given = {str(t) for t in set(text.tolist() if hasattr(text, "tolist") else text)}
+            # The distinct values first: a constant column is one string object on every row, and
+            # a column the host sent as distinct values and codes has them already.
+            known = _DISTINCT.get(id(text))
+            if known is not None and known[0] is text:
+                given = {str(t) for t in known[1].tolist()}
+            else:
+                given = {str(t) for t in set(text.tolist() if hasattr(text, "tolist") else text)}
             if len(given) > 1:
                 raise ValueError(f"the options differ between rows: {sorted(given)[:2]}; give one constant text")
             text = given.pop() if given else ""

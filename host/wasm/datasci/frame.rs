@@ -2,6 +2,9 @@
 //! (the script, its parameters and every column, texts as offsets, NUL-joined or as a dictionary)
 //! and the answer and table frames the driver writes, read back with every length checked.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use crate::error::CallError;
 use crate::model::script::LABEL;
 use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptField, ScriptTable, Strings};
@@ -129,22 +132,29 @@ const DICTIONARY_TRIAL: usize = 1024;
 
 /// The distinct values of a column (in order of first appearance) and each row's code, if at
 /// most half its values are distinct; gives up as soon as more than `DICTIONARY_TRIAL` values
-/// are distinct and more than half of those seen.
+/// are distinct and more than half of those seen. A value equal to the row before's takes its
+/// code without a look-up (a constant column, such as an options text Qlik sends on every row,
+/// or a key whose rows come together); the look-ups hash with a per-process random seed.
 fn dictionary(values: &Strings) -> Option<(Vec<&[u8]>, Vec<u32>)> {
-    let mut index: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+    let mut index: HashMap<&[u8], u32, foldhash::fast::RandomState> = HashMap::default();
     let (mut distinct, mut codes) = (Vec::new(), Vec::with_capacity(values.len()));
+    let mut previous: Option<(&[u8], u32)> = None;
     for (seen, pair) in values.offsets.windows(2).enumerate() {
         let value = &values.data[pair[0] as usize..pair[1] as usize];
-        let code = match index.entry(value) {
-            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                if distinct.len() > DICTIONARY_TRIAL && distinct.len() * 2 > seen {
-                    return None;
+        let code = match previous {
+            Some((last, code)) if last == value => code,
+            _ => match index.entry(value) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => {
+                    if distinct.len() > DICTIONARY_TRIAL && distinct.len() * 2 > seen {
+                        return None;
+                    }
+                    distinct.push(value);
+                    *e.insert(distinct.len() as u32 - 1)
                 }
-                distinct.push(value);
-                *e.insert(distinct.len() as u32 - 1)
-            }
+            },
         };
+        previous = Some((value, code));
         codes.push(code);
     }
     (distinct.len() * 2 <= values.len()).then_some((distinct, codes))
@@ -384,5 +394,13 @@ pub(super) mod tests {
         let items: Vec<String> = (0..1000).map(|i| format!("item {}", i % 30)).collect();
         let items: Vec<&str> = items.iter().map(String::as_str).collect();
         assert_eq!(dictionary(&strings(&items)).expect("30 distinct values in 1000").0.len(), 30);
+        // Runs of one value (a key whose rows come together, a constant): a value coming back
+        // after another keeps its first code.
+        let runs = strings(&["a", "a", "b", "b", "", "", "a", "a", "b", "b"]);
+        let runs = dictionary(&runs).expect("three in ten");
+        assert_eq!(runs, (vec![b"a".as_slice(), b"b", b""], vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1]));
+        let constant = strings(&["x"; 500]);
+        let constant = dictionary(&constant).expect("one value");
+        assert_eq!((constant.0.len(), constant.1.iter().all(|&c| c == 0)), (1, true));
     }
 }
