@@ -6,6 +6,7 @@ Prints the median seconds of REPEATS calls.
 """
 
 import ast
+import functools
 import json
 import math
 import statistics
@@ -29,7 +30,7 @@ class _FileFunction:
 
 names = {
     "math": math, "numpy": numpy, "struct": struct, "NUMERIC": 1, "TEXT": 0, "DUAL": 2, "_FILE_FUNCTIONS": {},
-    "_DISTINCT": {}, "_SCALAR": 0, "_AGGREGATION": 1, "_TENSOR": 2, "_TENSOR_PER_CALL": 3, "_FileFunction": _FileFunction,
+    "_DISTINCT": {}, "_DECLARED_AT_LOAD": False, "functools": functools, "_SCALAR": 0, "_AGGREGATION": 1, "_TENSOR": 2, "_TENSOR_PER_CALL": 3, "_FileFunction": _FileFunction,
 }
 exec(compile(ast.Module(body=[module_of], type_ignores=[]), driver, "exec"), names)
 sys.modules["sse_guest"] = names["_sse_guest_module"]()

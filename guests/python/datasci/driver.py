@@ -663,6 +663,8 @@ def _sse_evaluate():
 # (`_sse_load_file`), then calls one function per batch (`_sse_call_file`).
 
 _FILE_FUNCTIONS = {}  # the running file's functions by name, in the order it declared them
+# True while a call runs a file its load declared: declarations are then read on first use.
+_DECLARED_AT_LOAD = False
 # Function types, as the host's frames number them: a tensor per batch, or over the whole call.
 _SCALAR, _AGGREGATION, _TENSOR, _TENSOR_PER_CALL = 0, 1, 2, 3
 
@@ -727,6 +729,17 @@ def _sse_guest_module():
 
     def declare(function_type, columns_in, columns_out, cacheable, fields=None):
         def register(f):
+            if f.__name__ in _FILE_FUNCTIONS:
+                raise ValueError(f"{f.__name__} is declared twice")
+            if _DECLARED_AT_LOAD:
+                # A call's run of a file its load declared: a function's types are read when it
+                # is called, and only the called one's.
+                _FILE_FUNCTIONS[f.__name__] = functools.partial(declaration, f)
+            else:
+                _FILE_FUNCTIONS[f.__name__] = declaration(f)
+            return f
+
+        def declaration(f):
             hints = typing.get_type_hints(f)
             names = list(inspect.signature(f).parameters)
             where = [f"{f.__name__}({n})" for n in names]
@@ -743,9 +756,7 @@ def _sse_guest_module():
                     raise ValueError(f"{f.__name__}: a table needs at least one field")
                 returns = table[0][1]
             doc = (inspect.getdoc(f) or "").strip().splitlines()
-            if f.__name__ in _FILE_FUNCTIONS:
-                raise ValueError(f"{f.__name__} is declared twice")
-            _FILE_FUNCTIONS[f.__name__] = _FileFunction(
+            return _FileFunction(
                 f.__name__,
                 doc[0] if doc else "",
                 function_type,
@@ -756,7 +767,6 @@ def _sse_guest_module():
                 table,
                 tuple(array for _, array in typed),
             )
-            return f
 
         return register
 
@@ -1002,13 +1012,14 @@ def _sse_load_file():
 
 def _sse_run_file():
     """Runs the function file again, for a call, from the code its load compiled."""
-    global _FILENAME_RUN
+    global _FILENAME_RUN, _DECLARED_AT_LOAD
     # The frame: the file's name, its compiled code (each with its length first), its source.
     view = memoryview(_host.call(b"input"))
     (length,) = struct.unpack_from("<I", view, 0)
     _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
     at = 4 + length
     (length,) = struct.unpack_from("<I", view, at)
+    _DECLARED_AT_LOAD = True
     try:
         code = marshal.loads(view[at + 4 : at + 4 + length])
         _run_file(_FILENAME_RUN, bytes(view[at + 4 + length :]).decode(), code)
@@ -1042,6 +1053,8 @@ def _sse_call_file():
         f = _FILE_FUNCTIONS.get(name)
         if f is None:
             raise LookupError(f"{_FILENAME_RUN} no longer declares {name}")
+        if not isinstance(f, _FileFunction):
+            f = _FILE_FUNCTIONS[name] = f()
         arrays = f.arrays or (False,) * len(params)
         values = [_file_values(column, kind, array) for (_, kind), column, array in zip(params, columns, arrays)]
         if f.function_type == _SCALAR:
