@@ -56,15 +56,15 @@ def _frequent(baskets, min_support, max_length):
                     candidates.append(union)
         level = {}
         for start in range(0, len(candidates), block):
-            part = numpy.array(candidates[start : start + block], dtype=numpy.intp)
-            n = len(part)
-            anded, scratch, counted = rows[:n], other[:n], ones[:n]
+            chunk = candidates[start : start + block]
+            part = numpy.array(chunk, dtype=numpy.intp)
+            anded, scratch, counted = rows[: len(chunk)], other[: len(chunk)], ones[: len(chunk)]
             numpy.take(bits, part[:, 0], axis=0, out=anded)
             for j in range(1, size):
                 numpy.take(bits, part[:, j], axis=0, out=scratch)
                 anded &= scratch
             counts = numpy.bitwise_count(anded, out=counted).sum(axis=1, dtype=numpy.int64)
-            for itemset, n in zip(candidates[start : start + block], counts.tolist()):
+            for itemset, n in zip(chunk, counts.tolist()):
                 share = n / count
                 if share >= min_support:
                     level[itemset] = share
