@@ -707,6 +707,29 @@ def Twice(x: float) -> float:
     assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
 }
 
+/// A file whose compiled code is larger than the host keeps (16 MiB: here a 17 MiB constant) is
+/// served all the same: every call compiles and runs it afresh from its source, each of its
+/// functions answers, and nothing one call leaves in the module reaches the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_code_is_too_large_to_keep_runs_from_its_source() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let source = format!(
+        "from sse_guest import aggregation, scalar\n\nDATA = b'{}'\nRUNS = []\n\n\n\
+         @scalar\ndef Size(x: float) -> float:\n    return len(DATA) + x\n\n\n\
+         @aggregation\ndef Runs(x: list[float]) -> float:\n    RUNS.append(sum(x))\n    return len(RUNS)\n",
+        "x".repeat(17 << 20)
+    );
+    replace_atomically(&server.dir.path().join("large.py"), source.as_bytes());
+    wait_for_functions(&server, &["Runs", "Size"]).await;
+    let size = call(&mut client, "Size", bundles(numbers(&[1.0, 2.0]), 2)).await.expect("Size").numbers();
+    assert_eq!(size, [f64::from(17u32 << 20) + 1.0, f64::from(17u32 << 20) + 2.0]);
+    for _ in 0..2 {
+        let runs = call(&mut client, "Runs", bundles(numbers(&[1.0, 2.0]), 1)).await.expect("Runs").numbers();
+        assert_eq!(runs, [1.0], "each call runs the file in an instance of its own");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_files_follow_the_engine_that_runs_them() {
     let server = server().await;

@@ -952,10 +952,10 @@ def _sse_guest_module():
 sys.modules["sse_guest"] = _sse_guest_module()
 
 
-def _run_file(filename, source, code=None):
+def _run_file(filename, source, code=None, send_code=True):
     """Runs the function file `filename` in a module of its own, from `code` when its load
-    compiled it already (else compiled here, and sent to the host as `code` for later calls);
-    the functions it declared, in `_FILE_FUNCTIONS`."""
+    compiled it already (else compiled here, and sent to the host as `code` for later calls
+    unless `send_code` is false); the functions it declared, in `_FILE_FUNCTIONS`."""
     import types
 
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -964,7 +964,8 @@ def _run_file(filename, source, code=None):
     sys.modules[module.__name__] = module
     if code is None:
         code = compile(source, filename, "exec", dont_inherit=True)
-        _host.call(b"code" + marshal.dumps(code))
+        if send_code:
+            _host.call(b"code" + marshal.dumps(code))
     exec(code, module.__dict__)
 
 
@@ -994,30 +995,38 @@ def _declarations():
 _FILENAME_RUN = None  # the function file this instance runs
 
 
-def _sse_load_file():
-    """Runs the function file the host sends, and tells the host what it declares."""
+def _named_frame():
+    """The host's frame for a function file: the file's name (its length first), kept as the file
+    this instance runs, and where the rest of the frame starts."""
     global _FILENAME_RUN
-    # The frame: the file's name (its length first), then its source.
     view = memoryview(_host.call(b"input"))
     (length,) = struct.unpack_from("<I", view, 0)
     _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
+    return view, 4 + length
+
+
+def _sse_load_file(declare=True):
+    """Runs the function file the host sends (its name, then its source), and tells the host its
+    compiled code and what it declares; with `declare` false, for a call of a file whose code the
+    host does not keep, runs it only (declarations are then read when a function is called)."""
+    global _DECLARED_AT_LOAD
+    view, at = _named_frame()
+    _DECLARED_AT_LOAD = not declare
     try:
-        _run_file(_FILENAME_RUN, bytes(view[4 + length :]).decode())
-        declarations = _declarations()
+        _run_file(_FILENAME_RUN, bytes(view[at:]).decode(), send_code=declare)
+        declarations = _declarations() if declare else None
     except BaseException as error:  # the file's failure is the answer
         _send_error(error, b"error" b"MemoryError: the file ran out of memory", _FILENAME_RUN)
         return
-    _host.call(b"functions" + declarations)
+    if declare:
+        _host.call(b"functions" + declarations)
 
 
 def _sse_run_file():
-    """Runs the function file again, for a call, from the code its load compiled."""
-    global _FILENAME_RUN, _DECLARED_AT_LOAD
-    # The frame: the file's name, its compiled code (each with its length first), its source.
-    view = memoryview(_host.call(b"input"))
-    (length,) = struct.unpack_from("<I", view, 0)
-    _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
-    at = 4 + length
+    """Runs the function file again, for a call, from the code its load compiled (the frame: the
+    file's name, its code, each with its length first, then its source)."""
+    global _DECLARED_AT_LOAD
+    view, at = _named_frame()
     (length,) = struct.unpack_from("<I", view, at)
     _DECLARED_AT_LOAD = True
     try:

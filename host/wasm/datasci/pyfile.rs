@@ -30,6 +30,9 @@ const LOAD: &[u8] = b"_sse_load_file()";
 /// What the driver runs in a call's fresh instance to run the file from the code its load
 /// compiled.
 const RUN: &[u8] = b"_sse_run_file()";
+/// What the driver runs in a call's fresh instance when the load's code was not kept: the file
+/// is compiled and run, and neither its code nor its declarations are sent again.
+const RUN_SOURCE: &[u8] = b"_sse_load_file(False)";
 /// Compiled code larger than this is not kept: calls compile the file instead.
 const MAX_CODE: usize = 16 << 20;
 /// What the driver runs for each batch of a call.
@@ -46,7 +49,7 @@ pub struct PyFile {
     /// The file's name, then its source: what `_sse_load_file` reads.
     frame: Arc<[u8]>,
     /// The file's name, its code as its load compiled it, then its source: what `_sse_run_file`
-    /// reads (calls run `_sse_load_file` when the engine sent no code).
+    /// reads (calls run the source, `RUN_SOURCE`, when the code is over `MAX_CODE`).
     compiled: Option<Arc<[u8]>>,
 }
 
@@ -98,7 +101,8 @@ impl PyFile {
     fn run(&self, label: &str, control: Option<&CallControl>) -> Result<(Store<DataSciState>, Instance), CallError> {
         let (mut store, instance, entry) = match control {
             Some(control) => {
-                let (frame, entry) = self.compiled.as_ref().map_or((&self.frame, LOAD), |compiled| (compiled, RUN));
+                let (frame, entry) =
+                    self.compiled.as_ref().map_or((&self.frame, RUN_SOURCE), |compiled| (compiled, RUN));
                 let (mut store, instance) = self.engine.fresh(control.cancel.clone(), frame.to_vec())?;
                 store.data_mut().call.control(control);
                 (store, instance, entry)
