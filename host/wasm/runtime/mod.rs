@@ -176,12 +176,13 @@ impl Runtime {
             .max_memories_per_module(2)
             .table_elements(100_000)
             .linear_memory_keep_resident(limits.keep_resident_bytes)
-            // Never reset only the pages the kernel reports present (PAGEMAP_SCAN): a page a
-            // call wrote that was swapped out meanwhile is not present, so it would be neither
-            // reset nor decommitted, and the next instance in the slot would read it (and a
-            // table's stale entries). Without it the first `keep_resident_bytes` are reset
-            // whole and the rest decommitted, swapped pages included (tests/integration/swap.rs).
-            .pagemap_scan(wasmtime::Enabled::No)
+            // Reset only the pages a call wrote, as the kernel reports them (PAGEMAP_SCAN, Linux
+            // 6.7 and later): present ones and swapped-out ones. Stock wasmtime 48 asks for present
+            // pages only, so a page swapped out meanwhile was neither reset nor decommitted and the
+            // next instance in the slot read it; the vendored wasmtime asks for both
+            // (vendor/README.md, tests/integration/swap.rs). Where the kernel has no scan, the
+            // first `keep_resident_bytes` are reset whole and the rest decommitted.
+            .pagemap_scan(wasmtime::Enabled::Auto)
             .table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // Map data segments copy-on-write: an interpreter's pre-initialized heap (18 MB for the
