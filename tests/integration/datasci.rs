@@ -397,6 +397,33 @@ async fn scripts_are_sandboxed_and_bounded_and_keep_nothing() {
     assert!(first[0][0] != second[0][0] && first[0][1] != second[0][1], "{first:?} {second:?}");
 }
 
+/// Evaluations take pooled instance slots that earlier ones used: what an evaluation wrote into
+/// its memory is gone before the next one starts there. `numpy.empty` hands out memory without
+/// clearing it, so it shows whatever the slot still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_an_evaluation_wrote_is_gone_before_the_next_one_in_its_slot() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let mut count = async |script: &str| {
+        let answer = evaluate(&mut client, script, F::Aggregation, T::Numeric, &[], nothing()).await;
+        answer.expect("evaluates").numbers()[0]
+    };
+    let size = "(16 << 20)";
+    let mark = format!("a = numpy.full({size}, 0x5A, dtype=numpy.uint8)\nqResult = int(a.sum() > 0)");
+    let probe = format!("b = numpy.empty({size}, dtype=numpy.uint8)\nqResult = int((b == 0x5A).sum())");
+    // What a fresh instance shows: the engine's image holds a few such bytes of its own.
+    let image = count(&probe).await;
+    assert!(image < 1_000.0, "{image} marked bytes in a fresh instance");
+    // The probe sees marks where they are left: freed and allocated again within one evaluation.
+    let within = format!("{mark}\ndel a\n{probe}");
+    assert!(count(&within).await > 1_000_000.0, "numpy.empty reuses what was freed in one instance");
+    // Across evaluations, never, however the slots come round.
+    for round in 0..12 {
+        assert_eq!(count(&mark).await, 1.0);
+        assert_eq!(count(&probe).await, image, "round {round}: an evaluation read marks an earlier one left");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_evaluations_at_once_fit_the_default_limits() {
     let server = server().await;

@@ -10,9 +10,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::error::ModelError;
 use crate::wasm::models::{AppModels, no_store};
-use crate::wasm::runtime::Runtime;
 use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
+use crate::wasm::runtime::{Limits, Runtime};
 
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
@@ -83,10 +83,40 @@ pub(crate) fn config(epochs: bool) -> wasmtime::Config {
     config
 }
 
+/// The serving engine's instances come from a pool of slots, like components' (`Runtime::new`):
+/// a freed slot's reset copies back only the pages its call wrote (swapped ones included, see
+/// `vendor/README.md`), up to `keep_resident_bytes`, and keeps them resident, so the next
+/// evaluation in that slot finds the interpreter's pages mapped instead of faulting each one in
+/// (a fresh mapping per evaluation cost ~1,000 page faults at 1,000 rows, ~5,000 at 100,000).
+fn pooled(limits: &Limits) -> wasmtime::Config {
+    let mut config = config(true);
+    let instances = limits.instances.max(1);
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_core_instances(instances)
+        .total_memories(instances)
+        .total_tables(instances)
+        .total_gc_heaps(instances)
+        .total_component_instances(0)
+        // The interpreter with numpy, pandas, scipy, scikit-learn and statsmodels: ~100,000
+        // functions, whose references live in each instance's context and table.
+        .max_core_instance_size(64 << 20)
+        .table_elements(1 << 20)
+        .max_memory_size(limits.max_memory_bytes)
+        .linear_memory_keep_resident(limits.keep_resident_bytes)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .table_keep_resident(1 << 20)
+        // Reuse freed slots before touching new ones: each slot used keeps its pages resident
+        // (the instance's context and table of ~100,000 function references alone are megabytes),
+        // and by default the pool tries 100 unused slots first.
+        .max_unused_warm_slots(4);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
 impl DataSciRuntime {
     /// The engine, and a linker with WASI preview 1 and the door.
-    pub(crate) fn new() -> anyhow::Result<Self> {
-        let engine = Engine::new(&config(true))?;
+    pub(crate) fn new(limits: &Limits) -> anyhow::Result<Self> {
+        let engine = Engine::new(&pooled(limits))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut DataSciState| &mut state.wasi)?;
         linker.func_wrap("host", "call", door)?;
@@ -105,7 +135,7 @@ impl DataSciRuntime {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         let datasci = match &*shared {
             Some(datasci) => datasci.clone(),
-            None => shared.insert(Arc::new(Self::new()?)).clone(),
+            None => shared.insert(Arc::new(Self::new(&runtime.limits())?)).clone(),
         };
         runtime.tick(datasci.engine());
         Ok(datasci)
