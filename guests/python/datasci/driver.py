@@ -126,6 +126,7 @@ import json  # noqa: E402, F401
 import linecache  # noqa: E402
 import marshal  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
@@ -640,10 +641,17 @@ def _sse_describe():
     _host.call(b"language" + LANGUAGE.encode())
 
 
+def _reseed():
+    """New random states for this instance, which starts from the snapshot's: Python's from the
+    system's entropy, numpy's global one from 128 bits of it (what `numpy.random.seed()` draws
+    too, through a SeedSequence that costs ~0.2 ms here against ~15 us for these)."""
+    random.seed()
+    numpy.random.seed(numpy.frombuffer(os.urandom(16), dtype=numpy.uint32))
+
+
 def _sse_evaluate():
     """One evaluation: the input from the host, the script run, the answer (or error) back."""
-    random.seed()
-    numpy.random.seed()
+    _reseed()
     try:
         script, params, return_type, rows, columns = _read_input(_host.call(b"input"))
         parts, table = _evaluate(script, params, return_type, columns)
@@ -1055,8 +1063,7 @@ def _file_values(column, kind, array):
 def _sse_call_file():
     """One batch of a call (all the rows, for an aggregation): the input from the host, the
     function run on it, the answer (or error) back."""
-    random.seed()
-    numpy.random.seed()
+    _reseed()
     try:
         name, params, return_type, rows, columns = _read_input(_host.call(b"input"))
         f = _FILE_FUNCTIONS.get(name)
