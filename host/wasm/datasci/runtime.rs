@@ -12,7 +12,7 @@ use crate::error::ModelError;
 use crate::wasm::models::{AppModels, no_store};
 use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
-use crate::wasm::runtime::{Limits, Runtime};
+use crate::wasm::runtime::{Limits, Runtime, reset_written_pages};
 
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
@@ -84,10 +84,9 @@ pub(crate) fn config(epochs: bool) -> wasmtime::Config {
 }
 
 /// The serving engine's instances come from a pool of slots, like components' (`Runtime::new`):
-/// a freed slot's reset copies back only the pages its call wrote (swapped ones included, see
-/// `vendor/README.md`), up to `keep_resident_bytes`, and keeps them resident, so the next
-/// evaluation in that slot finds the interpreter's pages mapped instead of faulting each one in
-/// (a fresh mapping per evaluation cost ~1,000 page faults at 1,000 rows, ~5,000 at 100,000).
+/// a freed slot's reset copies back only the pages its call wrote ([`reset_written_pages`]), up
+/// to `keep_resident_bytes`, and keeps them resident, so the next evaluation in that slot finds
+/// the interpreter's pages mapped instead of faulting each one in (a fresh mapping per evaluation cost ~1,000 page faults at 1,000 rows, ~5,000 at 100,000).
 fn pooled(limits: &Limits) -> wasmtime::Config {
     let mut config = config(true);
     let instances = limits.instances.max(1);
@@ -102,13 +101,12 @@ fn pooled(limits: &Limits) -> wasmtime::Config {
         .max_core_instance_size(64 << 20)
         .table_elements(1 << 20)
         .max_memory_size(limits.max_memory_bytes)
-        .linear_memory_keep_resident(limits.keep_resident_bytes)
-        .pagemap_scan(wasmtime::Enabled::Auto)
         .table_keep_resident(1 << 20)
         // Reuse freed slots before touching new ones: each slot used keeps its pages resident
         // (the instance's context and table of ~100,000 function references alone are megabytes),
         // and by default the pool tries 100 unused slots first.
         .max_unused_warm_slots(4);
+    reset_written_pages(&mut pool, limits);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
 }

@@ -154,6 +154,17 @@ pub struct Runtime {
     ticked: Arc<std::sync::Mutex<Vec<wasmtime::EngineWeak>>>,
 }
 
+/// How every engine's pool resets a freed slot's memory: only the pages a call wrote, as the
+/// kernel reports them (PAGEMAP_SCAN, Linux 6.7 and later), present ones and swapped-out ones,
+/// kept resident up to `keep_resident_bytes`. Stock wasmtime 48 asks for present pages only, so a
+/// page swapped out meanwhile was neither reset nor decommitted and the next instance in the slot
+/// read it; the vendored wasmtime asks for both (vendor/README.md, tests/integration/swap.rs).
+/// Where the kernel has no scan, the first `keep_resident_bytes` are reset whole and the rest
+/// decommitted.
+pub(in crate::wasm) fn reset_written_pages(pool: &mut PoolingAllocationConfig, limits: &Limits) {
+    pool.linear_memory_keep_resident(limits.keep_resident_bytes).pagemap_scan(wasmtime::Enabled::Auto);
+}
+
 impl Runtime {
     /// An engine with epoch interruption, and a thread that ticks its epoch until the engine is
     /// dropped.
@@ -175,15 +186,8 @@ impl Runtime {
             .max_tables_per_component(8)
             .max_memories_per_module(2)
             .table_elements(100_000)
-            .linear_memory_keep_resident(limits.keep_resident_bytes)
-            // Reset only the pages a call wrote, as the kernel reports them (PAGEMAP_SCAN, Linux
-            // 6.7 and later): present ones and swapped-out ones. Stock wasmtime 48 asks for present
-            // pages only, so a page swapped out meanwhile was neither reset nor decommitted and the
-            // next instance in the slot read it; the vendored wasmtime asks for both
-            // (vendor/README.md, tests/integration/swap.rs). Where the kernel has no scan, the
-            // first `keep_resident_bytes` are reset whole and the rest decommitted.
-            .pagemap_scan(wasmtime::Enabled::Auto)
             .table_keep_resident(64 << 10);
+        reset_written_pages(&mut pool, &limits);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // Map data segments copy-on-write: an interpreter's pre-initialized heap (18 MB for the
         // Python engine) would otherwise be copied into every fresh instance, which each script
