@@ -113,6 +113,11 @@ async fn main() -> anyhow::Result<()> {
         println!("p50 {p50:.0} µs, p99 {p99:.0} µs");
         return Ok(());
     }
+    if let [flag, addr, family, rows, calls] = args.as_slice()
+        && flag == "--drive-analytics"
+    {
+        return analytics::drive(addr, family, rows.parse()?, calls.parse()?).await;
+    }
     if let [flag, calls, rest @ ..] = args.as_slice()
         && flag == "--in-process"
     {
