@@ -83,18 +83,28 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
         raise ValueError(f"option min_support={o['min_support']}: expected a share above 0, at most 1")
     if o["max_length"] < 2:
         raise ValueError(f"option max_length={o['max_length']}: a rule has at least 2 items")
-    transaction, item = numpy.asarray(transaction, dtype=object), numpy.asarray(item, dtype=object)
-    keep = (transaction != "") & (item != "")
+    # Each column's distinct values and a code per row (a dimension's come from the host as such);
+    # a row with an empty transaction or item is left out.
+    basket_code, basket_names = sse_guest.factorize(transaction)
+    item_code, item_names = sse_guest.factorize(item)
+    keep = (basket_names != "")[basket_code] & (item_names != "")[item_code]
     if not keep.any():
         return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
-    basket_of = pandas.factorize(transaction[keep])[0]
-    codes, names = pandas.factorize(item[keep])
-    # Items numbered in sorted order; an item twice in a basket marks it once.
-    items = sorted(names.tolist())
+    basket_code, item_code = basket_code[keep], item_code[keep]
+    # A basket per transaction with a row kept; items numbered in sorted order; an item twice in a
+    # basket marks it once.
+    has = numpy.zeros(len(basket_names), dtype=bool)
+    has[basket_code] = True
+    basket_of = (numpy.cumsum(has) - 1)[basket_code]
+    used = numpy.zeros(len(item_names), dtype=bool)
+    used[item_code] = True
+    present = numpy.flatnonzero(used)
+    items = sorted(item_names[present].tolist())
     number = {name: k for k, name in enumerate(items)}
-    item_of = numpy.array([number[name] for name in names.tolist()], dtype=numpy.intp)[codes]
-    baskets = numpy.zeros((basket_of.max() + 1, len(items)), dtype=bool)
-    baskets[basket_of, item_of] = True
+    column_of = numpy.zeros(len(item_names), dtype=numpy.intp)
+    column_of[present] = [number[name] for name in item_names[present].tolist()]
+    baskets = numpy.zeros((int(has.sum()), len(items)), dtype=bool)
+    baskets[basket_of, column_of[item_code]] = True
     frequent = _frequent(baskets, o["min_support"], o["max_length"])
     rules = []
     for itemset, support in frequent.items():

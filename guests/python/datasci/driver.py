@@ -268,7 +268,8 @@ class TableDescription:
 
 
 # The text columns of this instance's input that came as distinct values and codes: their
-# distinct values, by the column's id (the column itself kept with them, so the id stays its own).
+# distinct values and codes, by the column's id (the column itself kept with them, so the id stays
+# its own).
 _DISTINCT = {}
 
 
@@ -312,7 +313,7 @@ def _read_input(frame):
             codes = numpy.frombuffer(view, dtype="<u4", count=rows, offset=at)
             at += 4 * rows
             column = distinct[codes]
-            _DISTINCT[id(column)] = (column, distinct)
+            _DISTINCT[id(column)] = (column, distinct, codes)
             return column
         if form == 1:
             (length,) = struct.unpack_from("<I", view, at)
@@ -884,6 +885,19 @@ def _sse_guest_module():
                         raise ValueError(f"row {i + 1}, feature {j + 1}: {v!r} is not a number") from None
         return matrix
 
+    def factorize(column):
+        """(codes, uniques) of a text column, as `pandas.factorize` answers: each distinct value
+        once, in order of first appearance (an object array), and each row's position among them
+        (an intp array). A `Texts` column the host sent as distinct values and codes (a dimension)
+        has them already: they are not hashed again."""
+        known = _DISTINCT.get(id(column))
+        if known is not None and known[0] is column:
+            return known[2].astype(numpy.intp), known[1].copy()
+        import pandas
+
+        codes, uniques = pandas.factorize(numpy.asarray(column, dtype=object))
+        return codes.astype(numpy.intp, copy=False), numpy.asarray(uniques, dtype=object)
+
     def store(request):
         answer = _host.call(b"model-" + request)
         if answer[:1] != b"\x00":
@@ -936,6 +950,7 @@ def _sse_guest_module():
         "REQUIRED": required,
         "options": options,
         "feature_matrix": feature_matrix,
+        "factorize": factorize,
         "scalar": scalar,
         "tensor": tensor,
         "table": table,
