@@ -201,7 +201,7 @@ fn native(file: &Path, function: &str, options: &str, columns: &[Vec<Value>], re
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
-/// The median seconds of `repeats` calls of `function` through gRPC.
+/// The seconds each of `repeats` calls of `function` through gRPC took.
 async fn sandboxed(server: &Server, function: &str, messages: &[Bytes], repeats: usize) -> anyhow::Result<Vec<f64>> {
     let mut times = Vec::new();
     for _ in 0..repeats {
