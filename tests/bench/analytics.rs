@@ -6,15 +6,17 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sse_wasm::pb;
+use tonic::transport::Channel;
 
 use crate::throughput::Server;
+use crate::util::{median_max, ms};
 use crate::wire;
 
 /// One cell: a number (NaN for null) or a text.
@@ -201,22 +203,26 @@ fn native(file: &Path, function: &str, options: &str, columns: &[Vec<Value>], re
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
-/// The seconds each of `repeats` calls of `function` through gRPC took.
-async fn sandboxed(server: &Server, function: &str, messages: &[Bytes], repeats: usize) -> anyhow::Result<Vec<f64>> {
+/// How long each of `repeats` calls of `function` through gRPC took.
+async fn sandboxed(
+    channel: &Channel,
+    function: &str,
+    messages: &[Bytes],
+    repeats: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::new();
     for _ in 0..repeats {
         let started = Instant::now();
-        let answer = wire::call(&server.channel, function, messages.to_vec()).await?;
-        times.push(started.elapsed().as_secs_f64());
+        let answer = wire::call(channel, function, messages.to_vec()).await?;
+        times.push(started.elapsed());
         anyhow::ensure!(answer.rows > 0, "{function} answered no rows");
     }
     Ok(times)
 }
 
-fn median(times: &[f64]) -> f64 {
-    let mut times = times.to_vec();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+/// The function of `floor.py` that takes `workload`'s parameters.
+fn floor(workload: &Workload) -> String {
+    format!("Floor_{}", workload.function)
 }
 
 pub async fn run(quick: bool) -> anyhow::Result<()> {
@@ -228,12 +234,10 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     for workload in &WORKLOADS {
         std::fs::copy(root.join("guests/analytics").join(workload.file), functions.path().join(workload.file))?;
     }
-    let floor_file = root.join("tests/bench/floor.py");
-    std::fs::copy(&floor_file, functions.path().join("floor.py"))?;
+    std::fs::copy(root.join("tests/bench/floor.py"), functions.path().join("floor.py"))?;
     // A 100,000-row forecast takes about 20 s of CPU here, near the default 30 s limit.
     let server = Server::wasm_with(functions.path(), &["--call-timeout", "300"]).await?;
     let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(server.channel.clone());
-    let floor = |w: &Workload| format!("Floor_{}", w.function);
     let started = Instant::now();
     loop {
         let capabilities = client.get_capabilities(pb::Empty {}).await?.into_inner();
@@ -250,9 +254,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     println!(
         "Floor: the same call to a function of the same parameters that only counts its rows (`tests/bench/floor.py`)."
     );
-    println!(
-        "| family: function (options) | rows | first call | sandboxed | native | ratio | floor: sandboxed / native | target |"
-    );
+    println!("| family: function (options) | rows | first call | sandboxed | native | ratio | floor | target |");
     println!("|---|---|---|---|---|---|---|---|");
     // `BENCH_FAMILIES=forecasting,prediction` measures those alone.
     let families = std::env::var("BENCH_FAMILIES").unwrap_or_default();
@@ -264,33 +266,32 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
                 let mut rng = StdRng::seed_from_u64(seed(workload.family, rows, series));
                 let columns = (workload.columns)(rows, &mut rng);
                 let messages = encode(&columns, workload.options);
-                let mut times = sandboxed(&server, workload.function, &messages, 1).await?;
+                let mut times = sandboxed(&server.channel, workload.function, &messages, 1).await?;
+                let first = times[0].as_secs_f64();
                 // Calls of under a second are timed 10 times (the median of 3 at 100,000 rows
                 // moved by a fifth between runs), longer ones 3 times, each of several series once.
-                let repeats = match (quick, workload.series, times[0] < 1.0) {
+                let repeats = match (quick, workload.series, first < 1.0) {
                     (true, _, _) | (_, 2.., false) => 1,
                     (false, _, true) => 10,
                     (false, _, false) => 3,
                 };
-                times.extend(sandboxed(&server, workload.function, &messages, repeats - 1).await?);
-                let floors = sandboxed(&server, &floor(workload), &messages, repeats).await?;
+                times.extend(sandboxed(&server.channel, workload.function, &messages, repeats - 1).await?);
+                let mut floors = sandboxed(&server.channel, &floor(workload), &messages, repeats).await?;
                 let file = root.join("guests/analytics").join(workload.file);
                 let native_time = native(&file, workload.function, workload.options, &columns, repeats)?;
-                let native_floor = native(&floor_file, &floor(workload), workload.options, &columns, repeats)?;
-                let sandboxed = median(&times);
+                let sandboxed = median_max(&mut times).0.as_secs_f64();
                 (all_sandboxed, all_native) = (all_sandboxed + sandboxed, all_native + native_time);
                 let label = if workload.series > 1 { format!(", series {}", series + 1) } else { String::new() };
                 println!(
-                    "| {}: `{}('{}')`{label} | {rows} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {:.1} / {:.1} ms | {} |",
+                    "| {}: `{}('{}')`{label} | {rows} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {} |",
                     workload.family,
                     workload.function,
                     workload.options,
-                    times[0] * 1e3,
+                    first * 1e3,
                     sandboxed * 1e3,
                     native_time * 1e3,
                     sandboxed / native_time,
-                    median(&floors) * 1e3,
-                    native_floor * 1e3,
+                    median_max(&mut floors).0.as_secs_f64() * 1e3,
                     if rows == 100_000 && workload.series == 1 { "≤ 2×" } else { "—" }
                 );
             }
@@ -314,19 +315,14 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
 /// serves the library and `floor.py`: `--drive-analytics ADDR correlation 100000 50` (the floor's
 /// function with `correlation/floor`); prints the p50.
 pub async fn drive(addr: &str, family: &str, rows: usize, calls: usize) -> anyhow::Result<()> {
-    let (family, floor) = family.strip_suffix("/floor").map_or((family, false), |f| (f, true));
+    let (family, floor_of) = family.strip_suffix("/floor").map_or((family, false), |f| (f, true));
     let workload =
         WORKLOADS.iter().find(|w| w.family == family).ok_or_else(|| anyhow::anyhow!("no family {family}"))?;
-    let function = if floor { format!("Floor_{}", workload.function) } else { workload.function.to_owned() };
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+    let function = if floor_of { floor(workload) } else { workload.function.to_owned() };
+    let channel = Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
     let columns = (workload.columns)(rows, &mut StdRng::seed_from_u64(seed(family, rows, 0)));
     let messages = encode(&columns, workload.options);
-    let mut times = Vec::new();
-    for _ in 0..calls {
-        let started = Instant::now();
-        wire::call(&channel, &function, messages.clone()).await?;
-        times.push(started.elapsed().as_secs_f64());
-    }
-    println!("{function}: p50 {:.1} ms over {calls} calls", median(&times) * 1e3);
+    let mut times = sandboxed(&channel, &function, &messages, calls).await?;
+    println!("{function}: p50 {} over {calls} calls", ms(median_max(&mut times).0));
     Ok(())
 }
