@@ -804,6 +804,11 @@ def _sse_guest_module():
 
     required = object()
 
+    def dictionary(column):
+        """(distinct values, codes) of a text column the host sent as a dimension, else None."""
+        known = _DISTINCT.get(id(column))
+        return known[1:] if known is not None and known[0] is column else None
+
     def options(text, spec):
         """Reads Qlik-style options, `'periods=12, method=ets, return=upper'`, strictly against
         `spec`, {key: (kind, default)}: kind is int, float, bool, str or a tuple of the words
@@ -814,9 +819,9 @@ def _sse_guest_module():
         if isinstance(text, (list, tuple)) or hasattr(text, "tolist"):
             # The distinct values first: a constant column is one string object on every row, and
             # a column the host sent as distinct values and codes has them already.
-            known = _DISTINCT.get(id(text))
-            if known is not None and known[0] is text:
-                given = {str(t) for t in known[1].tolist()}
+            known = dictionary(text)
+            if known is not None:
+                given = {str(t) for t in known[0].tolist()}
             else:
                 given = {str(t) for t in set(text.tolist() if hasattr(text, "tolist") else text)}
             if len(given) > 1:
@@ -890,9 +895,9 @@ def _sse_guest_module():
         once, in order of first appearance (an object array), and each row's position among them
         (an intp array). A `Texts` column the host sent as distinct values and codes (a dimension)
         has them already: they are not hashed again."""
-        known = _DISTINCT.get(id(column))
-        if known is not None and known[0] is column:
-            return known[2].astype(numpy.intp), known[1].copy()
+        known = dictionary(column)
+        if known is not None:
+            return known[1].astype(numpy.intp), known[0].copy()
         import pandas
 
         codes, uniques = pandas.factorize(numpy.asarray(column, dtype=object))
