@@ -68,9 +68,7 @@ pub(in crate::wasm) fn input_frame(script: &Script, rows: usize, columns: &[Colu
     out.extend_from_slice(script.text.as_bytes());
     let numbers = |out: &mut Vec<u8>, values: &[f64]| {
         out.resize(out.len().next_multiple_of(8), 0);
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        extend_le(out, values, |v| v.to_le_bytes());
     };
     for column in columns {
         match column {
@@ -96,9 +94,7 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
             out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
             write_joined(out, distinct.iter().copied());
             out.resize(out.len().next_multiple_of(4), 0);
-            for code in codes {
-                out.extend_from_slice(&code.to_le_bytes());
-            }
+            extend_le(out, &codes, |c| c.to_le_bytes());
             return;
         }
         // Joined by NUL, which Python splits in one call instead of slicing value by value.
@@ -111,6 +107,16 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
         out.extend_from_slice(&o.to_le_bytes());
     }
     out.extend_from_slice(&values.data);
+}
+
+/// Appends `values` to `out`, each as its `N` little-endian bytes: sized once and written in
+/// place, which compiles to a block copy, where a push per value checks the capacity each time.
+fn extend_le<T: Copy, const N: usize>(out: &mut Vec<u8>, values: &[T], bytes: impl Fn(T) -> [u8; N]) {
+    let start = out.len();
+    out.resize(start + N * values.len(), 0);
+    for (place, &value) in out[start..].chunks_exact_mut(N).zip(values) {
+        place.copy_from_slice(&bytes(value));
+    }
 }
 
 /// At least one value, none holding a NUL: their joined length, then them joined by NUL.
