@@ -72,12 +72,20 @@ impl Strings {
         if self.offsets.len() != rows + 1 {
             return Err(format!("a string column has {} offsets for {rows} rows (needs rows + 1)", self.offsets.len()));
         }
-        let text = std::str::from_utf8(&self.data).map_err(|e| format!("a string column is not UTF-8: {e}"))?;
         if self.offsets[0] != 0 || self.offsets[rows] as usize != self.data.len() {
             return Err("a string column's offsets do not span its data".to_owned());
         }
-        for pair in self.offsets.windows(2) {
-            if pair[0] > pair[1] || !text.is_char_boundary(pair[1] as usize) {
+        self.check_from(0)
+    }
+
+    /// Checks the values from the `first` on, whose offsets are in range: their bytes are UTF-8
+    /// and their offsets ascending character boundaries. Values appended to a checked column
+    /// need only this.
+    pub(crate) fn check_from(&self, first: usize) -> Result<(), String> {
+        let base = self.offsets[first] as usize;
+        let text = std::str::from_utf8(&self.data[base..]).map_err(|e| format!("a string column is not UTF-8: {e}"))?;
+        for pair in self.offsets[first..].windows(2) {
+            if pair[0] > pair[1] || !text.is_char_boundary(pair[1] as usize - base) {
                 return Err("a string column's offsets are not ascending character boundaries".to_owned());
             }
         }

@@ -171,14 +171,6 @@ pub enum Evaluation<'a> {
 }
 
 impl Evaluation<'_> {
-    /// Feeds the script one batch of rows.
-    pub fn update(&mut self, input: Batch) -> Result<(), CallError> {
-        match self {
-            Self::Component(evaluation) => evaluation.update(input),
-            Self::DataSci(evaluation) => evaluation.update(input),
-        }
-    }
-
     /// No more rows: the script's answer.
     pub fn finish(self) -> Result<ScriptAnswer, CallError> {
         match self {

@@ -198,13 +198,23 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
             strings.data.reserve(message.len() / texts);
         }
     }
-    let rows = decode_into(message, &mut columns)?;
-    for column in &columns {
+    let rows = decode_onto(message, &mut columns)?;
+    Ok(Batch { rows, columns })
+}
+
+/// Decodes a `BundledRows` onto the end of `columns` (one per parameter, of its type), as a
+/// per-call function keeps every row of the call: no batch of the message's own to copy over.
+/// Every row must carry exactly one dual per parameter; the rows added, or why not (when not,
+/// `columns` may hold part of the message).
+pub fn decode_onto(message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
+    let before: Vec<usize> = columns.iter().map(Column::len).collect();
+    let rows = decode_into(message, columns)?;
+    for (column, first) in columns.iter().zip(before) {
         if let Column::Text(strings) | Column::Dual(_, strings) = column {
-            strings.check(rows).map_err(|_| malformed("a string value is not UTF-8"))?;
+            strings.check_from(first).map_err(|_| malformed("a string value is not UTF-8"))?;
         }
     }
-    Ok(Batch { rows, columns })
+    Ok(rows)
 }
 
 /// How many rows `message` holds, by skipping over them (a guess when it is malformed, which
@@ -544,6 +554,35 @@ mod tests {
         // "é" split across two values: each half is invalid even though the whole buffer is not.
         let split = [KEY_ITEM, 5, KEY_ITEM, 3, KEY_TEXT, 1, 0xc3, KEY_ITEM, 5, KEY_ITEM, 3, KEY_TEXT, 1, 0xa9];
         assert!(decode(&split, &[DataType::Text]).unwrap_err().to_string().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn messages_decoded_onto_kept_columns_give_what_one_message_of_all_rows_gives() {
+        let first = pb::BundledRows { rows: vec![row(&[(1.0, "a"), (2.0, "x")]), row(&[(0.0, "bé"), (-4.5, "")])] };
+        let second = pb::BundledRows { rows: vec![row(&[(7.0, ""), (f64::INFINITY, "ünï")])] };
+        let types = [DataType::Text, DataType::Dual];
+        let mut kept: Vec<Column> = types.iter().map(|&t| Column::with_capacity(t, 0)).collect();
+        assert_eq!(decode_onto(&first.encode_to_vec(), &mut kept), Ok(2));
+        assert_eq!(decode_onto(&second.encode_to_vec(), &mut kept), Ok(1));
+        // Two encoded messages back to back are one message of both's rows.
+        let whole = decode(&[first.encode_to_vec(), second.encode_to_vec()].concat(), &types).unwrap();
+        assert_eq!((whole.rows, &whole.columns), (3, &kept));
+        // A later message's text is checked as a first one's is, "é" split across messages too.
+        let texts = || [Column::with_capacity(DataType::Text, 0)];
+        decode_onto(&first.encode_to_vec(), &mut texts()).expect_err("two values a row");
+        let text = |bytes: &[u8]| {
+            [
+                &[KEY_ITEM, 4 + bytes.len() as u8, KEY_ITEM, 2 + bytes.len() as u8, KEY_TEXT, bytes.len() as u8][..],
+                bytes,
+            ]
+            .concat()
+        };
+        for (earlier, later) in [(&b"a"[..], &b"\xff"[..]), (b"a", b"\xc3"), (b"\xc3", b"\xa9")] {
+            let mut kept = texts();
+            let earlier = decode_onto(&text(earlier), &mut kept);
+            let refused = earlier.and_then(|_| decode_onto(&text(later), &mut kept));
+            assert!(refused.unwrap_err().to_string().contains("not UTF-8"), "{later:?} after");
+        }
     }
 
     #[test]

@@ -99,9 +99,9 @@ where
         Mode::PerCall => {
             backend.start()?;
             while let Some(message) = next()? {
-                let batch = take(message, &mut stats)?;
-                let output = backend.update(batch)?.map_err(guest_error)?;
-                answer(output, &mut stats)?;
+                let (rows, output) = backend.update(name, &message, &params)?;
+                stats.rows_in += rows;
+                answer(output.map_err(guest_error)?, &mut stats)?;
             }
             let output = backend.finish()?.map_err(guest_error)?;
             answer(output, &mut stats)?;
@@ -126,6 +126,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::functions::call::Fed;
     use crate::model::{Column, DataType, TableDef};
     use crate::wire::pb;
 
@@ -156,8 +157,8 @@ mod tests {
             self.seen.push("start".into());
             Ok(())
         }
-        fn update(&mut self, input: Batch) -> Answer {
-            self.next(format!("update {}", input.rows))
+        fn update(&mut self, function: &str, message: &[u8], params: &[DataType]) -> Fed {
+            super::super::update_with(function, message, params, |batch| self.next(format!("update {}", batch.rows)))
         }
         fn finish(&mut self) -> Answer {
             self.next("finish".into())

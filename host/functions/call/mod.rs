@@ -8,8 +8,7 @@
 
 use crate::error::CallError;
 use crate::model::{Batch, DataType};
-use crate::wasm::FunctionInstance;
-use crate::wasm::PyCall;
+use crate::wasm::{FunctionInstance, KeptRows, PyCall};
 use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 
 pub mod function;
@@ -28,14 +27,19 @@ pub struct CallStats {
 
 pub use crate::wasm::Answer;
 
+/// What feeding a per-call function one request message gives: the rows the message held, and
+/// the function's answer so far (or the error it answered), unless the host failed.
+pub(crate) type Fed = Result<(usize, Result<Batch, String>), CallError>;
+
 /// What runs a function's code for one call.
 pub(crate) trait Backend {
     /// A per-batch function's answer to one batch.
     fn call(&mut self, input: Batch) -> Answer;
     /// Starts a per-call function.
     fn start(&mut self) -> Result<(), CallError>;
-    /// Feeds a per-call function one batch.
-    fn update(&mut self, input: Batch) -> Answer;
+    /// Feeds a per-call function (`function`, of parameters `params`) one request message: the
+    /// rows it held, and the function's answer so far (or its error).
+    fn update(&mut self, function: &str, message: &[u8], params: &[DataType]) -> Fed;
     /// Ends a per-call function: its remaining rows.
     fn finish(&mut self) -> Answer;
 }
@@ -47,8 +51,8 @@ impl Backend for FunctionInstance {
     fn start(&mut self) -> Result<(), CallError> {
         FunctionInstance::start(self)
     }
-    fn update(&mut self, input: Batch) -> Answer {
-        FunctionInstance::update(self, input)
+    fn update(&mut self, function: &str, message: &[u8], params: &[DataType]) -> Fed {
+        update_with(function, message, params, |batch| FunctionInstance::update(self, batch))
     }
     fn finish(&mut self) -> Answer {
         FunctionInstance::finish(self)
@@ -62,8 +66,8 @@ impl<B: Backend> Backend for &mut B {
     fn start(&mut self) -> Result<(), CallError> {
         (**self).start()
     }
-    fn update(&mut self, input: Batch) -> Answer {
-        (**self).update(input)
+    fn update(&mut self, function: &str, message: &[u8], params: &[DataType]) -> Fed {
+        (**self).update(function, message, params)
     }
     fn finish(&mut self) -> Answer {
         (**self).finish()
@@ -78,8 +82,10 @@ impl Backend for PyCall<'_> {
         // The instance is made at the first batch (an aggregation's at the end).
         Ok(())
     }
-    fn update(&mut self, input: Batch) -> Answer {
-        PyCall::update(self, input)
+    fn update(&mut self, function: &str, message: &[u8], _: &[DataType]) -> Fed {
+        // Every row is kept in the host until the end: decoded straight onto those kept.
+        let rows = keep(function, message, self.kept())?;
+        Ok((rows, Ok(self.nothing_yet())))
     }
     fn finish(&mut self) -> Answer {
         PyCall::finish(self)
@@ -88,8 +94,26 @@ impl Backend for PyCall<'_> {
 
 /// A request message decoded with the parameter types; `function` names the call in errors.
 fn decode(function: &str, message: &[u8], params: &[DataType]) -> Result<Batch, CallError> {
-    codec::decode(message, params)
-        .map_err(|error| CallError::BadInput { function: function.to_owned(), reason: error.to_string() })
+    codec::decode(message, params).map_err(|error| bad_input(function, error))
+}
+
+/// A request message decoded into a batch for `update`, a per-call backend's that takes
+/// batches: the rows it held, and `update`'s answer (or the function's error).
+fn update_with(function: &str, message: &[u8], params: &[DataType], update: impl FnOnce(Batch) -> Answer) -> Fed {
+    let batch = decode(function, message, params)?;
+    let rows = batch.rows;
+    Ok((rows, update(batch)?))
+}
+
+/// A request message decoded onto the rows a call keeps in the host; how many it held.
+fn keep(function: &str, message: &[u8], kept: &mut KeptRows) -> Result<usize, CallError> {
+    let rows = codec::decode_onto(message, kept.columns()).map_err(|error| bad_input(function, error))?;
+    kept.added(rows)?;
+    Ok(rows)
+}
+
+fn bad_input(function: &str, error: codec::DecodeError) -> CallError {
+    CallError::BadInput { function: function.to_owned(), reason: error.to_string() }
 }
 
 /// `batch` encoded into answer messages no larger than `MAX_RESPONSE_BYTES`, each handed to

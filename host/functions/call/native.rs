@@ -3,9 +3,9 @@
 
 use crate::error::CallError;
 use crate::functions::native::{NativeFunction, NativeInvocation};
-use crate::model::Batch;
+use crate::model::{Batch, DataType};
 
-use super::{Answer, Backend};
+use super::{Answer, Backend, Fed};
 
 /// One call of a native function.
 pub(super) struct Native<'a> {
@@ -31,8 +31,9 @@ impl Backend for Native<'_> {
         self.invocation = Some(self.function.invocation());
         Ok(())
     }
-    fn update(&mut self, input: Batch) -> Answer {
-        Ok(self.invocation()?.update(input))
+    fn update(&mut self, function: &str, message: &[u8], params: &[DataType]) -> Fed {
+        let invocation = self.invocation()?;
+        super::update_with(function, message, params, |batch| Ok(invocation.update(batch)))
     }
     fn finish(&mut self) -> Answer {
         Ok(self.invocation()?.finish())

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use crate::error::CallError;
 use crate::model::script::LABEL;
 use crate::model::{DataType, Script, ScriptAnswer, ScriptTable};
-use crate::wasm::{CancelFlag, ScriptEngine};
+use crate::wasm::{CancelFlag, Evaluation, ScriptEngine};
 use crate::wire::codec::EncodedRows;
 
-use super::{CallStats, decode, encode};
+use super::{CallStats, decode, encode, keep};
 
 /// Runs `script` on `engine`: feeds it every request message from `next`, then hands the table
 /// its answer describes (if any) to `table`, and its answer, split into messages, to `send`.
@@ -32,9 +32,16 @@ where
     let mut evaluation = engine.evaluate(script, cancel)?;
     let mut stats = CallStats::default();
     while let Some(message) = next()? {
-        let batch = decode(LABEL, &message, &params)?;
-        stats.rows_in += batch.rows;
-        evaluation.update(batch)?;
+        stats.rows_in += match &mut evaluation {
+            Evaluation::Component(evaluation) => {
+                let batch = decode(LABEL, &message, &params)?;
+                let rows = batch.rows;
+                evaluation.update(batch)?;
+                rows
+            }
+            // Every row is kept in the host until the end: decoded straight onto those kept.
+            Evaluation::DataSci(evaluation) => keep(LABEL, &message, evaluation.kept())?,
+        };
     }
     let answer = evaluation.finish()?;
     check(script, &answer)?;

@@ -22,7 +22,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
-use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptAnswer, Strings};
+use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
 
 use super::ahead::{self, Ahead};
 use super::frame::{input_frame, read_answer, read_table};
@@ -158,8 +158,8 @@ impl DataSci {
     /// Starts an evaluation of `script`: its rows are collected, at most `--max-input` of them,
     /// and the script runs on all of them at the end, in a fresh instance.
     pub(crate) fn evaluate(&self, script: &Script, cancel: CancelFlag) -> DataSciEvaluation<'_> {
-        let columns = script.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
-        DataSciEvaluation { engine: self, script: script.clone(), cancel, columns, rows: 0 }
+        let kept = KeptRows::new(script.params.iter().map(|(_, t)| *t), self.max_input_bytes(), LABEL);
+        DataSciEvaluation { engine: self, script: script.clone(), cancel, kept }
     }
 }
 
@@ -252,24 +252,22 @@ pub struct DataSciEvaluation<'a> {
     engine: &'a DataSci,
     script: Script,
     cancel: CancelFlag,
-    columns: Vec<Column>,
-    rows: usize,
+    kept: KeptRows,
 }
 
 impl DataSciEvaluation<'_> {
-    /// Adds a batch of rows (already decoded with the script's parameter types).
-    pub(crate) fn update(&mut self, batch: Batch) -> Result<(), CallError> {
-        collect(&mut self.columns, batch.columns, self.engine.max_input_bytes(), LABEL)?;
-        self.rows += batch.rows;
-        Ok(())
+    /// The rows kept so far, to decode the next request message onto.
+    pub(crate) fn kept(&mut self) -> &mut KeptRows {
+        &mut self.kept
     }
 
     /// Runs the script on every row: its answer, and the TableDescription it asked to send.
-    pub(crate) fn finish(self) -> Result<ScriptAnswer, CallError> {
+    pub(crate) fn finish(mut self) -> Result<ScriptAnswer, CallError> {
         let started = Instant::now();
-        let input = input_frame(&self.script, self.rows, &self.columns)?;
+        let (rows, columns) = self.kept.take();
+        let input = input_frame(&self.script, rows, &columns)?;
         let input_bytes = input.len();
-        drop(self.columns);
+        drop(columns);
         let engine = self.engine;
         let framed = started.elapsed();
         let (mut store, instance) = engine.fresh(self.cancel, input)?;
@@ -278,7 +276,7 @@ impl DataSciEvaluation<'_> {
         tracing::debug!(
             "{}: {} rows ({input_bytes} bytes) framed in {:.2} ms, instantiated in {:.2} ms, evaluated in {:.2} ms",
             engine.parts.name,
-            self.rows,
+            rows,
             framed.as_secs_f64() * 1e3,
             (instantiated - framed).as_secs_f64() * 1e3,
             (started.elapsed() - instantiated).as_secs_f64() * 1e3
@@ -313,62 +311,64 @@ fn bad_output(reason: &str) -> CallError {
     CallError::BadOutput { function: LABEL.to_owned(), reason: reason.to_owned() }
 }
 
-/// Appends a batch's columns `more` to the columns `kept` so far for a call of `function`,
-/// unless the host would then hold more than `limit` bytes of values for the call.
-pub(in crate::wasm) fn collect(
-    kept: &mut [Column],
-    more: Vec<Column>,
+/// The rows a call keeps in the host until its code runs on all of them (a `#!pandas`
+/// evaluation's, a function file's aggregation or table): a column per parameter, each request
+/// message decoded straight onto them (no batch of its own to copy over), and at most `limit`
+/// bytes of values (`Limits::max_input_bytes`).
+#[derive(Debug)]
+pub(crate) struct KeptRows {
+    columns: Vec<Column>,
+    rows: usize,
     limit: usize,
-    function: &str,
-) -> Result<(), CallError> {
-    if held_bytes(kept).saturating_add(held_bytes(&more)) > limit {
-        return Err(CallError::InputTooLarge { function: function.to_owned(), limit_mib: limit >> 20 });
-    }
-    append_columns(kept, more).map_err(|reason| CallError::BadInput { function: function.to_owned(), reason })
+    function: String,
 }
 
-/// The bytes of values `columns` hold ([`Column::value_bytes`]).
-fn held_bytes(columns: &[Column]) -> usize {
-    columns.iter().map(Column::value_bytes).sum()
-}
-
-/// Appends a batch's columns `more` to the columns `kept` so far, each to its own.
-fn append_columns(kept: &mut [Column], more: Vec<Column>) -> Result<(), String> {
-    if more.len() != kept.len() {
-        return Err(format!("{} columns for {} parameters", more.len(), kept.len()));
+impl KeptRows {
+    /// None yet, of parameters of `types`, for a call of `function`.
+    pub(in crate::wasm) fn new(types: impl IntoIterator<Item = DataType>, limit: usize, function: &str) -> Self {
+        let columns = types.into_iter().map(|t| Column::with_capacity(t, 0)).collect();
+        Self { columns, rows: 0, limit, function: function.to_owned() }
     }
-    for (kept, column) in kept.iter_mut().zip(more) {
-        match (kept, column) {
-            (Column::Numeric(kept), Column::Numeric(more)) => kept.extend_from_slice(&more),
-            (Column::Text(kept), Column::Text(more)) => append(kept, &more)?,
-            (Column::Dual(numbers, texts), Column::Dual(more_numbers, more_texts)) => {
-                numbers.extend_from_slice(&more_numbers);
-                append(texts, &more_texts)?;
-            }
-            _ => return Err("a column of another type than its parameter".to_owned()),
+
+    /// The columns, to decode the next message onto.
+    pub(crate) fn columns(&mut self) -> &mut [Column] {
+        &mut self.columns
+    }
+
+    /// The rows and columns kept, leaving none.
+    pub(in crate::wasm) fn take(&mut self) -> (usize, Vec<Column>) {
+        (std::mem::take(&mut self.rows), std::mem::take(&mut self.columns))
+    }
+
+    /// Counts `rows` more, just decoded onto the columns; fails once they hold more than the
+    /// limit's bytes of values.
+    pub(crate) fn added(&mut self, rows: usize) -> Result<(), CallError> {
+        self.rows += rows;
+        if self.columns.iter().map(Column::value_bytes).sum::<usize>() > self.limit {
+            return Err(CallError::InputTooLarge { function: self.function.clone(), limit_mib: self.limit >> 20 });
         }
+        Ok(())
     }
-    Ok(())
-}
-
-/// Appends `more` to `kept`.
-fn append(kept: &mut Strings, more: &Strings) -> Result<(), String> {
-    let base = kept.data.len();
-    kept.data.extend_from_slice(&more.data);
-    u32::try_from(kept.data.len()).map_err(|_| "a string column holds more than 4 GiB".to_owned())?;
-    kept.offsets.extend(more.offsets.iter().skip(1).map(|o| base as u32 + o));
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::frame::tests::strings;
     use super::*;
 
     #[test]
-    fn rows_of_several_batches_are_joined() {
-        let mut kept = strings(&["a", "bc"]);
-        append(&mut kept, &strings(&["", "def"])).expect("append");
-        assert_eq!(kept, strings(&["a", "bc", "", "def"]));
+    fn rows_are_kept_until_they_pass_the_limit() {
+        let mut kept = KeptRows::new([DataType::Text, DataType::Numeric], 6 + 5 * 4 + 4 * 8, "F");
+        let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
+        for (text, number) in [("a", 1.0), ("bc", 2.0), ("", 3.0), ("def", 4.0)] {
+            texts.push(text).expect("text");
+            numbers.push(number);
+        }
+        kept.added(4).expect("6 bytes of text, 5 offsets and 4 numbers: at the limit");
+        assert_eq!(kept.rows, 4);
+        let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
+        texts.push("g").expect("text");
+        numbers.push(5.0);
+        let refused = kept.added(1).expect_err("past the limit");
+        assert!(matches!(refused, CallError::InputTooLarge { ref function, .. } if function == "F"), "{refused:?}");
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script, TableDef};
 use crate::wasm::models::AppModels;
 
-use super::engine::{DataSci, collect, turn};
+use super::engine::{DataSci, KeptRows, turn};
 use super::frame::{Reader, data_type, input_frame, read_answer};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
@@ -124,8 +124,8 @@ impl PyFile {
         control: CallControl,
         models: Option<AppModels>,
     ) -> PyCall<'a> {
-        let columns = def.params.iter().map(|(_, t)| Column::with_capacity(*t, 0)).collect();
-        PyCall { file: self, def, control, models, instance: None, columns, rows: 0 }
+        let kept = KeptRows::new(def.param_types(), self.engine.max_input_bytes(), &def.name);
+        PyCall { file: self, def, control, models, instance: None, kept }
     }
 }
 
@@ -137,8 +137,7 @@ pub(crate) struct PyCall<'a> {
     control: CallControl,
     models: Option<AppModels>,
     instance: Option<(Store<DataSciState>, Instance)>,
-    columns: Vec<Column>,
-    rows: usize,
+    kept: KeptRows,
 }
 
 impl Drop for PyCall<'_> {
@@ -205,19 +204,22 @@ impl PyCall<'_> {
         self.run(input.rows, &input.columns)
     }
 
-    /// Keeps one batch of a per-call function's rows (an aggregation's, a table's) for
-    /// [`PyCall::finish`]; answers no rows.
-    pub(crate) fn update(&mut self, input: Batch) -> Answer {
-        collect(&mut self.columns, input.columns, self.file.engine.max_input_bytes(), &self.def.name)?;
-        self.rows += input.rows;
+    /// The rows a per-call function (an aggregation, a table) keeps for [`PyCall::finish`], to
+    /// decode the next request message onto.
+    pub(crate) fn kept(&mut self) -> &mut KeptRows {
+        &mut self.kept
+    }
+
+    /// A per-call function's answer while it keeps rows: none yet.
+    pub(crate) fn nothing_yet(&self) -> Batch {
         let columns = self.def.result_types().into_iter().map(|t| Column::with_capacity(t, 0)).collect();
-        Ok(Ok(Batch { rows: 0, columns }))
+        Batch { rows: 0, columns }
     }
 
     /// A per-call function's answer, over every row kept.
     pub(crate) fn finish(&mut self) -> Answer {
-        let columns = std::mem::take(&mut self.columns);
-        self.run(self.rows, &columns)
+        let (rows, columns) = self.kept.take();
+        self.run(rows, &columns)
     }
 }
 
