@@ -271,6 +271,9 @@ class TableDescription:
 # distinct values and codes, by the column's id (the column itself kept with them, so the id stays
 # its own).
 _DISTINCT = {}
+# A dictionary column's codes as the frame holds them (u32, little-endian), read as numpy's index
+# type where that is 32 bits (WebAssembly), so indexing with them converts nothing.
+_CODE = numpy.dtype(numpy.intp) if numpy.dtype(numpy.intp).itemsize == 4 else numpy.dtype("<u4")
 
 
 def _read_input(frame):
@@ -308,11 +311,18 @@ def _read_input(frame):
             # distinct value, shared by its rows.
             count, length = struct.unpack_from("<2I", view, at)
             at += 8
-            distinct = numpy.array(bytes(view[at : at + length]).decode().split("\0"), dtype=object)
+            distinct = numpy.fromiter(bytes(view[at : at + length]).decode().split("\0"), dtype=object, count=count)
             at = (at + length + 3) & ~3
-            codes = numpy.frombuffer(view, dtype="<u4", count=rows, offset=at)
+            # Codes below 2**31 (the host's frame is under 2 GiB): read as the index type itself.
+            codes = numpy.frombuffer(view, dtype=_CODE, count=rows, offset=at)
             at += 4 * rows
-            column = distinct[codes]
+            # A constant (the options Qlik sends on every row) fills; `take` spares the index
+            # conversion and checks of `distinct[codes]`.
+            if count == 1:
+                column = numpy.empty(rows, dtype=object)
+                column.fill(distinct[0])
+            else:
+                column = distinct.take(codes)
             _DISTINCT[id(column)] = (column, distinct, codes)
             return column
         if form == 1:
