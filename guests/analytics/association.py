@@ -26,50 +26,55 @@ RULES = {
 }
 
 
-def _frequent(baskets, min_support, max_length):
-    """{itemset (a tuple of column indices, sorted): support} of every itemset of at most
-    `max_length` items held by at least `min_support` of the baskets (apriori, level by level)."""
-    count = len(baskets)
-    support = baskets.mean(axis=0)
-    # Each item's baskets as a row of bits, in 64-bit words: an itemset's baskets are the AND of
-    # its items' rows.
-    bits = numpy.packbits(baskets.T, axis=1)
-    bits = numpy.ascontiguousarray(numpy.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))).view(numpy.uint64)
+def _frequent(bits, count, min_support, max_length):
+    """{itemset (a tuple of item numbers, sorted): support} of every itemset of at most
+    `max_length` items held by at least `min_support` of the `count` baskets (apriori, level by
+    level). `bits` holds each item's baskets as a row of bits, in 64-bit words: an itemset's
+    baskets are the AND of its items' rows."""
+    support = numpy.bitwise_count(bits).sum(axis=1, dtype=numpy.int64) / count
     # Candidates are counted a block at a time, into buffers made once: the ANDed rows of a block
     # stay within 1 MiB, so they are written in the cache and reused, not fresh memory each time.
     block = max(1, (1 << 20) // max(8 * bits.shape[1], 1))
     rows, other = (numpy.empty((block, bits.shape[1]), dtype=numpy.uint64) for _ in range(2))
     ones = numpy.empty((block, bits.shape[1]), dtype=numpy.uint8)
-    level = {(i,): float(s) for i, s in enumerate(support) if s >= min_support}
-    found = dict(level)
+    # This level's frequent itemsets, a row each, in sorted order.
+    level = numpy.flatnonzero(support >= min_support)[:, None]
+    found = {(i,): float(support[i]) for i in level[:, 0].tolist()}
     size = 1
-    while level and size < max_length:
+    while len(level) > 1 and size < max_length:
         size += 1
-        candidates = []
-        # Itemsets that differ in their last item only make the next level's candidates; sorted,
-        # they come together.
-        for _, group in itertools.groupby(sorted(level), key=lambda itemset: itemset[:-1]):
-            for a, b in itertools.combinations(list(group), 2):
-                union = a + (b[-1],)
-                # Every subset of a frequent itemset is frequent.
-                if all(sub in level for sub in itertools.combinations(union, size - 1)):
-                    candidates.append(union)
-        level = {}
+        candidates = _candidates(level)
+        shares = numpy.empty(len(candidates))
         for start in range(0, len(candidates), block):
-            chunk = candidates[start : start + block]
-            part = numpy.array(chunk, dtype=numpy.intp)
-            anded, scratch, counted = rows[: len(chunk)], other[: len(chunk)], ones[: len(chunk)]
+            part = candidates[start : start + block]
+            anded, scratch, counted = rows[: len(part)], other[: len(part)], ones[: len(part)]
             numpy.take(bits, part[:, 0], axis=0, out=anded)
             for j in range(1, size):
                 numpy.take(bits, part[:, j], axis=0, out=scratch)
                 anded &= scratch
-            counts = numpy.bitwise_count(anded, out=counted).sum(axis=1, dtype=numpy.int64)
-            for itemset, n in zip(chunk, counts.tolist()):
-                share = n / count
-                if share >= min_support:
-                    level[itemset] = share
-        found.update(level)
+            shares[start : start + len(part)] = numpy.bitwise_count(anded, out=counted).sum(axis=1, dtype=numpy.int64)
+        shares /= count
+        frequent = shares >= min_support
+        level = candidates[frequent]
+        found.update(zip(map(tuple, level.tolist()), shares[frequent].tolist()))
     return found
+
+
+def _candidates(level):
+    """The next level's candidates from this level's frequent itemsets (rows of item numbers,
+    sorted): every two that differ in their last item only, joined, in sorted order. A candidate
+    with an infrequent subset is counted too (and found infrequent, as its subset is): cheaper
+    than looking each subset up."""
+    # Rows with the same prefix (all but the last item) come together; each row pairs with
+    # every later row of its run.
+    starts = numpy.flatnonzero(numpy.r_[True, (level[1:, :-1] != level[:-1, :-1]).any(axis=1)])
+    ends = numpy.repeat(numpy.r_[starts[1:], len(level)], numpy.diff(numpy.r_[starts, len(level)]))
+    partners = ends - numpy.arange(len(level)) - 1
+    first = numpy.repeat(numpy.arange(len(level)), partners)
+    # The partners of row i are rows i+1, i+2, ...: their offsets count up within each repeat.
+    offset = numpy.arange(len(first)) - numpy.repeat(numpy.cumsum(partners) - partners, partners)
+    second = first + 1 + offset
+    return numpy.column_stack((level[first], level[second, -1]))
 
 
 @table(
@@ -103,9 +108,13 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     number = {name: k for k, name in enumerate(items)}
     column_of = numpy.zeros(len(item_names), dtype=numpy.intp)
     column_of[present] = [number[name] for name in item_names[present].tolist()]
-    baskets = numpy.zeros((int(has.sum()), len(items)), dtype=bool)
-    baskets[basket_of, column_of[item_code]] = True
-    frequent = _frequent(baskets, o["min_support"], o["max_length"])
+    # Each item's baskets as a row of bits (whole 64-bit words), set straight from the rows.
+    count = int(has.sum())
+    width = -(-count // 64) * 64
+    marks = numpy.zeros(len(items) * width, dtype=bool)
+    marks[column_of[item_code] * width + basket_of] = True
+    bits = numpy.packbits(marks).view(numpy.uint64).reshape(len(items), width // 64)
+    frequent = _frequent(bits, count, o["min_support"], o["max_length"])
     rules = []
     for itemset, support in frequent.items():
         for size in range(1, len(itemset)):
