@@ -207,7 +207,13 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
 /// Every row must carry exactly one dual per parameter; the rows added, or why not (when not,
 /// `columns` may hold part of the message).
 pub fn decode_onto(message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
-    let before: Vec<usize> = columns.iter().map(Column::len).collect();
+    // The texts each column held before (a dual's may be fewer than its numbers, when the
+    // caller keeps the texts elsewhere between messages).
+    let texts_before = |column: &Column| match column {
+        Column::Text(strings) | Column::Dual(_, strings) => strings.len(),
+        Column::Numeric(_) => 0,
+    };
+    let before: Vec<usize> = columns.iter().map(texts_before).collect();
     let rows = decode_into(message, columns)?;
     for (column, first) in columns.iter().zip(before) {
         if let Column::Text(strings) | Column::Dual(_, strings) = column {
@@ -582,6 +588,20 @@ mod tests {
             let earlier = decode_onto(&text(earlier), &mut kept);
             let refused = earlier.and_then(|_| decode_onto(&text(later), &mut kept));
             assert!(refused.unwrap_err().to_string().contains("not UTF-8"), "{later:?} after");
+        }
+        // A dual column whose texts the caller takes away between messages (its numbers kept):
+        // each message's texts are checked from their own first.
+        let mut dual = [Column::with_capacity(DataType::Dual, 0)];
+        for message in [&first, &second, &first] {
+            let [Column::Dual(numbers, strings)] = &mut dual else { unreachable!() };
+            strings.data.clear();
+            strings.offsets.truncate(1);
+            let rows = numbers.len();
+            let single = pb::BundledRows {
+                rows: message.rows.iter().map(|r| pb::Row { duals: r.duals[1..].to_vec() }).collect(),
+            };
+            assert_eq!(decode_onto(&single.encode_to_vec(), &mut dual), Ok(single.rows.len()));
+            assert_eq!(dual[0].len(), rows + single.rows.len());
         }
     }
 

@@ -22,10 +22,10 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
-use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
+use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer, Strings};
 
 use super::ahead::{self, Ahead};
-use super::frame::{input_frame, read_answer, read_table};
+use super::frame::{Dictionary, input_frame, read_answer, read_table};
 use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
 use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
 use crate::wasm::runtime::sandbox::{CancelFlag, enter};
@@ -175,7 +175,7 @@ impl Parts {
                 return_type: DataType::Numeric,
             };
             let columns = [Column::Numeric((0..rows).map(|i| i as f64).collect())];
-            let Ok(input) = input_frame(&script, rows, &columns) else { continue };
+            let Ok(input) = input_frame(&script, rows, &columns, &[]) else { continue };
             let Ok((mut store, instance)) = self.instance(LABEL, None, Some(input)) else { continue };
             if turn(LABEL, &mut store, &instance, EVALUATE).is_err() {
                 return Vec::new();
@@ -264,10 +264,10 @@ impl DataSciEvaluation<'_> {
     /// Runs the script on every row: its answer, and the TableDescription it asked to send.
     pub(crate) fn finish(mut self) -> Result<ScriptAnswer, CallError> {
         let started = Instant::now();
-        let (rows, columns) = self.kept.take();
-        let input = input_frame(&self.script, rows, &columns)?;
+        let (rows, columns, coded) = self.kept.take()?;
+        let input = input_frame(&self.script, rows, &columns, &coded)?;
         let input_bytes = input.len();
-        drop(columns);
+        drop((columns, coded));
         let engine = self.engine;
         let framed = started.elapsed();
         let (mut store, instance) = engine.fresh(self.cancel, input)?;
@@ -314,10 +314,16 @@ fn bad_output(reason: &str) -> CallError {
 /// The rows a call keeps in the host until its code runs on all of them (a `#!pandas`
 /// evaluation's, a function file's aggregation or table): a column per parameter, each request
 /// message decoded straight onto them (no batch of its own to copy over), and at most `limit`
-/// bytes of values (`Limits::max_input_bytes`).
+/// bytes of values (`Limits::max_input_bytes`). A text column's values go into a [`Dictionary`]
+/// as each message arrives, while they look like one (a dimension, a constant): each value is
+/// looked up once, and a repeated one is not kept again; once too many are distinct, the column
+/// keeps them as they come.
 #[derive(Debug)]
 pub(crate) struct KeptRows {
+    /// Numbers as kept; texts as kept, or (while `coded` holds the column's) the last message's.
     columns: Vec<Column>,
+    /// Each text column's values so far as a dictionary, while they make one.
+    coded: Vec<Option<Dictionary>>,
     rows: usize,
     limit: usize,
     function: String,
@@ -326,8 +332,9 @@ pub(crate) struct KeptRows {
 impl KeptRows {
     /// None yet, of parameters of `types`, for a call of `function`.
     pub(in crate::wasm) fn new(types: impl IntoIterator<Item = DataType>, limit: usize, function: &str) -> Self {
-        let columns = types.into_iter().map(|t| Column::with_capacity(t, 0)).collect();
-        Self { columns, rows: 0, limit, function: function.to_owned() }
+        let columns: Vec<Column> = types.into_iter().map(|t| Column::with_capacity(t, 0)).collect();
+        let coded = columns.iter().map(|c| (c.data_type() != DataType::Numeric).then(Dictionary::new)).collect();
+        Self { columns, coded, rows: 0, limit, function: function.to_owned() }
     }
 
     /// The columns, to decode the next message onto.
@@ -335,24 +342,69 @@ impl KeptRows {
         &mut self.columns
     }
 
-    /// The rows and columns kept, leaving none.
-    pub(in crate::wasm) fn take(&mut self) -> (usize, Vec<Column>) {
-        (std::mem::take(&mut self.rows), std::mem::take(&mut self.columns))
+    /// The rows and columns kept, leaving none; a text column kept as a dictionary comes as that
+    /// (its column then holds no text), when the frame can send it so.
+    pub(in crate::wasm) fn take(&mut self) -> Result<Taken, CallError> {
+        let mut columns = std::mem::take(&mut self.columns);
+        let mut coded = std::mem::take(&mut self.coded);
+        for (column, dictionary) in columns.iter_mut().zip(&mut coded) {
+            if dictionary.as_ref().is_some_and(|d| !d.usable()) {
+                let values = dictionary.take().expect("checked").values();
+                *texts(column) =
+                    values.map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+            }
+        }
+        Ok((std::mem::take(&mut self.rows), columns, coded))
     }
 
-    /// Counts `rows` more, just decoded onto the columns; fails once they hold more than the
-    /// limit's bytes of values.
+    /// Counts `rows` more, just decoded onto the columns: their texts go into the dictionaries.
+    /// Fails once the values kept take more than the limit's bytes.
     pub(crate) fn added(&mut self, rows: usize) -> Result<(), CallError> {
         self.rows += rows;
-        if self.columns.iter().map(Column::value_bytes).sum::<usize>() > self.limit {
+        for (column, coded) in self.columns.iter_mut().zip(&mut self.coded) {
+            let Some(dictionary) = coded else { continue };
+            let texts = texts(column);
+            if let Err(first) = dictionary.extend(texts, 0) {
+                // Too many distinct values: the column keeps its values as they come from now on.
+                let mut kept = dictionary
+                    .values()
+                    .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+                for pair in texts.offsets[first..].windows(2) {
+                    let value = &texts.data[pair[0] as usize..pair[1] as usize];
+                    kept.push_bytes(value)
+                        .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+                }
+                *texts = kept;
+                *coded = None;
+                continue;
+            }
+            texts.data.clear();
+            texts.offsets.truncate(1);
+        }
+        let bytes = self.columns.iter().map(Column::value_bytes).sum::<usize>()
+            + self.coded.iter().flatten().map(Dictionary::value_bytes).sum::<usize>();
+        if bytes > self.limit {
             return Err(CallError::InputTooLarge { function: self.function.clone(), limit_mib: self.limit >> 20 });
         }
         Ok(())
     }
 }
 
+/// The rows taken from [`KeptRows`]: how many, the columns, and the dictionary of each text
+/// column sent as one.
+pub(in crate::wasm) type Taken = (usize, Vec<Column>, Vec<Option<Dictionary>>);
+
+/// The texts of a text or dual column.
+fn texts(column: &mut Column) -> &mut Strings {
+    match column {
+        Column::Text(texts) | Column::Dual(_, texts) => texts,
+        Column::Numeric(_) => unreachable!("only text and dual columns have texts"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::frame;
     use super::*;
 
     #[test]
@@ -370,5 +422,51 @@ mod tests {
         numbers.push(5.0);
         let refused = kept.added(1).expect_err("past the limit");
         assert!(matches!(refused, CallError::InputTooLarge { ref function, .. } if function == "F"), "{refused:?}");
+    }
+
+    /// Feeds `messages` (each a list of one text value per row) to rows kept for one text column.
+    fn kept_texts(messages: &[Vec<String>], limit: usize) -> Result<KeptRows, CallError> {
+        let mut kept = KeptRows::new([DataType::Text], limit, "F");
+        for message in messages {
+            let [Column::Text(texts)] = kept.columns() else { panic!("one text column") };
+            for value in message {
+                texts.push(value).expect("text");
+            }
+            kept.added(message.len())?;
+        }
+        Ok(kept)
+    }
+
+    #[test]
+    fn texts_kept_as_a_dictionary_until_too_many_are_distinct_come_back_whole() {
+        let all: Vec<String> =
+            (0..6000).map(|i| if i < 2000 { format!("k{}", i % 7) } else { format!("u{i}") }).collect();
+        let messages: Vec<Vec<String>> = all.chunks(700).map(<[String]>::to_vec).collect();
+        let mut kept = kept_texts(&messages, usize::MAX).expect("kept");
+        assert!(kept.coded[0].is_none(), "gave up once most values were distinct");
+        let (rows, columns, coded) = kept.take().expect("taken");
+        assert_eq!((rows, coded.len(), coded[0].is_none()), (6000, 1, true));
+        let expected: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_eq!(columns, [Column::Text(frame::tests::strings(&expected))]);
+        // A column that stays a dimension comes as its dictionary; one with a NUL, whole.
+        let dimension: Vec<Vec<String>> =
+            (0..3).map(|m| (0..500).map(|i| format!("r{}", (i + m) % 4)).collect()).collect();
+        let (_, columns, coded) = kept_texts(&dimension, usize::MAX).expect("kept").take().expect("taken");
+        assert!(coded[0].is_some() && columns[0].is_empty());
+        let nul = vec![vec!["a\0b".to_owned(); 300]; 2];
+        let (_, columns, coded) = kept_texts(&nul, usize::MAX).expect("kept").take().expect("taken");
+        assert_eq!((coded[0].is_none(), columns[0].len()), (true, 600));
+    }
+
+    #[test]
+    fn texts_kept_as_a_dictionary_count_in_full_against_the_limit() {
+        // 100 values of 1,000 bytes a message, all the same: kept once, counted every time.
+        let message = vec!["x".repeat(1000); 100];
+        let limit = 3 * 100 * 1004 + 4;
+        let kept = kept_texts(&[message.clone(), message.clone(), message.clone()], limit).expect("at the limit");
+        assert!(kept.coded[0].is_some());
+        let refused = kept_texts(&[message.clone(), message.clone(), message.clone(), message], limit)
+            .expect_err("past the limit");
+        assert!(matches!(refused, CallError::InputTooLarge { .. }), "{refused:?}");
     }
 }

@@ -20,7 +20,7 @@ use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Scr
 use crate::wasm::models::AppModels;
 
 use super::engine::{DataSci, KeptRows, turn};
-use super::frame::{Reader, data_type, input_frame, read_answer};
+use super::frame::{Dictionary, Reader, data_type, input_frame, read_answer};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
 use crate::wasm::runtime::sandbox::CallControl;
@@ -150,7 +150,7 @@ impl Drop for PyCall<'_> {
 
 impl PyCall<'_> {
     /// Runs the function over `rows` rows of `columns` in the call's instance.
-    fn run(&mut self, rows: usize, columns: &[Column]) -> Answer {
+    fn run(&mut self, rows: usize, columns: &[Column], coded: &[Option<Dictionary>]) -> Answer {
         let def = self.def;
         let name = def.name.as_str();
         let script = Script {
@@ -159,7 +159,7 @@ impl PyCall<'_> {
             function_type: def.function_type,
             return_type: def.return_type,
         };
-        let input = input_frame(&script, rows, columns).map_err(|error| match error {
+        let input = input_frame(&script, rows, columns, coded).map_err(|error| match error {
             CallError::BadInput { reason, .. } => CallError::BadInput { function: name.to_owned(), reason },
             other => other,
         })?;
@@ -201,7 +201,7 @@ impl PyCall<'_> {
 impl PyCall<'_> {
     /// A scalar or tensor function's answer to one batch.
     pub(crate) fn call(&mut self, input: Batch) -> Answer {
-        self.run(input.rows, &input.columns)
+        self.run(input.rows, &input.columns, &[])
     }
 
     /// The rows a per-call function (an aggregation, a table) keeps for [`PyCall::finish`], to
@@ -218,8 +218,8 @@ impl PyCall<'_> {
 
     /// A per-call function's answer, over every row kept.
     pub(crate) fn finish(&mut self) -> Answer {
-        let (rows, columns) = self.kept.take();
-        self.run(rows, &columns)
+        let (rows, columns, coded) = self.kept.take()?;
+        self.run(rows, &columns, &coded)
     }
 }
 
