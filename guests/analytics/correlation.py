@@ -34,7 +34,10 @@ def Correlation(x: Numbers, y: Numbers, options: Texts) -> float:
     method = sse_guest.options(options, SPEC)["method"]
     x, y = numpy.asarray(x, dtype=float), numpy.asarray(y, dtype=float)
     keep = ~(numpy.isnan(x) | numpy.isnan(y))
-    return _coefficient(x[keep], y[keep], method)
+    # Copied without the nulls only when there are some.
+    if not keep.all():
+        x, y = x[keep], y[keep]
+    return _coefficient(x, y, method)
 
 
 @table(fields={"Variable1": str, "Variable2": str, "Correlation": float, "Observations": float})
