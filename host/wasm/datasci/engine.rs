@@ -25,7 +25,8 @@ use crate::model::script::{LABEL, check_language};
 use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer, Strings};
 
 use super::ahead::{self, Ahead};
-use super::frame::{Dictionary, input_frame, read_answer, read_table};
+use super::dictionary::Dictionary;
+use super::frame::{input_frame, read_answer, read_table};
 use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
 use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
 use crate::wasm::runtime::sandbox::{CancelFlag, enter};
@@ -364,7 +365,7 @@ impl KeptRows {
         for (column, coded) in self.columns.iter_mut().zip(&mut self.coded) {
             let Some(dictionary) = coded else { continue };
             let texts = texts(column);
-            if let Err(first) = dictionary.extend(texts, 0) {
+            if let Err(first) = dictionary.extend(texts) {
                 // Too many distinct values: the column keeps its values as they come from now on.
                 let mut kept = dictionary
                     .values()

@@ -2,13 +2,11 @@
 //! (the script, its parameters and every column, texts as offsets, NUL-joined or as a dictionary)
 //! and the answer and table frames the driver writes, read back with every length checked.
 
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
-
 use crate::error::CallError;
 use crate::model::script::LABEL;
 use crate::model::{Batch, Column, DataType, FunctionType, Script, ScriptField, ScriptTable, Strings};
+
+use super::dictionary::Dictionary;
 
 /// The forms of a text column in a frame: offsets then bytes, or the values joined by NUL (when
 /// none holds one).
@@ -54,7 +52,7 @@ pub(in crate::wasm) fn input_frame(
         + script.params.iter().map(|(n, _)| n.len() + 8).sum::<usize>()
         // Each column's values, and room to align its numbers and its texts.
         + columns.iter().map(|c| c.value_bytes() + if matches!(c, Column::Dual(..)) { 16 } else { 8 }).sum::<usize>()
-        + coded.iter().flatten().map(|d| d.distinct.data.len() + d.distinct.len() + 4 * d.codes.len() + 16).sum::<usize>();
+        + coded.iter().flatten().map(|d| d.distinct().data.len() + d.distinct().len() + 4 * d.codes().len() + 16).sum::<usize>();
     if size > i32::MAX as usize {
         return Err(too_big());
     }
@@ -119,13 +117,13 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
 /// A text column as its distinct values and a code per row, 4-aligned; only a
 /// [`Dictionary::usable`] one (at least a value, none holding a NUL).
 fn write_dictionary(out: &mut Vec<u8>, dictionary: &Dictionary) {
-    let distinct = &dictionary.distinct;
+    let distinct = dictionary.distinct();
     out.resize(out.len().next_multiple_of(4), 0);
     out.extend_from_slice(&DICTIONARY.to_le_bytes());
     out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
     write_joined(out, distinct.offsets.windows(2).map(|pair| &distinct.data[pair[0] as usize..pair[1] as usize]));
     out.resize(out.len().next_multiple_of(4), 0);
-    extend_le(out, &dictionary.codes, |c| c.to_le_bytes());
+    extend_le(out, dictionary.codes(), |c| c.to_le_bytes());
 }
 
 /// Appends `values` to `out`, each as its `N` little-endian bytes: sized once and written in
@@ -148,117 +146,6 @@ fn write_joined<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u8]> + 
         }
         out.extend_from_slice(value);
     }
-}
-
-/// How many distinct values a column may show before more than half of the values seen being
-/// distinct ends the trial (a column of 30 values in random order has most of them in its first
-/// rows).
-const DICTIONARY_TRIAL: usize = 1024;
-
-/// A text column as its distinct values (in order of first appearance) and each row's code,
-/// built as its values come ([`Dictionary::extend`]): a call that keeps its rows adds each
-/// message's as it arrives, so no value is copied or looked up twice. The trial gives up as soon
-/// as more than `DICTIONARY_TRIAL` values are distinct and more than half of those seen. A value
-/// equal to the row before's takes its code without a look-up (a constant column, such as an
-/// options text Qlik sends on every row, or a key whose rows come together); the look-ups hash
-/// with a per-process random seed.
-#[derive(Debug)]
-pub(in crate::wasm) struct Dictionary {
-    /// Each distinct value once.
-    distinct: Strings,
-    /// A code per row: its value's place in `distinct`.
-    codes: Vec<u32>,
-    /// The codes, by their values' hash.
-    index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
-    /// A distinct value holds a NUL (which the frame's joined form cannot hold).
-    nul: bool,
-    /// The bytes of the values added, in full, and 4 for each one's offset.
-    value_bytes: usize,
-}
-
-impl Dictionary {
-    /// None yet.
-    pub(in crate::wasm) fn new() -> Self {
-        Self {
-            distinct: Strings::with_capacity(0),
-            codes: Vec::new(),
-            index: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
-            nul: false,
-            value_bytes: 0,
-        }
-    }
-
-    /// The dictionary of `values`, if they make a usable one.
-    fn of(values: &Strings) -> Option<Self> {
-        let mut dictionary = Self::new();
-        dictionary.codes.reserve(values.len());
-        (dictionary.extend(values, 0).is_ok() && dictionary.usable()).then_some(dictionary)
-    }
-
-    /// Adds `values` from the `first` on. Fails with the place of the first value not added when
-    /// the trial gives up (the values before it are added).
-    pub(in crate::wasm) fn extend(&mut self, values: &Strings, first: usize) -> Result<(), usize> {
-        let mut previous = self.codes.last().copied();
-        for (i, pair) in values.offsets.windows(2).enumerate().skip(first) {
-            let value = &values.data[pair[0] as usize..pair[1] as usize];
-            let code = match previous {
-                Some(code) if value_of(&self.distinct, code) == value => code,
-                _ => {
-                    let hash = self.hasher.hash_one(value);
-                    match self.index.find(hash, |&code| value_of(&self.distinct, code) == value) {
-                        Some(&code) => code,
-                        None => {
-                            let count = self.distinct.len();
-                            if count > DICTIONARY_TRIAL && count * 2 > self.codes.len() {
-                                return Err(i);
-                            }
-                            // Distinct values past 4 GiB give up too (the plain column says why).
-                            self.distinct.push_bytes(value).map_err(|_| i)?;
-                            self.nul |= value.contains(&0);
-                            let (distinct, hasher) = (&self.distinct, &self.hasher);
-                            self.index
-                                .insert_unique(hash, count as u32, |&code| hasher.hash_one(value_of(distinct, code)));
-                            count as u32
-                        }
-                    }
-                }
-            };
-            self.codes.push(code);
-            self.value_bytes += value.len() + 4;
-            previous = Some(code);
-        }
-        Ok(())
-    }
-
-    /// True when the frame may send the column as this dictionary: at least one value, at most
-    /// half of them distinct, none holding a NUL.
-    pub(in crate::wasm) fn usable(&self) -> bool {
-        !self.codes.is_empty() && self.distinct.len() * 2 <= self.codes.len() && !self.nul
-    }
-
-    /// The column's values, each in full (as many bytes as [`Dictionary::value_bytes`] counts).
-    pub(in crate::wasm) fn values(&self) -> Result<Strings, String> {
-        let mut values = Strings::with_capacity(self.codes.len());
-        values.data.reserve(self.value_bytes - 4 * self.codes.len());
-        for &code in &self.codes {
-            values.push_bytes(value_of(&self.distinct, code))?;
-        }
-        Ok(values)
-    }
-
-    /// The bytes the column's values take in full, 4 for each one's offset included (the rows a
-    /// call keeps are limited by those, whatever form they are kept in).
-    pub(in crate::wasm) fn value_bytes(&self) -> usize {
-        self.value_bytes
-    }
-}
-
-/// Value `code` of `distinct`.
-fn value_of(distinct: &Strings, code: u32) -> &[u8] {
-    let code = code as usize;
-    &distinct.data[distinct.offsets[code] as usize..distinct.offsets[code + 1] as usize]
 }
 
 /// Reads a frame a guest wrote, checking every length against what is there.
@@ -476,77 +363,5 @@ pub(super) mod tests {
         for cut in 0..frame.len() {
             assert!(read_table(&frame[..cut]).is_err(), "cut at {cut}");
         }
-    }
-
-    /// The distinct values and codes of `values`' dictionary, if they make a usable one.
-    fn coded(values: &[&str]) -> Option<(Vec<String>, Vec<u32>)> {
-        let dictionary = Dictionary::of(&strings(values))?;
-        let distinct = &dictionary.distinct;
-        let distinct =
-            (0..distinct.len() as u32).map(|c| String::from_utf8(value_of(distinct, c).to_vec()).expect("UTF-8"));
-        Some((distinct.collect(), dictionary.codes))
-    }
-
-    #[test]
-    fn dimension_columns_go_as_distinct_values_and_codes() {
-        let regions: Vec<&str> = (0..1000).map(|i| ["north", "south", "", "west"][i % 4]).collect();
-        let (distinct, codes) = coded(&regions).expect("four distinct values in 1000");
-        assert_eq!(distinct, ["north", "south", "", "west"]);
-        assert_eq!(codes.len(), 1000);
-        assert!(codes.iter().zip(&regions).all(|(&c, r)| distinct[c as usize] == *r));
-        let unique: Vec<String> = (0..1000).map(|i| format!("id{i}")).collect();
-        let unique: Vec<&str> = unique.iter().map(String::as_str).collect();
-        assert!(coded(&unique).is_none(), "unique values go joined");
-        assert!(coded(&["a", "b", "a"]).is_none(), "two of three distinct");
-        assert!(coded(&["a", "a", "b", "a"]).is_some());
-        assert!(coded(&["a\0b", "a\0b", "a\0b"]).is_none(), "a NUL cannot be joined");
-        assert!(coded(&[]).is_none(), "no values");
-        // Thirty items, every one of them among the first thirty rows.
-        let items: Vec<String> = (0..1000).map(|i| format!("item {}", i % 30)).collect();
-        let items: Vec<&str> = items.iter().map(String::as_str).collect();
-        assert_eq!(coded(&items).expect("30 distinct values in 1000").0.len(), 30);
-        // Runs of one value (a key whose rows come together, a constant): a value coming back
-        // after another keeps its first code.
-        let runs = coded(&["a", "a", "b", "b", "", "", "a", "a", "b", "b"]).expect("three in ten");
-        assert_eq!(runs, (vec!["a".to_owned(), "b".into(), "".into()], vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1]));
-        let constant = coded(&["x"; 500]).expect("one value");
-        assert_eq!((constant.0.len(), constant.1.iter().all(|&c| c == 0)), (1, true));
-    }
-
-    #[test]
-    fn a_dictionary_built_message_by_message_is_the_one_built_at_once() {
-        let values: Vec<String> = (0..5000).map(|i| format!("T{}", (i / 4) % 500 + (i % 2) * 1000)).collect();
-        let values: Vec<&str> = values.iter().map(String::as_str).collect();
-        let whole = Dictionary::of(&strings(&values)).expect("a dictionary");
-        let mut parts = Dictionary::new();
-        for (k, chunk) in values.chunks(333).enumerate() {
-            let chunk = strings(chunk);
-            // A message's rows from the first, or from a later one (the rest of the message).
-            let first = if k == 2 { 10 } else { 0 };
-            if first > 0 {
-                let mut head = Strings::with_capacity(first);
-                for c in 0..first as u32 {
-                    head.push_bytes(value_of(&chunk, c)).expect("push");
-                }
-                parts.extend(&head, 0).expect("part of the dictionary");
-            }
-            parts.extend(&chunk, first).expect("part of the dictionary");
-        }
-        assert_eq!((&parts.distinct, &parts.codes), (&whole.distinct, &whole.codes));
-        assert_eq!(parts.values().expect("values"), strings(&values));
-        assert_eq!(parts.value_bytes(), Column::Text(strings(&values)).value_bytes() - 4);
-    }
-
-    #[test]
-    fn the_trial_gives_up_where_too_many_values_are_distinct() {
-        let mut dictionary = Dictionary::new();
-        let repeated: Vec<&str> = vec!["same"; 100];
-        dictionary.extend(&strings(&repeated), 0).expect("one value");
-        let unique: Vec<String> = (0..3000).map(|i| format!("u{i}")).collect();
-        let unique: Vec<&str> = unique.iter().map(String::as_str).collect();
-        // Its value 1024 would be new with 1025 distinct among the 1124 seen: past the trial's
-        // 1024, and past half.
-        assert_eq!(dictionary.extend(&strings(&unique), 0), Err(1024));
-        assert_eq!(dictionary.codes.len(), 100 + 1024, "the values before it are added");
     }
 }

@@ -1,11 +1,13 @@
 //! The data-science engine: CPython with numpy, pandas, scipy and scikit-learn as one core module
 //! (WASI preview 1, not a component), its store's data and the door through which the driver asks
 //! for input and answers, the evaluation of a `#!pandas` script, the Python function files it
-//! runs, and the instances it makes ahead of evaluations. (The tool that pre-initializes it is `tools::snapshot`.)
+//! runs, the dictionaries its text columns travel as, and the instances it makes ahead of
+//! evaluations. (The tool that pre-initializes it is `tools::snapshot`.)
 //!
 //! Uses `core`, `cache` and `component` (a function file's answer is a component's).
 
 pub(crate) mod ahead;
+pub(crate) mod dictionary;
 pub(crate) mod engine;
 pub(crate) mod frame;
 pub(crate) mod pyfile;

@@ -19,8 +19,9 @@ use crate::error::{CallError, LoadError};
 use crate::model::{Batch, Column, DataType, FunctionDef, FunctionType, Mode, Script, TableDef};
 use crate::wasm::models::AppModels;
 
+use super::dictionary::Dictionary;
 use super::engine::{DataSci, KeptRows, turn};
-use super::frame::{Dictionary, Reader, data_type, input_frame, read_answer};
+use super::frame::{Reader, data_type, input_frame, read_answer};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
 use crate::wasm::runtime::sandbox::CallControl;
