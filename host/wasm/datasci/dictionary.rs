@@ -117,9 +117,12 @@ impl Dictionary {
     }
 
     /// The bytes the column's values take in full, 4 for each one's offset included (the rows a
-    /// call keeps are limited by those, whatever form they are kept in).
+    /// call keeps are limited by those, whatever form they are kept in), or what the dictionary
+    /// holds where that is more (short values, many of them distinct: each distinct value's
+    /// offset and index entry, each row's code).
     pub(in crate::wasm) fn value_bytes(&self) -> usize {
-        self.value_bytes
+        let held = self.distinct.data.len() + 12 * self.distinct.len() + 4 * self.codes.len();
+        self.value_bytes.max(held)
     }
 }
 
@@ -183,6 +186,12 @@ mod tests {
         assert_eq!((&parts.distinct, &parts.codes), (&whole.distinct, &whole.codes));
         assert_eq!(parts.values().expect("values"), strings(&values));
         assert_eq!(parts.value_bytes(), Column::Text(strings(&values)).value_bytes() - 4);
+        // Three-byte values, half of them distinct: the dictionary holds more than the values
+        // (2,000 × 7 bytes).
+        let short: Vec<String> = (0..2000).map(|i| format!("{:03}", i % 1000)).collect();
+        let short: Vec<&str> = short.iter().map(String::as_str).collect();
+        let dictionary = Dictionary::of(&strings(&short)).expect("1,000 distinct values");
+        assert_eq!(dictionary.value_bytes(), 1000 * 3 + 12 * 1000 + 4 * 2000);
     }
 
     #[test]

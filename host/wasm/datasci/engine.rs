@@ -410,13 +410,18 @@ mod tests {
 
     #[test]
     fn rows_are_kept_until_they_pass_the_limit() {
-        let mut kept = KeptRows::new([DataType::Text, DataType::Numeric], 6 + 5 * 4 + 4 * 8, "F");
+        let mut kept = KeptRows::new([DataType::Text, DataType::Numeric], 80 + 5 * 4 + 4 * 8, "F");
         let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
-        for (text, number) in [("a", 1.0), ("bc", 2.0), ("", 3.0), ("def", 4.0)] {
+        for (text, number) in [
+            ("twenty bytes of text", 1.0),
+            ("twenty bytes of text", 2.0),
+            ("twenty bytes of TEXT", 3.0),
+            ("twenty bytes of text", 4.0),
+        ] {
             texts.push(text).expect("text");
             numbers.push(number);
         }
-        kept.added(4).expect("6 bytes of text, 5 offsets and 4 numbers: at the limit");
+        kept.added(4).expect("80 bytes of text, 5 offsets and 4 numbers: at the limit");
         assert_eq!(kept.rows, 4);
         let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
         texts.push("g").expect("text");
