@@ -61,6 +61,16 @@ impl Strings {
         self.offsets.len().saturating_sub(1)
     }
 
+    /// Value `i`'s bytes.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// Each value's bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.offsets.windows(2).map(|pair| &self.data[pair[0] as usize..pair[1] as usize])
+    }
+
     /// True when the column holds no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

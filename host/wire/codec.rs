@@ -348,7 +348,7 @@ fn put_dual(out: &mut Vec<u8>, column: &Column, i: usize) {
         }
     };
     let text = |out: &mut Vec<u8>, s: &Strings| {
-        let bytes = &s.data[s.offsets[i] as usize..s.offsets[i + 1] as usize];
+        let bytes = s.get(i);
         if !bytes.is_empty() {
             out.push(KEY_TEXT);
             put_varint(out, bytes.len());

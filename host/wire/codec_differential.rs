@@ -234,9 +234,7 @@ fn reference(bytes: &[u8], types: &[DataType]) -> Result<pb::BundledRows, String
 
 /// The rows of a decoded batch, as protobuf messages, to compare with prost's reading.
 fn rows_of(batch: &Batch) -> Vec<Vec<(u64, String)>> {
-    let text = |s: &Strings, i: usize| {
-        String::from_utf8(s.data[s.offsets[i] as usize..s.offsets[i + 1] as usize].to_vec()).expect("utf-8")
-    };
+    let text = |s: &Strings, i: usize| String::from_utf8(s.get(i).to_vec()).expect("utf-8");
     (0..batch.rows)
         .map(|i| {
             batch

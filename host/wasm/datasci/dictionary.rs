@@ -60,13 +60,12 @@ impl Dictionary {
     /// (the values before it are added).
     pub(in crate::wasm) fn extend(&mut self, values: &Strings) -> Result<(), usize> {
         let mut previous = self.codes.last().copied();
-        for (i, pair) in values.offsets.windows(2).enumerate() {
-            let value = &values.data[pair[0] as usize..pair[1] as usize];
+        for (i, value) in values.iter().enumerate() {
             let code = match previous {
-                Some(code) if value_of(&self.distinct, code) == value => code,
+                Some(code) if self.distinct.get(code as usize) == value => code,
                 _ => {
                     let hash = self.hasher.hash_one(value);
-                    match self.index.find(hash, |&code| value_of(&self.distinct, code) == value) {
+                    match self.index.find(hash, |&code| self.distinct.get(code as usize) == value) {
                         Some(&code) => code,
                         None => {
                             let count = self.distinct.len();
@@ -77,8 +76,9 @@ impl Dictionary {
                             self.distinct.push_bytes(value).map_err(|_| i)?;
                             self.nul |= value.contains(&0);
                             let (distinct, hasher) = (&self.distinct, &self.hasher);
-                            self.index
-                                .insert_unique(hash, count as u32, |&code| hasher.hash_one(value_of(distinct, code)));
+                            self.index.insert_unique(hash, count as u32, |&code| {
+                                hasher.hash_one(distinct.get(code as usize))
+                            });
                             count as u32
                         }
                     }
@@ -112,7 +112,7 @@ impl Dictionary {
         let mut values = Strings::with_capacity(self.codes.len());
         values.data.reserve(self.value_bytes - 4 * self.codes.len());
         for &code in &self.codes {
-            values.push_bytes(value_of(&self.distinct, code))?;
+            values.push_bytes(self.distinct.get(code as usize))?;
         }
         Ok(values)
     }
@@ -127,12 +127,6 @@ impl Dictionary {
     }
 }
 
-/// Value `code` of `distinct`.
-fn value_of(distinct: &Strings, code: u32) -> &[u8] {
-    let code = code as usize;
-    &distinct.data[distinct.offsets[code] as usize..distinct.offsets[code + 1] as usize]
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::frame::tests::strings;
@@ -142,9 +136,7 @@ mod tests {
     /// The distinct values and codes of `values`' dictionary, if they make a usable one.
     fn coded(values: &[&str]) -> Option<(Vec<String>, Vec<u32>)> {
         let dictionary = Dictionary::of(&strings(values))?;
-        let distinct = &dictionary.distinct;
-        let distinct =
-            (0..distinct.len() as u32).map(|c| String::from_utf8(value_of(distinct, c).to_vec()).expect("UTF-8"));
+        let distinct = dictionary.distinct.iter().map(|value| String::from_utf8(value.to_vec()).expect("UTF-8"));
         Some((distinct.collect(), dictionary.codes))
     }
 

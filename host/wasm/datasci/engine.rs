@@ -370,8 +370,7 @@ impl KeptRows {
                 let mut kept = dictionary
                     .values()
                     .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
-                for pair in texts.offsets[first..].windows(2) {
-                    let value = &texts.data[pair[0] as usize..pair[1] as usize];
+                for value in texts.iter().skip(first) {
                     kept.push_bytes(value)
                         .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
                 }

@@ -104,7 +104,7 @@ fn write_texts(out: &mut Vec<u8>, values: &Strings) {
     if !values.is_empty() && !values.data.contains(&0) {
         // Joined by NUL, which Python splits in one call instead of slicing value by value.
         out.extend_from_slice(&JOINED.to_le_bytes());
-        write_joined(out, values.offsets.windows(2).map(|pair| &values.data[pair[0] as usize..pair[1] as usize]));
+        write_joined(out, values.iter());
         return;
     }
     out.extend_from_slice(&OFFSETS.to_le_bytes());
@@ -121,7 +121,7 @@ fn write_dictionary(out: &mut Vec<u8>, dictionary: &Dictionary) {
     out.resize(out.len().next_multiple_of(4), 0);
     out.extend_from_slice(&DICTIONARY.to_le_bytes());
     out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
-    write_joined(out, distinct.offsets.windows(2).map(|pair| &distinct.data[pair[0] as usize..pair[1] as usize]));
+    write_joined(out, distinct.iter());
     out.resize(out.len().next_multiple_of(4), 0);
     extend_le(out, dictionary.codes(), |c| c.to_le_bytes());
 }
