@@ -66,6 +66,12 @@ impl Strings {
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
+    /// Leaves no value (and keeps the room the values took).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.offsets.truncate(1);
+    }
+
     /// Each value's bytes, in order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.offsets.windows(2).map(|pair| &self.data[pair[0] as usize..pair[1] as usize])
@@ -121,6 +127,22 @@ impl Column {
             DataType::Text => Self::Text(Strings::with_capacity(rows)),
             DataType::Numeric => Self::Numeric(Vec::with_capacity(rows)),
             DataType::Dual => Self::Dual(Vec::with_capacity(rows), Strings::with_capacity(rows)),
+        }
+    }
+
+    /// The texts of a text or dual column; none of a numeric one.
+    pub fn strings(&self) -> Option<&Strings> {
+        match self {
+            Self::Text(strings) | Self::Dual(_, strings) => Some(strings),
+            Self::Numeric(_) => None,
+        }
+    }
+
+    /// The texts of a text or dual column, to change; none of a numeric one.
+    pub fn strings_mut(&mut self) -> Option<&mut Strings> {
+        match self {
+            Self::Text(strings) | Self::Dual(_, strings) => Some(strings),
+            Self::Numeric(_) => None,
         }
     }
 

@@ -192,11 +192,9 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
     let rows = count_rows(message);
     let mut columns: Vec<Column> = params.iter().map(|&t| Column::with_capacity(t, rows)).collect();
     let texts = params.iter().filter(|&&t| t != DataType::Numeric).count();
-    for column in &mut columns {
-        if let Column::Text(strings) | Column::Dual(_, strings) = column {
-            // The message's size bounds all its text together.
-            strings.data.reserve(message.len() / texts);
-        }
+    for strings in columns.iter_mut().filter_map(Column::strings_mut) {
+        // The message's size bounds all its text together.
+        strings.data.reserve(message.len() / texts);
     }
     let rows = decode_onto(message, &mut columns)?;
     Ok(Batch { rows, columns })
@@ -209,14 +207,10 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
 pub fn decode_onto(message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
     // The texts each column held before (a dual's may be fewer than its numbers, when the
     // caller keeps the texts elsewhere between messages).
-    let texts_before = |column: &Column| match column {
-        Column::Text(strings) | Column::Dual(_, strings) => strings.len(),
-        Column::Numeric(_) => 0,
-    };
-    let before: Vec<usize> = columns.iter().map(texts_before).collect();
+    let before: Vec<usize> = columns.iter().map(|c| c.strings().map_or(0, Strings::len)).collect();
     let rows = decode_into(message, columns)?;
     for (column, first) in columns.iter().zip(before) {
-        if let Column::Text(strings) | Column::Dual(_, strings) = column {
+        if let Some(strings) = column.strings() {
             strings.check_from(first).map_err(|_| malformed("a string value is not UTF-8"))?;
         }
     }
@@ -594,8 +588,7 @@ mod tests {
         let mut dual = [Column::with_capacity(DataType::Dual, 0)];
         for message in [&first, &second, &first] {
             let [Column::Dual(numbers, strings)] = &mut dual else { unreachable!() };
-            strings.data.clear();
-            strings.offsets.truncate(1);
+            strings.clear();
             let rows = numbers.len();
             let single = pb::BundledRows {
                 rows: message.rows.iter().map(|r| pb::Row { duals: r.duals[1..].to_vec() }).collect(),

@@ -22,7 +22,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
-use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer, Strings};
+use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
 
 use super::ahead::{self, Ahead};
 use super::dictionary::Dictionary;
@@ -349,11 +349,11 @@ impl KeptRows {
         let mut columns = std::mem::take(&mut self.columns);
         let mut coded = std::mem::take(&mut self.coded);
         for (column, dictionary) in columns.iter_mut().zip(&mut coded) {
-            if dictionary.as_ref().is_some_and(|d| !d.usable()) {
-                let values = dictionary.take().expect("checked").values();
-                *texts(column) =
-                    values.map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
-            }
+            let (Some(texts), Some(unusable)) = (column.strings_mut(), dictionary.take_if(|d| !d.usable())) else {
+                continue;
+            };
+            *texts =
+                unusable.values().map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
         }
         Ok((std::mem::take(&mut self.rows), columns, coded))
     }
@@ -363,23 +363,19 @@ impl KeptRows {
     pub(crate) fn added(&mut self, rows: usize) -> Result<(), CallError> {
         self.rows += rows;
         for (column, coded) in self.columns.iter_mut().zip(&mut self.coded) {
-            let Some(dictionary) = coded else { continue };
-            let texts = texts(column);
+            let (Some(dictionary), Some(texts)) = (coded.as_mut(), column.strings_mut()) else { continue };
             if let Err(first) = dictionary.extend(texts) {
                 // Too many distinct values: the column keeps its values as they come from now on.
-                let mut kept = dictionary
-                    .values()
-                    .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+                let bad_input = |reason| CallError::BadInput { function: self.function.clone(), reason };
+                let mut kept = dictionary.values().map_err(bad_input)?;
                 for value in texts.iter().skip(first) {
-                    kept.push_bytes(value)
-                        .map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+                    kept.push_bytes(value).map_err(bad_input)?;
                 }
                 *texts = kept;
                 *coded = None;
                 continue;
             }
-            texts.data.clear();
-            texts.offsets.truncate(1);
+            texts.clear();
         }
         let bytes = self.columns.iter().map(Column::value_bytes).sum::<usize>()
             + self.coded.iter().flatten().map(Dictionary::value_bytes).sum::<usize>();
@@ -393,14 +389,6 @@ impl KeptRows {
 /// The rows taken from [`KeptRows`]: how many, the columns, and the dictionary of each text
 /// column sent as one.
 pub(in crate::wasm) type Taken = (usize, Vec<Column>, Vec<Option<Dictionary>>);
-
-/// The texts of a text or dual column.
-fn texts(column: &mut Column) -> &mut Strings {
-    match column {
-        Column::Text(texts) | Column::Dual(_, texts) => texts,
-        Column::Numeric(_) => unreachable!("only text and dual columns have texts"),
-    }
-}
 
 #[cfg(test)]
 mod tests {
