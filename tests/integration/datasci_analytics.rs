@@ -164,6 +164,27 @@ async fn correlation_and_descriptive_statistics_match_scipy_and_pandas() {
         assert_close(&answer.numbers(), &expected, 1e-12, method);
     }
 
+    // Spearman's ranks with ties everywhere: small integers (-0 and 0 among them, equal values
+    // that sort apart by their bits), infinities, and a column of repeated values.
+    let ties: Vec<(f64, f64)> = (0..400)
+        .map(|i| {
+            let a = [-0.0, 0.0, 1.0, -2.0, 3.0, f64::INFINITY, f64::NEG_INFINITY][rng.gen_range(0..7)];
+            let b = if i % 3 == 0 { 5.0 } else { f64::from(rng.gen_range(-2_i32..2)) - a.clamp(-4.0, 4.0) };
+            (a, b)
+        })
+        .collect();
+    let rows: Vec<Vec<Cell>> = ties
+        .iter()
+        .zip(options("method=spearman", ties.len()))
+        .map(|(&(a, b), o)| vec![Cell::N(a), Cell::N(b), o])
+        .collect();
+    let answer = call(&mut client, "Correlation", request(&rows)).await.expect("ties");
+    let script = "import sys, numpy, scipy.stats\n\
+        d = numpy.loadtxt(sys.stdin)\n\
+        print(scipy.stats.spearmanr(d[:, 0], d[:, 1]).statistic)";
+    let text: String = ties.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
+    assert_close(&answer.numbers(), &native(script, &text), 1e-12, "spearman with ties");
+
     // Long rows (key, variable, value) into a matrix and a description, for LOAD ... EXTENSION.
     let names = ["Margin", "Sales", "Units"];
     let mut long = Vec::new();
