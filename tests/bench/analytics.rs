@@ -150,7 +150,7 @@ fn encode(columns: &[Vec<Value>], options: &str) -> Vec<Bytes> {
     let rows = columns[0].len();
     let dual = |v: &Value| match v {
         Value::N(n) => pb::Dual { num_data: *n, str_data: String::new() },
-        Value::S(s) => pb::Dual { num_data: f64::NAN, str_data: s.clone() },
+        Value::S(s) => pb::Dual { num_data: 0.0, str_data: s.clone() },
     };
     (0..rows)
         .step_by(2000)
@@ -159,7 +159,7 @@ fn encode(columns: &[Vec<Value>], options: &str) -> Vec<Bytes> {
                 rows: (start..(start + 2000).min(rows))
                     .map(|i| {
                         let mut duals: Vec<pb::Dual> = columns.iter().map(|c| dual(&c[i])).collect();
-                        duals.push(pb::Dual { num_data: f64::NAN, str_data: options.to_owned() });
+                        duals.push(pb::Dual { num_data: 0.0, str_data: options.to_owned() });
                         pb::Row { duals }
                     })
                     .collect(),
