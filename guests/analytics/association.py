@@ -24,6 +24,10 @@ RULES = {
     "max_length": (int, 3),
     "max_rules": (int, 10000),
 }
+# Multiplying a word of eight 0/1 bytes by this puts the first byte's bit at bit 63, the second's
+# at bit 62, ...: its top byte holds the eight bits (no carries: each product bit has one source).
+_GATHER = numpy.uint64(0x8040201008040201)
+_TOP = numpy.uint64(56)
 
 
 def _frequent(bits, count, min_support, max_length):
@@ -111,9 +115,12 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     # Each item's baskets as a row of bits (whole 64-bit words), set straight from the rows.
     count = int(has.sum())
     width = -(-count // 64) * 64
-    marks = numpy.zeros(len(items) * width, dtype=bool)
-    marks[column_of[item_code] * width + basket_of] = True
-    bits = numpy.packbits(marks).view(numpy.uint64).reshape(len(items), width // 64)
+    marks = numpy.zeros(len(items) * width, dtype=numpy.uint8)
+    marks[column_of[item_code] * width + basket_of] = 1
+    # Eight 0/1 bytes into a byte of bits (the first the highest, as numpy.packbits packs them):
+    # one multiplication a word, where packbits goes byte by byte in the engine (2 ms here).
+    packed = ((marks.view(numpy.uint64) * _GATHER) >> _TOP).astype(numpy.uint8)
+    bits = packed.view(numpy.uint64).reshape(len(items), width // 64)
     frequent = _frequent(bits, count, o["min_support"], o["max_length"])
     rules = []
     for itemset, support in frequent.items():
