@@ -96,24 +96,33 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     # a row with an empty transaction or item is left out.
     basket_code, basket_names = sse_guest.factorize(transaction)
     item_code, item_names = sse_guest.factorize(item)
-    keep = (basket_names != "")[basket_code] & (item_names != "")[item_code]
-    if not keep.any():
-        return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
-    basket_code, item_code = basket_code[keep], item_code[keep]
-    # A basket per transaction with a row kept; items numbered in sorted order; an item twice in a
-    # basket marks it once.
-    has = numpy.zeros(len(basket_names), dtype=bool)
-    has[basket_code] = True
-    basket_of = (numpy.cumsum(has) - 1)[basket_code]
-    used = numpy.zeros(len(item_names), dtype=bool)
-    used[item_code] = True
-    present = numpy.flatnonzero(used)
+    nothing = pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
+    if not len(basket_code):
+        return nothing
+    empty_basket, empty_item = basket_names == "", item_names == ""
+    if empty_basket.any() or empty_item.any():
+        keep = ~(empty_basket[basket_code] | empty_item[item_code])
+        if not keep.any():
+            return nothing
+        basket_code, item_code = basket_code[keep], item_code[keep]
+        # A basket per transaction with a row kept, numbered anew.
+        has = numpy.zeros(len(basket_names), dtype=bool)
+        has[basket_code] = True
+        basket_of = (numpy.cumsum(has) - 1)[basket_code]
+        count = int(has.sum())
+        used = numpy.zeros(len(item_names), dtype=bool)
+        used[item_code] = True
+        present = numpy.flatnonzero(used)
+    else:
+        # Every row kept: each code is some row's, so every basket and item is there already.
+        basket_of, count = basket_code, len(basket_names)
+        present = numpy.arange(len(item_names))
+    # Items numbered in sorted order; an item twice in a basket marks it once.
     items = sorted(item_names[present].tolist())
     number = {name: k for k, name in enumerate(items)}
     column_of = numpy.zeros(len(item_names), dtype=numpy.intp)
     column_of[present] = [number[name] for name in item_names[present].tolist()]
     # Each item's baskets as a row of bits (whole 64-bit words), set straight from the rows.
-    count = int(has.sum())
     width = -(-count // 64) * 64
     marks = numpy.zeros(len(items) * width, dtype=numpy.uint8)
     marks[column_of[item_code] * width + basket_of] = 1
