@@ -81,6 +81,10 @@ def _candidates(level):
     return numpy.column_stack((level[first], level[second, -1]))
 
 
+def _no_rules():
+    return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
+
+
 @table(
     fields={"Antecedent": str, "Consequent": str, "Support": float, "Confidence": float, "Lift": float}
 )
@@ -96,14 +100,13 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     # a row with an empty transaction or item is left out.
     basket_code, basket_names = sse_guest.factorize(transaction)
     item_code, item_names = sse_guest.factorize(item)
-    nothing = pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
     if not len(basket_code):
-        return nothing
+        return _no_rules()
     empty_basket, empty_item = basket_names == "", item_names == ""
     if empty_basket.any() or empty_item.any():
         keep = ~(empty_basket[basket_code] | empty_item[item_code])
         if not keep.any():
-            return nothing
+            return _no_rules()
         basket_code, item_code = basket_code[keep], item_code[keep]
         # A basket per transaction with a row kept, numbered anew.
         has = numpy.zeros(len(basket_names), dtype=bool)
