@@ -697,7 +697,16 @@ async fn a_function_file_is_sandboxed_like_any_guest() {
     let server = server_with(limits).await;
     let mut client = server.client().await;
     let source = r#"import os
+import random
+import numpy
 from sse_guest import scalar
+
+# Drawn as the file runs, before any function: each call's instance draws its own.
+DRAWN = (random.random(), float(numpy.random.rand()))
+
+@scalar
+def Drawn(which: float) -> float:
+    return DRAWN[int(which)]
 
 @scalar
 def Spin(x: float) -> float:
@@ -721,7 +730,7 @@ def Twice(x: float) -> float:
     return 2 * x
 "#;
     std::fs::write(server.dir.path().join("limits.py"), source).expect("write");
-    wait_for_functions(&server, &["Environment", "Hog", "ReadFile", "Spin", "Twice"]).await;
+    wait_for_functions(&server, &["Drawn", "Environment", "Hog", "ReadFile", "Spin", "Twice"]).await;
 
     let one = || bundles(numbers(&[1.0]), 1);
     assert_status(call(&mut client, "Spin", one()).await, tonic::Code::DeadlineExceeded, &["Spin", "time limit"]);
@@ -732,6 +741,13 @@ def Twice(x: float) -> float:
     }
     assert_eq!(call(&mut client, "Environment", one()).await.expect("environment").numbers(), [0.0]);
     assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
+
+    // Random numbers the file's own code draws (Python's and numpy's) differ from call to call,
+    // though every instance starts from one snapshot.
+    let draws = || bundles(numbers(&[0.0, 1.0]), 1);
+    let first = call(&mut client, "Drawn", draws()).await.expect("draws").numbers();
+    let second = call(&mut client, "Drawn", draws()).await.expect("draws").numbers();
+    assert!(first[0] != second[0] && first[1] != second[1], "{first:?} {second:?}");
 }
 
 /// A file whose compiled code is larger than the host keeps (16 MiB: here a 17 MiB constant) is

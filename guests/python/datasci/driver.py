@@ -655,7 +655,9 @@ def _sse_describe():
 def _reseed():
     """New random states for this instance, which starts from the snapshot's: Python's from the
     system's entropy, numpy's global one from 128 bits of it (what `numpy.random.seed()` draws
-    too, through a SeedSequence that costs ~0.2 ms here against ~15 us for these)."""
+    too, through a SeedSequence that costs ~0.2 ms here against ~15 us for these). Run first in
+    each instance: before an evaluation's script, and before a function file's own code (whose
+    module-level draws would otherwise be the snapshot's in every call)."""
     random.seed()
     numpy.random.seed(numpy.frombuffer(os.urandom(16), dtype=numpy.uint32))
 
@@ -1048,6 +1050,7 @@ def _sse_load_file(declare=True):
     compiled code and what it declares; with `declare` false, for a call of a file whose code the
     host does not keep, runs it only (declarations are then read when a function is called)."""
     global _DECLARED_AT_LOAD
+    _reseed()
     view, at = _named_frame()
     _DECLARED_AT_LOAD = not declare
     try:
@@ -1064,6 +1067,7 @@ def _sse_run_file():
     """Runs the function file again, for a call, from the code its load compiled (the frame: the
     file's name, its code, each with its length first, then its source)."""
     global _DECLARED_AT_LOAD
+    _reseed()
     view, at = _named_frame()
     (length,) = struct.unpack_from("<I", view, at)
     _DECLARED_AT_LOAD = True
@@ -1092,8 +1096,8 @@ def _file_values(column, kind, array):
 
 def _sse_call_file():
     """One batch of a call (all the rows, for an aggregation): the input from the host, the
-    function run on it, the answer (or error) back."""
-    _reseed()
+    function run on it, the answer (or error) back. The instance was reseeded before the file
+    ran in it."""
     try:
         name, params, return_type, rows, columns = _read_input(_host.call(b"input"))
         f = _FILE_FUNCTIONS.get(name)
