@@ -82,12 +82,16 @@ def Correlation_Matrix(key: Texts, variable: Texts, value: Numbers, options: Tex
     method = sse_guest.options(options, SPEC)["method"]
     frame = pandas.DataFrame({"key": key, "variable": variable, "value": numpy.asarray(value, dtype=float)})
     wide = frame.pivot_table(index="key", columns="variable", values="value", aggfunc="mean", sort=True)
-    rows = []
-    for a in wide.columns:
-        for b in wide.columns:
-            pair = wide[[a, b]].dropna().to_numpy() if a != b else wide[[a]].dropna().to_numpy().repeat(2, axis=1)
-            rows.append((str(a), str(b), _coefficient(pair[:, 0], pair[:, 1], method), float(len(pair))))
-    return rows
+    names = [str(name) for name in wide.columns]
+    values = wide.to_numpy()
+    # Each pair once: the coefficients are symmetric, so (b, a) repeats (a, b).
+    pairs = {}
+    for i in range(len(names)):
+        for j in range(i, len(names)):
+            pair = values[:, [i, j]]
+            pair = pair[~numpy.isnan(pair).any(axis=1)]
+            pairs[i, j] = pairs[j, i] = (_coefficient(pair[:, 0], pair[:, 1], method), float(len(pair)))
+    return [(a, b, *pairs[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)]
 
 
 @table(
