@@ -27,8 +27,9 @@ def _ranks(values):
     n = len(values)
     bits = numpy.ascontiguousarray(values, dtype=numpy.float64).view(numpy.uint64)
     keys = bits ^ ((bits.view(numpy.int64) >> 63).view(numpy.uint64) | _SIGN)
-    # Little-endian: digit 0 is the least significant, and lexsort's last key the first sorted on.
-    digits = numpy.ascontiguousarray(keys.view(numpy.uint16).reshape(n, 4).T)
+    # Little-endian (a no-op here): digit 0 the least significant; lexsort sorts on its last key
+    # first.
+    digits = numpy.ascontiguousarray(keys.astype("<u8", copy=False).view("<u2").reshape(n, 4).T)
     order = numpy.lexsort(digits)
     ordered = values[order]
     # -0.0 and 0.0 sort apart but are equal, and adjacent: one tie, as for scipy.
