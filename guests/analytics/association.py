@@ -82,6 +82,7 @@ def _candidates(level):
 
 
 def _no_rules():
+    """The answer when no row holds both a transaction and an item: no rules, the fields named."""
     return pandas.DataFrame({f: [] for f in ("Antecedent", "Consequent", "Support", "Confidence", "Lift")})
 
 
