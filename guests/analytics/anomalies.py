@@ -13,11 +13,11 @@ Control_Limits reads them as a sequence). Nulls answer null and are left out of 
 import numpy
 import sklearn.ensemble
 import sse_guest
-from sse_guest import tensor
+from sse_guest import Range, tensor
 
 OUTLIERS = {
     "method": (("zscore", "robust", "iqr"), "robust"),
-    "threshold": (float, None),
+    "threshold": (Range(float, 0, above=True), None),
     "return": (("flag", "score"), "flag"),
 }
 THRESHOLDS = {"zscore": 3.0, "robust": 3.5, "iqr": 1.5}
@@ -70,9 +70,9 @@ def Control_Limits(value: list[float], options: list[str]) -> list[float]:
 
 
 FOREST = {
-    "trees": (int, 100),
-    "contamination": (float, None),
-    "seed": (int, 0),
+    "trees": (Range(int, 1), 100),
+    "contamination": (Range(float, 0, 0.5, above=True), None),
+    "seed": (Range(int, 0, 2**32 - 1), 0),
     "separator": (str, ";"),
     "return": (("flag", "score"), "flag"),
 }

@@ -15,14 +15,15 @@ import itertools
 import numpy
 import pandas
 import sse_guest
-from sse_guest import Texts, table
+from sse_guest import Range, Texts, table
 
 RULES = {
-    "min_support": (float, 0.01),
-    "min_confidence": (float, 0.5),
-    "min_lift": (float, 0.0),
-    "max_length": (int, 3),
-    "max_rules": (int, 10000),
+    "min_support": (Range(float, 0, 1, above=True), 0.01),
+    "min_confidence": (Range(float, 0, 1), 0.5),
+    "min_lift": (Range(float, 0), 0.0),
+    # A rule has at least two items.
+    "max_length": (Range(int, 2), 3),
+    "max_rules": (Range(int, 1), 10000),
 }
 # Multiplying a word of eight 0/1 bytes by this puts the first byte's bit at bit 63, the second's
 # at bit 62, ...: its top byte holds the eight bits (no carries: each product bit has one source).
@@ -93,10 +94,6 @@ def Association_Rules(transaction: Texts, item: Texts, options: Texts):
     """Apriori rules from (transaction, item) rows: min_support=0.01 (a share of the baskets),
     min_confidence=0.5, min_lift=0, max_length=3 (items in a rule), max_rules=10000."""
     o = sse_guest.options(options, RULES)
-    if not 0.0 < o["min_support"] <= 1.0:
-        raise ValueError(f"option min_support={o['min_support']}: expected a share above 0, at most 1")
-    if o["max_length"] < 2:
-        raise ValueError(f"option max_length={o['max_length']}: a rule has at least 2 items")
     # Each column's distinct values and a code per row (a dimension's come from the host as such);
     # a row with an empty transaction or item is left out.
     basket_code, basket_names = sse_guest.factorize(transaction)

@@ -15,17 +15,17 @@ import sklearn.cluster
 import sklearn.metrics
 import sklearn.preprocessing
 import sse_guest
-from sse_guest import tensor
+from sse_guest import Range, tensor
 
 CLUSTER = {
     "method": (("kmeans", "dbscan", "hdbscan"), "kmeans"),
-    "k": (int, None),
-    "max_k": (int, 10),
-    "eps": (float, 0.5),
-    "min_samples": (int, 5),
-    "min_cluster_size": (int, 5),
+    "k": (Range(int, 1), None),
+    "max_k": (Range(int, 2), 10),
+    "eps": (Range(float, 0, above=True), 0.5),
+    "min_samples": (Range(int, 1), 5),
+    "min_cluster_size": (Range(int, 2), 5),
     "scale": (("standard", "minmax", "none"), "standard"),
-    "seed": (int, 0),
+    "seed": (Range(int, 0, 2**32 - 1), 0),
     "separator": (str, ";"),
     "return": (("label", "probability"), "label"),
 }
@@ -78,9 +78,9 @@ def Cluster(features: list[str], options: list[str]) -> list[float]:
 
 GEO = {
     "method": (("dbscan", "hdbscan"), "dbscan"),
-    "eps_km": (float, 1.0),
-    "min_samples": (int, 5),
-    "min_cluster_size": (int, 5),
+    "eps_km": (Range(float, 0, above=True), 1.0),
+    "min_samples": (Range(int, 1), 5),
+    "min_cluster_size": (Range(int, 2), 5),
 }
 EARTH_RADIUS_KM = 6371.0088
 

@@ -20,28 +20,29 @@ import pandas
 import sse_guest
 import statsmodels.tsa.exponential_smoothing.ets
 import statsmodels.tsa.statespace.sarimax
-from sse_guest import REQUIRED, table, tensor
+from sse_guest import REQUIRED, Range, table, tensor
 
 COMMON = {
     "method": (("ets", "arima"), "ets"),
     "frequency": (("auto", "day", "week", "month", "quarter", "year"), "auto"),
-    "seasonal_periods": (int, None),
-    "level": (float, 0.95),
+    "seasonal_periods": (Range(int, 1), None),
+    "level": (Range(float, 0, 1, above=True, below=True), 0.95),
     # ETS (Holt-Winters): additive errors; trend and season additive, multiplicative or none.
     "trend": (("add", "mul", "none"), "add"),
     "damped": (bool, False),
     "seasonal": (("auto", "add", "mul", "none"), "auto"),
     # (S)ARIMA: order (p, d, q) and seasonal order (sp, sd, sq, seasonal_periods).
-    "p": (int, 1),
-    "d": (int, 1),
-    "q": (int, 1),
-    "sp": (int, 0),
-    "sd": (int, 0),
-    "sq": (int, 0),
+    "p": (Range(int, 0), 1),
+    "d": (Range(int, 0), 1),
+    "q": (Range(int, 0), 1),
+    "sp": (Range(int, 0), 0),
+    "sd": (Range(int, 0), 0),
+    "sq": (Range(int, 0), 0),
 }
 CHART = {**COMMON, "return": (("forecast", "lower", "upper", "fitted", "residual"), "forecast")}
 CHART_X = {**CHART, "method": (("arima",), "arima")}
-LOAD = {**COMMON, "periods": (int, REQUIRED)}
+# Periods to append in a load script: up to 100,000 (274 years of days).
+LOAD = {**COMMON, "periods": (Range(int, 0, 100_000), REQUIRED)}
 # Median spacing (days) of each frequency, and the seasonal period it implies.
 FREQUENCIES = {"day": (1, 7), "week": (7, 52), "month": (30.4, 12), "quarter": (91.3, 4), "year": (365.25, 1)}
 EPOCH = pandas.Timestamp("1899-12-30")
@@ -85,8 +86,6 @@ def _fit(history, horizon, o, frequency, exog=None, future_exog=None):
 def _fit_quietly(history, horizon, o, frequency, exog, future_exog):
     season = o["seasonal_periods"] or FREQUENCIES[frequency][1]
     alpha = 1.0 - o["level"]
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"option level={o['level']}: expected a number between 0 and 1")
     n = len(history)
     y = pandas.Series(history)
     if o["method"] == "ets":
@@ -112,6 +111,11 @@ def _fit_quietly(history, horizon, o, frequency, exog, future_exog):
         )
     else:
         seasonal_order = (o["sp"], o["sd"], o["sq"], season if o["sp"] or o["sd"] or o["sq"] else 0)
+        reach = o["p"] + o["d"] + o["q"] + seasonal_order[3] * (o["sp"] + o["sd"] + o["sq"])
+        if reach >= n:
+            raise ValueError(
+                f"options p, d, q, sp, sd and sq reach {reach} periods back and the history has {n}: give smaller orders"
+            )
         model = statsmodels.tsa.statespace.sarimax.SARIMAX(
             y.to_numpy(), exog=exog, order=(o["p"], o["d"], o["q"]), seasonal_order=seasonal_order
         )
@@ -188,8 +192,6 @@ def Forecast_Table(date: list[float], value: list[float], options: list[str]):
     frequency: each period's value, the model's forecast (fitted over the history), the
     prediction interval and the residual."""
     o = sse_guest.options(options, LOAD)
-    if o["periods"] < 0:
-        raise ValueError(f"option periods={o['periods']}: expected 0 or more")
     date, value, order, last = _series(date, value)
     known = order[: last + 1]
     frequency = _frequency(date[known], o)

@@ -28,12 +28,12 @@ import sklearn.model_selection
 import sklearn.pipeline
 import sklearn.preprocessing
 import sse_guest
-from sse_guest import NAN, REQUIRED, Dual, table, tensor
+from sse_guest import NAN, REQUIRED, Dual, Range, table, tensor
 
 MODEL = {
-    "trees": (int, 100),
-    "depth": (int, None),
-    "seed": (int, 0),
+    "trees": (Range(int, 1), 100),
+    "depth": (Range(int, 1), None),
+    "seed": (Range(int, 0, 2**32 - 1), 0),
     "separator": (str, ";"),
 }
 REGRESSION = {**MODEL, "method": (("linear", "forest", "boosting"), "linear")}
@@ -43,9 +43,10 @@ EVALUATION = {
     **MODEL,
     "method": (("linear", "logistic", "forest", "boosting"), None),
     "task": (("auto", "regression", "classification"), "auto"),
-    "test_size": (float, 0.25),
+    # 0: the metrics of the training rows themselves.
+    "test_size": (Range(float, 0, 1, below=True), 0.25),
     "names": (str, None),
-    "repeats": (int, 5),
+    "repeats": (Range(int, 1), 5),
 }
 NULL_TEXTS = ("", "-")
 
@@ -55,8 +56,6 @@ def model(task, o):
     method = o["method"] or ("linear" if task == "regression" else "logistic")
     if (task, method) in (("regression", "logistic"), ("classification", "linear")):
         raise ValueError(f"option method={method} does not fit a {task}: use {'linear' if method == 'logistic' else 'logistic'}")
-    if o["trees"] < 1:
-        raise ValueError(f"option trees={o['trees']}: expected 1 or more")
     trees = {"n_estimators": o["trees"], "random_state": o["seed"]}
     if method == "linear":
         return sklearn.linear_model.LinearRegression()
@@ -175,8 +174,6 @@ def _evaluation(target, features, options, spec=EVALUATION):
     y = _numbers(labels) if task == "regression" else labels
     complete, train = _training(matrix, known)
     x, y = matrix[train], y[train] if task == "regression" else y[train].astype(str)
-    if not 0.0 <= o["test_size"] < 1.0:
-        raise ValueError(f"option test_size={o['test_size']}: expected a share from 0 up to 1")
     if o["test_size"] > 0:
         x_train, x_test, y_train, y_test = sklearn.model_selection.train_test_split(
             x, y, test_size=o["test_size"], random_state=o["seed"]
@@ -236,8 +233,6 @@ def Importances(target: list[str], features: list[str], options: list[str]):
     names = o["names"].split(";") if o["names"] else [f"Feature {i + 1}" for i in range(x_test.shape[1])]
     if len(names) != x_test.shape[1]:
         raise ValueError(f"option names gives {len(names)} names for {x_test.shape[1]} features")
-    if o["repeats"] < 1:
-        raise ValueError(f"option repeats={o['repeats']}: expected 1 or more")
     result = sklearn.inspection.permutation_importance(
         fitted, x_test, y_test, n_repeats=o["repeats"], random_state=o["seed"]
     )

@@ -401,6 +401,42 @@ async fn options_are_strict_and_name_what_is_allowed() {
         vec![vec![Cell::S("1;2".into()), Cell::S("k=1".into())], vec![Cell::S("3;4".into()), Cell::S("k=2".into())]];
     let result = call(&mut client, "Cluster", request(&mixed)).await;
     assert_status(result, tonic::Code::InvalidArgument, &["the options differ between rows"]);
+
+    // Numbers out of their range fail by name, before any library sees them (scikit-learn would
+    // name its own parameter, or take a negative threshold and flag every row).
+    let points: Vec<&str> = vec!["1;2", "3;4", "5;6", "7;8"];
+    let cases: [(&str, &[&str]); 4] = [
+        ("k=0", &["option k=0", "expected a whole number at least 1"]),
+        ("method=dbscan, eps=-1", &["option eps=-1", "expected a number above 0"]),
+        ("method=hdbscan, min_cluster_size=1", &["option min_cluster_size=1", "at least 2"]),
+        ("seed=-1", &["option seed=-1", "expected a whole number from 0 to 4294967295"]),
+    ];
+    for (o, parts) in cases {
+        let result = call(&mut client, "Cluster", request(&rows(o, &points))).await;
+        assert_status(result, tonic::Code::InvalidArgument, &[&["Cluster"], parts].concat());
+    }
+    let values = |o: &str| -> Vec<Vec<Cell>> {
+        (0..20).map(|i| vec![Cell::N(f64::from(i % 7)), Cell::S(o.to_owned())]).collect()
+    };
+    let result = call(&mut client, "Outliers", request(&values("threshold=-1"))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["option threshold=-1", "expected a number above 0"]);
+    let baskets = |o: &str| -> Vec<Vec<Cell>> {
+        (0..20)
+            .map(|i| vec![Cell::S(format!("t{}", i / 2)), Cell::S(format!("i{}", i % 3)), Cell::S(o.to_owned())])
+            .collect()
+    };
+    let result = call(&mut client, "Association_Rules", request(&baskets("min_confidence=1.5"))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["option min_confidence=1.5", "a number from 0 to 1"]);
+    let result = call(&mut client, "Association_Rules", request(&baskets("max_rules=0"))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["option max_rules=0", "at least 1"]);
+    let series = |o: &str| -> Vec<Vec<Cell>> {
+        (0..30_i64).map(|i| vec![Cell::N(month_start(i)), Cell::N((i % 5) as f64), Cell::S(o.to_owned())]).collect()
+    };
+    let result = call(&mut client, "Forecast_Table", request(&series("periods=1000000000"))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["option periods=1000000000", "from 0 to 100000"]);
+    // An order beyond the history would otherwise ask for memory by the exabyte.
+    let result = call(&mut client, "Forecast", request(&series("method=arima, d=1000000000"))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["options p, d, q, sp, sd and sq reach 1000000002", "30"]);
 }
 
 /// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).

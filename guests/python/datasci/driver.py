@@ -821,13 +821,42 @@ def _sse_guest_module():
         known = _DISTINCT.get(id(column))
         return known[1:] if known is not None and known[0] is column else None
 
+    class Range:
+        """An option's kind with bounds, for `options`' spec: `Range(int, 1)` a whole number of 1
+        or more, `Range(float, 0, 0.5, above=True)` a number above 0 and at most 0.5 (`above` and
+        `below` leave the low and the high bound out)."""
+
+        def __init__(self, kind, low=None, high=None, *, above=False, below=False):
+            if kind not in (int, float):
+                raise TypeError("a Range is of int or float")
+            self.kind, self.low, self.high, self.above, self.below = kind, low, high, above, below
+
+        def holds(self, number):
+            """True when `number` is within the bounds."""
+            if self.low is not None and (number <= self.low if self.above else number < self.low):
+                return False
+            return self.high is None or (number < self.high if self.below else number <= self.high)
+
+        def __str__(self):
+            what = "a whole number" if self.kind is int else "a number"
+            low, high = (b if b is None or isinstance(b, int) else f"{b:g}" for b in (self.low, self.high))
+            if self.low is not None and self.high is not None and not (self.above or self.below):
+                return f"{what} from {low} to {high}"
+            bounds = []
+            if self.low is not None:
+                bounds.append(f"{'above' if self.above else 'at least'} {low}")
+            if self.high is not None:
+                bounds.append(f"{'below' if self.below else 'at most'} {high}")
+            return " ".join([what, " and ".join(bounds)]).strip()
+
     def options(text, spec):
         """Reads Qlik-style options, `'periods=12, method=ets, return=upper'`, strictly against
-        `spec`, {key: (kind, default)}: kind is int, float, bool, str or a tuple of the words
-        allowed; a default of `REQUIRED` makes the key required. `text` may be a column of the
-        same options on every row (as Qlik sends a constant). An unknown or repeated key, a value
-        of the wrong kind or a missing required key raises ValueError naming it and what is
-        allowed. Returns {key: value} with every key of `spec`."""
+        `spec`, {key: (kind, default)}: kind is int, float, bool, str, a `Range` of int or float,
+        or a tuple of the words allowed; a default of `REQUIRED` makes the key required. `text`
+        may be a column of the same options on every row (as Qlik sends a constant). An unknown or
+        repeated key, a value of the wrong kind or out of its range, or a missing required key
+        raises ValueError naming it and what is allowed. Returns {key: value} with every key of
+        `spec`."""
         if isinstance(text, (list, tuple)) or hasattr(text, "tolist"):
             # The distinct values first: a constant column is one string object on every row, and
             # a column the host sent as distinct values and codes has them already.
@@ -853,6 +882,9 @@ def _sse_guest_module():
             if key in found:
                 raise ValueError(f"option {key} is given twice")
             kind = spec[key][0]
+            bounds = kind if isinstance(kind, Range) else None
+            if bounds is not None:
+                kind = bounds.kind
             try:
                 if isinstance(kind, tuple):
                     if value.lower() not in kind:
@@ -875,7 +907,9 @@ def _sse_guest_module():
             except (ValueError, KeyError):
                 expected = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
                 what = "one of " + ", ".join(kind) if isinstance(kind, tuple) else expected.get(kind, str(kind))
-                raise ValueError(f"option {key}={value!r}: expected {what}") from None
+                raise ValueError(f"option {key}={value!r}: expected {bounds or what}") from None
+            if bounds is not None and not bounds.holds(found[key]):
+                raise ValueError(f"option {key}={value}: expected {bounds}")
         for key, (_, default) in spec.items():
             if key not in found:
                 if default is required:
@@ -965,6 +999,7 @@ def _sse_guest_module():
         "Texts": Texts,
         "NAN": math.nan,
         "REQUIRED": required,
+        "Range": Range,
         "options": options,
         "feature_matrix": feature_matrix,
         "factorize": factorize,
@@ -983,8 +1018,9 @@ def _sse_guest_module():
     }.items():
         setattr(module, name, value)
     module.__all__ = [
-        "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "Numbers", "REQUIRED", "Texts", "aggregation",
-        "feature_matrix", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar", "table", "tensor",
+        "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "Numbers", "REQUIRED", "Range", "Texts",
+        "aggregation", "feature_matrix", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar",
+        "table", "tensor",
     ]
     return module
 
