@@ -90,7 +90,14 @@ def Cluster_Geo(latitude: list[float], longitude: list[float], options: list[str
     """Cluster labels of places by great-circle (haversine) distance: method=dbscan (eps_km,
     min_samples) or hdbscan (min_cluster_size, min_samples); -1 for noise."""
     o = sse_guest.options(options, GEO)
-    points = numpy.radians(numpy.column_stack([numpy.asarray(latitude, float), numpy.asarray(longitude, float)]))
+    degrees = numpy.column_stack([numpy.asarray(latitude, float), numpy.asarray(longitude, float)])
+    with numpy.errstate(invalid="ignore"):
+        outside = numpy.abs(degrees) > [90.0, 180.0]
+    if outside.any():
+        row, column = numpy.argwhere(outside)[0]
+        name, bound = (("latitude", 90), ("longitude", 180))[column]
+        raise ValueError(f"row {row + 1}: {name} {degrees[row, column]:g} is not from -{bound} to {bound} degrees")
+    points = numpy.radians(degrees)
     complete = ~numpy.isnan(points).any(axis=1)
     answer = numpy.full(len(points), numpy.nan)
     if o["method"] == "dbscan":

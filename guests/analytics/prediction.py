@@ -73,7 +73,7 @@ def model(task, o):
 
 
 def _numbers(target):
-    """A target column as floats: NaN for null; a text that is not a number raises."""
+    """A target column as floats: NaN for null; a text that is not a finite number raises."""
     values = numpy.full(len(target), numpy.nan)
     for i, t in enumerate(target):
         if isinstance(t, str):
@@ -86,7 +86,16 @@ def _numbers(target):
                 raise ValueError(f"row {i + 1}: target {t!r} is not a number (task=regression)") from None
         else:
             values[i] = t
-    return values
+    return _finite(values)
+
+
+def _finite(target):
+    """`target`, unless a value is infinite."""
+    infinite = numpy.isinf(target)
+    if infinite.any():
+        row = int(numpy.argmax(infinite))
+        raise ValueError(f"row {row + 1}: target {target[row]:g} is not a finite number")
+    return target
 
 
 def _labels(target):
@@ -109,7 +118,7 @@ def Predict(target: list[float], features: list[str], options: list[str]) -> lis
     (default), forest or boosting (trees=100, depth, seed=0)."""
     o = sse_guest.options(options, REGRESSION)
     matrix = sse_guest.feature_matrix(features, o["separator"])
-    y = numpy.asarray(target, dtype=float)
+    y = _finite(numpy.asarray(target, dtype=float))
     complete, train = _training(matrix, ~numpy.isnan(y))
     fitted = model("regression", o).fit(matrix[train], y[train])
     answer = numpy.full(len(y), numpy.nan)

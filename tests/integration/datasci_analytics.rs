@@ -394,6 +394,17 @@ async fn options_are_strict_and_name_what_is_allowed() {
     assert_status(result, tonic::Code::InvalidArgument, &["row 2 has 3 features, row 1 has 2"]);
     let result = call(&mut client, "Cluster", request(&rows("k=2", &["1;2", "3;x"]))).await;
     assert_status(result, tonic::Code::InvalidArgument, &["row 2, feature 2", "'x' is not a number"]);
+    // Python reads "inf" as a number; scikit-learn would refuse it without saying where.
+    let result = call(&mut client, "Cluster", request(&rows("k=2", &["1;2", "3;4", "-Infinity;5"]))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["row 3, feature 1", "'-Infinity' is not a finite number"]);
+    let places = |latitude: f64| -> Vec<Vec<Cell>> {
+        vec![
+            vec![Cell::N(48.85), Cell::N(2.35), Cell::S(String::new())],
+            vec![Cell::N(latitude), Cell::N(2.35), Cell::S(String::new())],
+        ]
+    };
+    let result = call(&mut client, "Cluster_Geo", request(&places(148.85))).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["row 2: latitude 148.85 is not from -90 to 90 degrees"]);
     let result =
         call(&mut client, "Cluster", request(&rows("method=dbscan, return=probability", &["1;2", "3;4"]))).await;
     assert_status(result, tonic::Code::InvalidArgument, &["return=probability", "hdbscan"]);

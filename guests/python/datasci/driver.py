@@ -920,7 +920,8 @@ def _sse_guest_module():
     def feature_matrix(rows, separator=";"):
         """The feature matrix (a float array, a row per row) of rows of separated numbers, as Qlik
         sends several measures in one parameter (`Sum(A) & ';' & Sum(B)`): NaN for an empty
-        value or Qlik's null `-`; every row must have as many values as the first."""
+        value or Qlik's null `-`; every row must have as many values as the first, and every value
+        is finite or missing."""
         split = [str(r).split(separator) for r in rows]
         width = len(split[0]) if split else 0
         matrix = numpy.full((len(split), width), numpy.nan)
@@ -934,6 +935,10 @@ def _sse_guest_module():
                         matrix[i, j] = float(v)
                     except ValueError:
                         raise ValueError(f"row {i + 1}, feature {j + 1}: {v!r} is not a number") from None
+        infinite = numpy.isinf(matrix)
+        if infinite.any():
+            i, j = numpy.argwhere(infinite)[0]
+            raise ValueError(f"row {i + 1}, feature {j + 1}: {split[i][j].strip()!r} is not a finite number")
         return matrix
 
     def factorize(column):
