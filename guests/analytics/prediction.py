@@ -73,7 +73,7 @@ def model(task, o):
 
 
 def _numbers(target):
-    """A target column as floats: NaN for null; a text that is not a finite number raises."""
+    """A target column as floats: NaN for null; a text that is not a number raises."""
     values = numpy.full(len(target), numpy.nan)
     for i, t in enumerate(target):
         if isinstance(t, str):
@@ -86,7 +86,7 @@ def _numbers(target):
                 raise ValueError(f"row {i + 1}: target {t!r} is not a number (task=regression)") from None
         else:
             values[i] = t
-    return _finite(values)
+    return values
 
 
 def _finite(target):
@@ -180,7 +180,8 @@ def _evaluation(target, features, options, spec=EVALUATION):
                 task = "regression"
             except ValueError:
                 task = "classification"
-    y = _numbers(labels) if task == "regression" else labels
+    # Finite once the task is known: an infinite target does not make the targets classes.
+    y = _finite(_numbers(labels)) if task == "regression" else labels
     complete, train = _training(matrix, known)
     x, y = matrix[train], y[train] if task == "regression" else y[train].astype(str)
     if o["test_size"] > 0:

@@ -397,6 +397,15 @@ async fn options_are_strict_and_name_what_is_allowed() {
     // Python reads "inf" as a number; scikit-learn would refuse it without saying where.
     let result = call(&mut client, "Cluster", request(&rows("k=2", &["1;2", "3;4", "-Infinity;5"]))).await;
     assert_status(result, tonic::Code::InvalidArgument, &["row 3, feature 1", "'-Infinity' is not a finite number"]);
+    // An infinite target among numbers is refused, not read as one class among 30 (task=auto).
+    let targets: Vec<Vec<Cell>> = (0..30)
+        .map(|i| {
+            let target = if i == 4 { "inf".to_owned() } else { format!("{}.5", i % 7) };
+            vec![Cell::S(target), Cell::S(format!("{};{}", i % 5, i % 3)), Cell::S(String::new())]
+        })
+        .collect();
+    let result = call(&mut client, "Prediction_Metrics", request(&targets)).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["row 5: target inf is not a finite number"]);
     let places = |latitude: f64| -> Vec<Vec<Cell>> {
         vec![
             vec![Cell::N(48.85), Cell::N(2.35), Cell::S(String::new())],
