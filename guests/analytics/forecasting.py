@@ -138,8 +138,9 @@ def _series(date, value):
     if numpy.isnan(date).any():
         raise ValueError(f"row {int(numpy.argmax(numpy.isnan(date))) + 1} has no date")
     for name, column in (("date", date), ("value", value)):
-        if numpy.isinf(column).any():
-            row = int(numpy.argmax(numpy.isinf(column)))
+        infinite = numpy.isinf(column)
+        if infinite.any():
+            row = int(numpy.argmax(infinite))
             raise ValueError(f"row {row + 1}: {name} {column[row]:g} is not a finite number")
     order = numpy.argsort(date, kind="stable")
     repeated = numpy.flatnonzero(numpy.diff(date[order]) == 0)

@@ -939,14 +939,19 @@ def _sse_guest_module():
             return None
         values = text.replace("\n", separator).split(separator)
         shape = (len(rows), int(counts[0]) + 1)
-        try:
+
+        def numbers(values):
             return numpy.fromiter(map(float, values), dtype=float, count=len(values)).reshape(shape)
+
+        try:
+            return numbers(values)
         except ValueError:
             pass
+        # A null among the numbers: NaN, as the one-by-one reading gives it.
         values = numpy.array(values, dtype=object)
         values[(values == "") | (values == "-")] = "nan"
         try:
-            return numpy.fromiter(map(float, values), dtype=float, count=len(values)).reshape(shape)
+            return numbers(values)
         except ValueError:
             return None
 
