@@ -7,7 +7,8 @@ Chart:        Wasm.Outliers(Sum(Sales), 'method=robust, return=flag')
 Load script:  LOAD * EXTENSION Wasm.Outliers(Data{Value, Options});
 
 Each answers one value per input row, in the order Qlik sends them (a chart's sort order:
-Control_Limits reads them as a sequence). Nulls answer null and are left out of the statistics.
+Control_Limits reads them as a sequence). Nulls answer null and are left out of the statistics;
+an infinite value is refused, naming its row.
 """
 
 import numpy
@@ -28,7 +29,7 @@ def Outliers(value: list[float], options: list[str]) -> list[float]:
     """1 for an outlier, else 0 (return=flag), or its score (return=score): method=robust (median
     and MAD, threshold 3.5), zscore (mean and standard deviation, 3) or iqr (quartile fences, 1.5)."""
     o = sse_guest.options(options, OUTLIERS)
-    x = numpy.asarray(value, dtype=float)
+    x = sse_guest.finite(value)
     known = x[~numpy.isnan(x)]
     threshold = THRESHOLDS[o["method"]] if o["threshold"] is None else o["threshold"]
     with numpy.errstate(divide="ignore", invalid="ignore"):
@@ -57,7 +58,7 @@ def Control_Limits(value: list[float], options: list[str]) -> list[float]:
     """An XmR (individuals) chart: the center line, the upper or lower natural process limit
     (mean ± 2.66 × mean moving range), or 1 for a point outside them (return=flag)."""
     o = sse_guest.options(options, LIMITS)
-    x = numpy.asarray(value, dtype=float)
+    x = sse_guest.finite(value)
     known = x[~numpy.isnan(x)]
     center = known.mean()
     spread = 2.66 * numpy.abs(numpy.diff(known)).mean()
@@ -86,11 +87,13 @@ def Isolation_Forest(features: list[str], options: list[str]) -> list[float]:
     o = sse_guest.options(options, FOREST)
     matrix = sse_guest.feature_matrix(features, o["separator"])
     complete = ~numpy.isnan(matrix).any(axis=1)
+    answer = numpy.full(len(matrix), numpy.nan)
+    if not complete.any():
+        return answer
     contamination = "auto" if o["contamination"] is None else o["contamination"]
     forest = sklearn.ensemble.IsolationForest(
         n_estimators=o["trees"], contamination=contamination, random_state=o["seed"]
     ).fit(matrix[complete])
-    answer = numpy.full(len(matrix), numpy.nan)
     if o["return"] == "score":
         answer[complete] = forest.score_samples(matrix[complete])
     else:

@@ -37,15 +37,33 @@ def _kmeans(x, k, max_k, seed):
         if not 1 <= k <= len(x):
             raise ValueError(f"option k={k}: expected 1 to {len(x)} (the rows with every feature)")
         return sklearn.cluster.KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    if len(x) < 3:
+        raise ValueError(f"choosing k needs at least 3 rows with every feature, not {len(x)}")
     best = None
     for k in range(2, min(max_k, len(x) - 1) + 1):
         labels = sklearn.cluster.KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+        # Rows that are all one point make one cluster whatever k is: no silhouette to compare.
+        if len(numpy.unique(labels)) < 2:
+            continue
         score = sklearn.metrics.silhouette_score(x, labels)
         if best is None or score > best[0]:
             best = (score, labels)
-    if best is None:
-        raise ValueError(f"choosing k needs at least 3 rows with every feature, not {len(x)}")
-    return best[1]
+    return numpy.zeros(len(x)) if best is None else best[1]
+
+
+def _hdbscan(o, places, **metric):
+    """HDBSCAN with the options' min_cluster_size and min_samples, which needs at least
+    min_samples (and 2) of the `places` to cluster."""
+    def fit(x):
+        need = max(2, o["min_samples"])
+        if len(x) < need:
+            given = f" (min_samples={o['min_samples']})" if o["min_samples"] > 2 else ""
+            raise ValueError(f"method=hdbscan needs at least {need} {places}{given}, not {len(x)}")
+        return sklearn.cluster.HDBSCAN(
+            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], copy=True, **metric
+        ).fit(x)
+
+    return fit
 
 
 @tensor(per_call=True)
@@ -54,24 +72,24 @@ def Cluster(features: list[str], options: list[str]) -> list[float]:
     silhouette up to max_k), dbscan (eps, min_samples) or hdbscan (min_cluster_size,
     min_samples; return=probability), after scale=standard, minmax or none."""
     o = sse_guest.options(options, CLUSTER)
+    if o["return"] == "probability" and o["method"] != "hdbscan":
+        raise ValueError("option return=probability: only method=hdbscan gives probabilities")
     matrix = sse_guest.feature_matrix(features, o["separator"])
     complete = ~numpy.isnan(matrix).any(axis=1)
+    answer = numpy.full(len(matrix), numpy.nan)
+    if not complete.any():
+        return answer
     x = matrix[complete]
     if o["scale"] == "standard":
         x = sklearn.preprocessing.StandardScaler().fit_transform(x)
     elif o["scale"] == "minmax":
         x = sklearn.preprocessing.MinMaxScaler().fit_transform(x)
-    if o["return"] == "probability" and o["method"] != "hdbscan":
-        raise ValueError("option return=probability: only method=hdbscan gives probabilities")
-    answer = numpy.full(len(matrix), numpy.nan)
     if o["method"] == "kmeans":
         answer[complete] = _kmeans(x, o["k"], o["max_k"], o["seed"])
     elif o["method"] == "dbscan":
         answer[complete] = sklearn.cluster.DBSCAN(eps=o["eps"], min_samples=o["min_samples"]).fit_predict(x)
     else:
-        model = sklearn.cluster.HDBSCAN(
-            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], copy=True
-        ).fit(x)
+        model = _hdbscan(o, "rows with every feature")(x)
         answer[complete] = model.probabilities_ if o["return"] == "probability" else model.labels_
     return answer
 
@@ -100,13 +118,13 @@ def Cluster_Geo(latitude: list[float], longitude: list[float], options: list[str
     points = numpy.radians(degrees)
     complete = ~numpy.isnan(points).any(axis=1)
     answer = numpy.full(len(points), numpy.nan)
+    if not complete.any():
+        return answer
     if o["method"] == "dbscan":
-        model = sklearn.cluster.DBSCAN(
+        fit = sklearn.cluster.DBSCAN(
             eps=o["eps_km"] / EARTH_RADIUS_KM, min_samples=o["min_samples"], metric="haversine", algorithm="ball_tree"
-        )
+        ).fit
     else:
-        model = sklearn.cluster.HDBSCAN(
-            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], metric="haversine", copy=True
-        )
-    answer[complete] = model.fit_predict(points[complete])
+        fit = _hdbscan(o, "places with a latitude and longitude", metric="haversine")
+    answer[complete] = fit(points[complete]).labels_
     return answer

@@ -134,14 +134,9 @@ def _series(date, value):
     """Dates and values as arrays, the order that sorts them by date, and the position of the
     last known value in that order; a null or infinite date, a date given twice or an infinite
     value is refused."""
-    date, value = numpy.asarray(date, dtype=float), numpy.asarray(value, dtype=float)
+    date, value = sse_guest.finite(date, "date"), sse_guest.finite(value, "value")
     if numpy.isnan(date).any():
         raise ValueError(f"row {int(numpy.argmax(numpy.isnan(date))) + 1} has no date")
-    for name, column in (("date", date), ("value", value)):
-        infinite = numpy.isinf(column)
-        if infinite.any():
-            row = int(numpy.argmax(infinite))
-            raise ValueError(f"row {row + 1}: {name} {column[row]:g} is not a finite number")
     order = numpy.argsort(date, kind="stable")
     repeated = numpy.flatnonzero(numpy.diff(date[order]) == 0)
     if len(repeated):

@@ -89,15 +89,6 @@ def _numbers(target):
     return values
 
 
-def _finite(target):
-    """`target`, unless a value is infinite."""
-    infinite = numpy.isinf(target)
-    if infinite.any():
-        row = int(numpy.argmax(infinite))
-        raise ValueError(f"row {row + 1}: target {target[row]:g} is not a finite number")
-    return target
-
-
 def _labels(target):
     """A target column as texts, and which rows have one."""
     labels = numpy.array([str(t).strip() for t in target], dtype=object)
@@ -108,7 +99,9 @@ def _training(matrix, known):
     complete = ~numpy.isnan(matrix).any(axis=1)
     train = complete & known
     if train.sum() < 2:
-        raise ValueError(f"{int(train.sum())} rows have a target and every feature: a model needs at least 2")
+        count = int(train.sum())
+        have = "1 row has" if count == 1 else f"{count} rows have"
+        raise ValueError(f"{have} a target and every feature: a model needs at least 2")
     return complete, train
 
 
@@ -118,7 +111,7 @@ def Predict(target: list[float], features: list[str], options: list[str]) -> lis
     (default), forest or boosting (trees=100, depth, seed=0)."""
     o = sse_guest.options(options, REGRESSION)
     matrix = sse_guest.feature_matrix(features, o["separator"])
-    y = _finite(numpy.asarray(target, dtype=float))
+    y = sse_guest.finite(target, "target")
     complete, train = _training(matrix, ~numpy.isnan(y))
     fitted = model("regression", o).fit(matrix[train], y[train])
     answer = numpy.full(len(y), numpy.nan)
@@ -181,7 +174,7 @@ def _evaluation(target, features, options, spec=EVALUATION):
             except ValueError:
                 task = "classification"
     # Finite once the task is known: an infinite target does not make the targets classes.
-    y = _finite(_numbers(labels)) if task == "regression" else labels
+    y = sse_guest.finite(_numbers(labels), "target") if task == "regression" else labels
     complete, train = _training(matrix, known)
     x, y = matrix[train], y[train] if task == "regression" else y[train].astype(str)
     if o["test_size"] > 0:

@@ -459,6 +459,57 @@ async fn options_are_strict_and_name_what_is_allowed() {
     assert_status(result, tonic::Code::InvalidArgument, &["options p, d, q, sp, sd and sq reach 1000000002", "30"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let rows = |o: &str, features: &[&str]| -> Vec<Vec<Cell>> {
+        features.iter().map(|f| vec![Cell::S((*f).to_owned()), Cell::S(o.to_owned())]).collect()
+    };
+    let all_null = |answer: Vec<f64>, rows: usize, what: &str| {
+        assert_eq!(answer.len(), rows, "{what}: a value per row");
+        assert!(answer.iter().all(|v| v.is_nan()), "{what}: every row null, got {answer:?}");
+    };
+    // Rows that all lack a feature answer null, as one such row among others does (scikit-learn
+    // would refuse an empty matrix in its own words).
+    let nulls = ["", "-", ";", "1;"];
+    let answer = call(&mut client, "Isolation_Forest", request(&rows("", &nulls[..2]))).await.expect("forest");
+    all_null(answer.numbers(), 2, "Isolation_Forest");
+    let answer = call(&mut client, "Cluster", request(&rows("k=2", &nulls[2..]))).await.expect("cluster");
+    all_null(answer.numbers(), 2, "Cluster");
+    let places: Vec<Vec<Cell>> = vec![
+        vec![Cell::N(f64::NAN), Cell::N(2.35), Cell::S(String::new())],
+        vec![Cell::N(48.85), Cell::N(f64::NAN), Cell::S(String::new())],
+    ];
+    let answer = call(&mut client, "Cluster_Geo", request(&places)).await.expect("geo");
+    all_null(answer.numbers(), 2, "Cluster_Geo");
+
+    // Rows that are all one point are one cluster when k is chosen (no silhouette to compare).
+    let same = ["1.5;2"; 10];
+    let answer = call(&mut client, "Cluster", request(&rows("", &same))).await.expect("one point");
+    assert_eq!(answer.numbers(), vec![0.0; 10], "one cluster");
+
+    // Too few rows for HDBSCAN's min_samples: named by the option, not by scikit-learn.
+    let result = call(&mut client, "Cluster", request(&rows("method=hdbscan", &["1;2", "3;4", "5;6"]))).await;
+    assert_status(
+        result,
+        tonic::Code::InvalidArgument,
+        &["Cluster", "method=hdbscan needs at least 5 rows with every feature (min_samples=5), not 3"],
+    );
+
+    // An infinite value would make the mean, spread and limits infinite or NaN and flag nothing.
+    let values = |v: f64, o: &str| -> Vec<Vec<Cell>> {
+        (0..8).map(|i| vec![Cell::N(if i == 5 { v } else { f64::from(i) }), Cell::S(o.to_owned())]).collect()
+    };
+    for (function, value, o) in
+        [("Control_Limits", f64::INFINITY, "return=flag"), ("Outliers", f64::NEG_INFINITY, "method=zscore")]
+    {
+        let result = call(&mut client, function, request(&values(value, o))).await;
+        let message = format!("row 6: value {} is not a finite number", if value > 0.0 { "inf" } else { "-inf" });
+        assert_status(result, tonic::Code::InvalidArgument, &[function, &message]);
+    }
+}
+
 /// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).
 fn month_start(m: i64) -> f64 {
     let mut days = 43_466; // 1 January 2019

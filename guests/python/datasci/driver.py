@@ -984,6 +984,16 @@ def _sse_guest_module():
             raise ValueError(f"row {i + 1}, feature {j + 1}: {text!r} is not a finite number")
         return matrix
 
+    def finite(values, name="value"):
+        """`values` as a float array, nulls as NaN; an infinite value (a client can send one) is
+        refused by its row and `name`, as `feature_matrix` refuses an infinite feature."""
+        values = numpy.asarray(values, dtype=float)
+        infinite = numpy.isinf(values)
+        if infinite.any():
+            row = int(numpy.argmax(infinite))
+            raise ValueError(f"row {row + 1}: {name} {values[row]:g} is not a finite number")
+        return values
+
     def factorize(column):
         """(codes, uniques) of a text column, as `pandas.factorize` answers: each distinct value
         once, in order of first appearance (an object array), and each row's position among them
@@ -1050,6 +1060,7 @@ def _sse_guest_module():
         "Range": Range,
         "options": options,
         "feature_matrix": feature_matrix,
+        "finite": finite,
         "factorize": factorize,
         "scalar": scalar,
         "tensor": tensor,
@@ -1067,7 +1078,7 @@ def _sse_guest_module():
         setattr(module, name, value)
     module.__all__ = [
         "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "Numbers", "REQUIRED", "Range", "Texts",
-        "aggregation", "feature_matrix", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar",
+        "aggregation", "feature_matrix", "finite", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar",
         "table", "tensor",
     ]
     return module
