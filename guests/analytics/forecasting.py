@@ -95,6 +95,9 @@ def _fit_quietly(history, horizon, o, frequency, exog, future_exog):
         if seasonal != "none" and season < 2:
             raise ValueError(f"option seasonal={seasonal} needs seasonal_periods of 2 or more")
         y = y.interpolate(limit_direction="both")
+        for name, kind in (("trend", o["trend"]), ("seasonal", seasonal)):
+            if kind == "mul" and y.min() <= 0:
+                raise ValueError(f"option {name}=mul needs every value above 0, and the history holds {y.min():g}")
         model = statsmodels.tsa.exponential_smoothing.ets.ETSModel(
             y,
             error="add",

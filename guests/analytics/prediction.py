@@ -19,6 +19,8 @@ training rows too), so the rows to predict are those whose target is null. Featu
 per row, `A & ';' & B`: any number of them. A row missing a feature answers null.
 """
 
+import math
+
 import numpy
 import sklearn.ensemble
 import sklearn.inspection
@@ -178,6 +180,12 @@ def _evaluation(target, features, options, spec=EVALUATION):
     complete, train = _training(matrix, known)
     x, y = matrix[train], y[train] if task == "regression" else y[train].astype(str)
     if o["test_size"] > 0:
+        # scikit-learn holds out ceil(test_size × rows).
+        if math.ceil(o["test_size"] * len(x)) >= len(x):
+            raise ValueError(
+                f"option test_size={o['test_size']:g} holds out every one of the {len(x)} rows with a target"
+                " and every feature: give a smaller test_size"
+            )
         x_train, x_test, y_train, y_test = sklearn.model_selection.train_test_split(
             x, y, test_size=o["test_size"], random_state=o["seed"]
         )

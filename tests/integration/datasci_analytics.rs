@@ -508,6 +508,30 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
         let message = format!("row 6: value {} is not a finite number", if value > 0.0 { "inf" } else { "-inf" });
         assert_status(result, tonic::Code::InvalidArgument, &[function, &message]);
     }
+
+    // Options the data cannot meet are named as options (statsmodels would speak of `endog`,
+    // scikit-learn of `train_size`).
+    let series: Vec<Vec<Cell>> = (0..30_i64)
+        .map(|i| {
+            let value = if i < 27 { (i % 5) as f64 } else { f64::NAN };
+            vec![Cell::N(month_start(i)), Cell::N(value), Cell::S("trend=mul".into())]
+        })
+        .collect();
+    let result = call(&mut client, "Forecast", request(&series)).await;
+    assert_status(
+        result,
+        tonic::Code::InvalidArgument,
+        &["Forecast", "option trend=mul needs every value above 0, and the history holds 0"],
+    );
+    let targets: Vec<Vec<Cell>> = (0..4)
+        .map(|i| vec![Cell::S(format!("{i}")), Cell::S(format!("{i};{}", i * i)), Cell::S("test_size=0.9".into())])
+        .collect();
+    let result = call(&mut client, "Prediction_Metrics", request(&targets)).await;
+    assert_status(
+        result,
+        tonic::Code::InvalidArgument,
+        &["option test_size=0.9 holds out every one of the 4 rows with a target and every feature"],
+    );
 }
 
 /// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).
