@@ -31,6 +31,8 @@ def Outliers(value: list[float], options: list[str]) -> list[float]:
     o = sse_guest.options(options, OUTLIERS)
     x = sse_guest.finite(value)
     known = x[~numpy.isnan(x)]
+    if not len(known):
+        return numpy.full(len(x), numpy.nan)
     threshold = THRESHOLDS[o["method"]] if o["threshold"] is None else o["threshold"]
     with numpy.errstate(divide="ignore", invalid="ignore"):
         if o["method"] == "zscore":

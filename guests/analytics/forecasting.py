@@ -94,6 +94,11 @@ def _fit_quietly(history, horizon, o, frequency, exog, future_exog):
             seasonal = "add" if season > 1 and y.notna().sum() >= 2 * season else "none"
         if seasonal != "none" and season < 2:
             raise ValueError(f"option seasonal={seasonal} needs seasonal_periods of 2 or more")
+        if seasonal != "none" and n < 2 * season:
+            raise ValueError(
+                f"option seasonal={seasonal} needs two seasons of history ({2 * season} periods of"
+                f" seasonal_periods={season}), and the history has {n}"
+            )
         y = y.interpolate(limit_direction="both")
         for name, kind in (("trend", o["trend"]), ("seasonal", seasonal)):
             if kind == "mul" and y.min() <= 0:

@@ -231,7 +231,8 @@ def Confusion_Matrix(target: list[str], features: list[str], options: list[str])
     o, task, fitted, _, x_test, y_test, _, _ = _evaluation(target, features, options)
     if task != "classification":
         raise ValueError("a confusion matrix needs classes: the targets are numbers (give task=classification)")
-    classes = [str(c) for c in fitted.classes_]
+    # A class only the held-out rows hold (few rows) is an actual class too, never predicted.
+    classes = sorted({str(c) for c in fitted.classes_} | {str(c) for c in y_test})
     counts = sklearn.metrics.confusion_matrix(y_test, fitted.predict(x_test), labels=classes)
     return [(a, p, float(counts[i, j])) for i, a in enumerate(classes) for j, p in enumerate(classes)]
 

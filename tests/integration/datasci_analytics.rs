@@ -532,6 +532,44 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
         tonic::Code::InvalidArgument,
         &["option test_size=0.9 holds out every one of the 4 rows with a target and every feature"],
     );
+    let short: Vec<Vec<Cell>> = (0..6_i64)
+        .map(|i| {
+            let value = if i < 5 { (i % 3) as f64 } else { f64::NAN };
+            vec![Cell::N(month_start(i)), Cell::N(value), Cell::S("seasonal=add, seasonal_periods=3".into())]
+        })
+        .collect();
+    let result = call(&mut client, "Forecast", request(&short)).await;
+    assert_status(
+        result,
+        tonic::Code::InvalidArgument,
+        &["option seasonal=add needs two seasons of history (6 periods of seasonal_periods=3), and the history has 5"],
+    );
+
+    // Features beyond float32's range: the trees would refuse them unnamed, scaling would overflow.
+    let targets: Vec<Vec<Cell>> = ["1;2", "3;4", "1e39;5", "2;2"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| vec![Cell::N(i as f64), Cell::S((*f).into()), Cell::S("method=forest".into())])
+        .collect();
+    let result = call(&mut client, "Predict", request(&targets)).await;
+    assert_status(
+        result,
+        tonic::Code::InvalidArgument,
+        &["row 3, feature 1: '1e39' is beyond ±3.402823e+38, the range models compute in"],
+    );
+    // No known value: nulls, whichever method (the quartiles of nothing failed).
+    let answer = call(&mut client, "Outliers", request(&values(f64::NAN, "method=iqr")[5..6])).await.expect("iqr");
+    all_null(answer.numbers(), 1, "Outliers");
+    // A class only the held-out rows hold is a row of the matrix, never predicted.
+    let rows: Vec<Vec<Cell>> = ["a", "a", "a", "b", "b", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| vec![Cell::S((*c).into()), Cell::S(format!("{i}")), Cell::S("test_size=0.15, seed=0".into())])
+        .collect();
+    let answer = call(&mut client, "Confusion_Matrix", request(&rows)).await.expect("a class held out");
+    let actual = answer.strings();
+    assert_eq!(actual.len(), 9, "three classes, each against each: {actual:?}");
+    assert!(actual.iter().any(|a| a == "c"), "the held-out class is an actual class: {actual:?}");
 }
 
 /// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).

@@ -955,11 +955,14 @@ def _sse_guest_module():
         except ValueError:
             return None
 
+    # The largest feature: float32's, the precision scikit-learn's trees and forests compute in.
+    largest_feature = float(numpy.finfo(numpy.float32).max)
+
     def feature_matrix(rows, separator=";"):
         """The feature matrix (a float array, a row per row) of rows of separated numbers, as Qlik
         sends several measures in one parameter (`Sum(A) & ';' & Sum(B)`): NaN for an empty
         value or Qlik's null `-`; every row must have as many values as the first, and every value
-        is finite or missing."""
+        is missing or within float32's range (±3.4e38)."""
         if not hasattr(rows, "__len__"):
             rows = list(rows)
         matrix = features_at_once(rows, separator)
@@ -977,11 +980,17 @@ def _sse_guest_module():
                             matrix[i, j] = float(v)
                         except ValueError:
                             raise ValueError(f"row {i + 1}, feature {j + 1}: {v!r} is not a number") from None
-        infinite = numpy.isinf(matrix)
-        if infinite.any():
-            i, j = numpy.argwhere(infinite)[0]
+        # Beyond float32's range, scikit-learn's trees refuse the matrix without saying where, and
+        # standardizing overflows (infinities are beyond it too).
+        beyond = numpy.abs(matrix) > largest_feature
+        if beyond.any():
+            i, j = numpy.argwhere(beyond)[0]
             text = str(rows[i]).split(separator)[j].strip()
-            raise ValueError(f"row {i + 1}, feature {j + 1}: {text!r} is not a finite number")
+            if numpy.isinf(matrix[i, j]):
+                raise ValueError(f"row {i + 1}, feature {j + 1}: {text!r} is not a finite number")
+            raise ValueError(
+                f"row {i + 1}, feature {j + 1}: {text!r} is beyond ±{largest_feature:.7g}, the range models compute in"
+            )
         return matrix
 
     def finite(values, name="value"):
