@@ -51,19 +51,16 @@ def _kmeans(x, k, max_k, seed):
     return numpy.zeros(len(x)) if best is None else best[1]
 
 
-def _hdbscan(o, places, **metric):
-    """HDBSCAN with the options' min_cluster_size and min_samples, which needs at least
-    min_samples (and 2) of the `places` to cluster."""
-    def fit(x):
-        need = max(2, o["min_samples"])
-        if len(x) < need:
-            given = f" (min_samples={o['min_samples']})" if o["min_samples"] > 2 else ""
-            raise ValueError(f"method=hdbscan needs at least {need} {places}{given}, not {len(x)}")
-        return sklearn.cluster.HDBSCAN(
-            min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], copy=True, **metric
-        ).fit(x)
-
-    return fit
+def _hdbscan(x, o, places, **metric):
+    """HDBSCAN with the options' min_cluster_size and min_samples fitted to `x`, which must hold
+    at least min_samples (and 2) of the `places`."""
+    need = max(2, o["min_samples"])
+    if len(x) < need:
+        given = f" (min_samples={o['min_samples']})" if o["min_samples"] > 2 else ""
+        raise ValueError(f"method=hdbscan needs at least {need} {places}{given}, not {len(x)}")
+    return sklearn.cluster.HDBSCAN(
+        min_cluster_size=o["min_cluster_size"], min_samples=o["min_samples"], copy=True, **metric
+    ).fit(x)
 
 
 @tensor(per_call=True)
@@ -89,7 +86,7 @@ def Cluster(features: list[str], options: list[str]) -> list[float]:
     elif o["method"] == "dbscan":
         answer[complete] = sklearn.cluster.DBSCAN(eps=o["eps"], min_samples=o["min_samples"]).fit_predict(x)
     else:
-        model = _hdbscan(o, "rows with every feature")(x)
+        model = _hdbscan(x, o, "rows with every feature")
         answer[complete] = model.probabilities_ if o["return"] == "probability" else model.labels_
     return answer
 
@@ -121,10 +118,10 @@ def Cluster_Geo(latitude: list[float], longitude: list[float], options: list[str
     if not complete.any():
         return answer
     if o["method"] == "dbscan":
-        fit = sklearn.cluster.DBSCAN(
+        model = sklearn.cluster.DBSCAN(
             eps=o["eps_km"] / EARTH_RADIUS_KM, min_samples=o["min_samples"], metric="haversine", algorithm="ball_tree"
-        ).fit
+        ).fit(points[complete])
     else:
-        fit = _hdbscan(o, "places with a latitude and longitude", metric="haversine")
-    answer[complete] = fit(points[complete]).labels_
+        model = _hdbscan(points[complete], o, "places with a latitude and longitude", metric="haversine")
+    answer[complete] = model.labels_
     return answer

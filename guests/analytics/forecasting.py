@@ -96,7 +96,7 @@ def _fit_quietly(history, horizon, o, frequency, exog, future_exog):
             raise ValueError(f"option seasonal={seasonal} needs seasonal_periods of 2 or more")
         if seasonal != "none" and n < 2 * season:
             raise ValueError(
-                f"option seasonal={seasonal} needs two seasons of history ({2 * season} periods of"
+                f"option seasonal={seasonal} needs two seasons of history ({2 * season} periods with"
                 f" seasonal_periods={season}), and the history has {n}"
             )
         y = y.interpolate(limit_direction="both")

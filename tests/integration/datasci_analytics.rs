@@ -542,7 +542,9 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
     assert_status(
         result,
         tonic::Code::InvalidArgument,
-        &["option seasonal=add needs two seasons of history (6 periods of seasonal_periods=3), and the history has 5"],
+        &[
+            "option seasonal=add needs two seasons of history (6 periods with seasonal_periods=3), and the history has 5",
+        ],
     );
 
     // Features beyond float32's range: the trees would refuse them unnamed, scaling would overflow.
