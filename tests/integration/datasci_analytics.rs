@@ -574,6 +574,27 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
     assert!(actual.iter().any(|a| a == "c"), "the held-out class is an actual class: {actual:?}");
 }
 
+/// `analytics_inputs.py`: thousands of calls of every function on small random inputs a client
+/// can send, natively. A refusal must be a ValueError raised in the library's own files (which
+/// name the row or option), not numpy's, scikit-learn's or statsmodels' words, nor another
+/// exception (an IndexError, a KeyError) that would reach Qlik's users as such.
+#[test]
+fn every_refusal_of_random_hostile_inputs_is_in_the_librarys_words() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = std::path::Path::new(root).join("guests/.tools/reference/bin/python");
+    assert!(python.exists(), "{} is missing: `make analytics-reference` installs it", python.display());
+    for seed in ["1", "2"] {
+        let output = Command::new(&python)
+            .arg(std::path::Path::new(root).join("tests/integration/analytics_inputs.py"))
+            .args([root, seed, "3000"])
+            .output()
+            .expect("the reference python runs");
+        assert!(output.status.success(), "the sweep failed: {}", String::from_utf8_lossy(&output.stderr));
+        let found = String::from_utf8(output.stdout).expect("utf-8");
+        assert!(found.is_empty(), "refusals not in the library's words (seed {seed}):\n{found}");
+    }
+}
+
 /// Qlik's serial date (days since 30 December 1899) of the first of month `m` (0: January 2019).
 fn month_start(m: i64) -> f64 {
     let mut days = 43_466; // 1 January 2019
