@@ -6,8 +6,15 @@ library's own: a ValueError raised in the library's files (which names the row o
 error raised inside numpy, pandas, scipy, scikit-learn or statsmodels in their words, and never
 another exception type.
 
-Usage: python analytics_inputs.py ROOT SEED CALLS
+Usage: python analytics_inputs.py ROOT SEED CALLS [--cases]
 Prints one line per kind of refusal that is not the library's own, with an input that caused it.
+With --cases, prints instead every call of at least one row and what it answered natively, for
+the gRPC test to send the same call to the engine:
+
+    CASE <function>
+    N <number>\t<number>...  or  S <text>\t<text>...   (a column each, in parameter order)
+    ERROR <message>  or  ROW <N:number or S:text>\t...  (a line per answer row)
+    END
 """
 
 import glob
@@ -18,6 +25,7 @@ import sys
 import warnings
 
 ROOT, SEED, CALLS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+CASES = "--cases" in sys.argv[4:]
 sys.path.insert(0, os.path.join(ROOT, "tests/bench"))
 from analytics_native import as_the_engine_hands, library  # noqa: E402
 
@@ -60,12 +68,17 @@ assert set(OPTIONS) <= set(FUNCTIONS), f"not in the library: {set(OPTIONS) - set
 rng = random.Random(SEED)
 
 
+# Whether this call's numbers may be huge (1e300): in a fifth of the calls, so that the others
+# reach the models.
+extreme = False
+
+
 def number():
     r = rng.random()
     if r < 0.15:
         return math.nan
     if r < 0.2:
-        return rng.choice([0.0, -0.0, 1e300, -1e300, 5e-324])
+        return rng.choice([0.0, -0.0, 1e300, -1e300, 5e-324] if extreme else [0.0, -0.0, 5e-324])
     if r < 0.5:
         return float(rng.randint(-3, 3))
     return rng.uniform(-10, 10)
@@ -97,11 +110,37 @@ def column(name, kind, rows, width, dates):
     return [rng.choice(["a", "b", "c", "", "-", "a b", "é"]) for _ in range(rows)]
 
 
+def cell(value):
+    if isinstance(value, str):
+        assert "\t" not in value and "\n" not in value, value
+        return f"S:{value}"
+    return f"N:{float(value)!r}"
+
+
+def case(name, declaration, columns, answer, error):
+    """One call as --cases prints it."""
+    print(f"CASE {name}")
+    for (_, kind), values in zip(declaration[4], columns):
+        print("N " + "\t".join(repr(float(v)) for v in values) if kind == 1 else "S " + "\t".join(values))
+    if error is not None:
+        print("ERROR " + error.replace("\n", " "))
+    elif hasattr(answer, "itertuples"):
+        for row in answer.itertuples(index=False):
+            print("ROW " + "\t".join(cell(v) for v in row))
+    elif isinstance(answer, (list, tuple)) or hasattr(answer, "__array__"):
+        for row in answer:
+            print("ROW " + "\t".join(cell(v) for v in (row if isinstance(row, tuple) else (row,))))
+    else:
+        print("ROW " + cell(answer))
+    print("END")
+
+
 found = {}
 for _ in range(CALLS):
     name = rng.choice(sorted(OPTIONS))
     function, declaration = FUNCTIONS[name]
     rows = rng.choice([0, 1, 2, 3, 4, 6, 10, 25, 60, 150])
+    extreme = rng.random() < 0.2
     width = rng.choice([1, 2, 3])
     if rng.random() < 0.9:
         dates = [float(d) for d in rng.sample(range(40000, 40400), rows)]
@@ -117,15 +156,21 @@ for _ in range(CALLS):
         else:
             columns.append(column(parameter, kind, rows, width, dates))
     try:
-        function(*as_the_engine_hands(declaration, columns))
+        answer = function(*as_the_engine_hands(declaration, columns))
     except Exception as error:  # noqa: BLE001 - every exception is judged below
         frame = error.__traceback__
         while frame.tb_next:
             frame = frame.tb_next
         raised_in = frame.tb_frame.f_code.co_filename
         if isinstance(error, ValueError) and os.path.abspath(raised_in) in OURS:
+            if CASES and rows:
+                case(name, declaration, columns, None, str(error))
             continue
         kind = f"{name}: {type(error).__name__} in {os.path.basename(raised_in)}: {str(error)[:160]!r}"
         found.setdefault(kind, (options, [list(c)[:6] for c in columns]))
-for kind, (options, columns) in sorted(found.items()):
-    print(f"{kind} -- options {options!r}, first rows {columns}")
+        continue
+    if CASES and rows:
+        case(name, declaration, columns, answer, None)
+if not CASES:
+    for kind, (options, columns) in sorted(found.items()):
+        print(f"{kind} -- options {options!r}, first rows {columns}")
