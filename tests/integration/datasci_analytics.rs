@@ -484,6 +484,16 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
     let answer = call(&mut client, "Cluster_Geo", request(&places)).await.expect("geo");
     all_null(answer.numbers(), 2, "Cluster_Geo");
 
+    // A call of no rows (Qlik sends none; a client may): no rows back, or the aggregation's null.
+    for function in ["Cluster", "Outliers", "Correlation_Matrix", "Association_Rules"] {
+        let answer = call(&mut client, function, Vec::new()).await.expect(function);
+        assert!(answer.rows().is_empty(), "{function}: {answer:?}");
+    }
+    let answer = call(&mut client, "Correlation", Vec::new()).await.expect("Correlation");
+    all_null(answer.numbers(), 1, "Correlation of nothing");
+    let result = call(&mut client, "Forecast", Vec::new()).await;
+    assert_status(result, tonic::Code::InvalidArgument, &["a forecast needs at least 3 known values, not 0"]);
+
     // Rows that are all one point are one cluster when k is chosen (no silhouette to compare).
     let same = ["1.5;2"; 10];
     let answer = call(&mut client, "Cluster", request(&rows("", &same))).await.expect("one point");
