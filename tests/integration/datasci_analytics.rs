@@ -520,55 +520,47 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
     }
 
     // Options the data cannot meet are named as options (statsmodels would speak of `endog`,
-    // scikit-learn of `train_size`).
-    let series: Vec<Vec<Cell>> = (0..30_i64)
-        .map(|i| {
-            let value = if i < 27 { (i % 5) as f64 } else { f64::NAN };
-            vec![Cell::N(month_start(i)), Cell::N(value), Cell::S("trend=mul".into())]
-        })
-        .collect();
-    let result = call(&mut client, "Forecast", request(&series)).await;
-    assert_status(
-        result,
-        tonic::Code::InvalidArgument,
-        &["Forecast", "option trend=mul needs every value above 0, and the history holds 0"],
-    );
-    let targets: Vec<Vec<Cell>> = (0..4)
+    // scikit-learn of `train_size`); features beyond float32's range by row and feature (the trees
+    // would refuse them unnamed, scaling would overflow).
+    // `months` of values 0, 1, … `cycle` - 1 over and over, the last ones null (to forecast).
+    let series = |months: i64, known: i64, cycle: i64, o: &str| -> Vec<Vec<Cell>> {
+        (0..months)
+            .map(|i| {
+                let value = if i < known { (i % cycle) as f64 } else { f64::NAN };
+                vec![Cell::N(month_start(i)), Cell::N(value), Cell::S(o.to_owned())]
+            })
+            .collect()
+    };
+    let held_out: Vec<Vec<Cell>> = (0..4)
         .map(|i| vec![Cell::S(format!("{i}")), Cell::S(format!("{i};{}", i * i)), Cell::S("test_size=0.9".into())])
         .collect();
-    let result = call(&mut client, "Prediction_Metrics", request(&targets)).await;
-    assert_status(
-        result,
-        tonic::Code::InvalidArgument,
-        &["option test_size=0.9 holds out every one of the 4 rows with a target and every feature"],
-    );
-    let short: Vec<Vec<Cell>> = (0..6_i64)
-        .map(|i| {
-            let value = if i < 5 { (i % 3) as f64 } else { f64::NAN };
-            vec![Cell::N(month_start(i)), Cell::N(value), Cell::S("seasonal=add, seasonal_periods=3".into())]
-        })
-        .collect();
-    let result = call(&mut client, "Forecast", request(&short)).await;
-    assert_status(
-        result,
-        tonic::Code::InvalidArgument,
-        &[
-            "option seasonal=add needs two seasons of history (6 periods with seasonal_periods=3), and the history has 5",
-        ],
-    );
-
-    // Features beyond float32's range: the trees would refuse them unnamed, scaling would overflow.
-    let targets: Vec<Vec<Cell>> = ["1;2", "3;4", "1e39;5", "2;2"]
+    let huge: Vec<Vec<Cell>> = ["1;2", "3;4", "1e39;5", "2;2"]
         .iter()
         .enumerate()
         .map(|(i, f)| vec![Cell::N(i as f64), Cell::S((*f).into()), Cell::S("method=forest".into())])
         .collect();
-    let result = call(&mut client, "Predict", request(&targets)).await;
-    assert_status(
-        result,
-        tonic::Code::InvalidArgument,
-        &["row 3, feature 1: '1e39' is beyond ±3.402823e+38, the range models compute in"],
-    );
+    let refused = [
+        (
+            "Forecast",
+            series(30, 27, 5, "trend=mul"),
+            "option trend=mul needs every value above 0, and the history holds 0",
+        ),
+        (
+            "Prediction_Metrics",
+            held_out,
+            "option test_size=0.9 holds out every one of the 4 rows with a target and every feature",
+        ),
+        (
+            "Forecast",
+            series(6, 5, 3, "seasonal=add, seasonal_periods=3"),
+            "option seasonal=add needs two seasons of history (6 periods with seasonal_periods=3), and the history has 5",
+        ),
+        ("Predict", huge, "row 3, feature 1: '1e39' is beyond ±3.402823e+38, the range models compute in"),
+    ];
+    for (function, rows, message) in refused {
+        let result = call(&mut client, function, request(&rows)).await;
+        assert_status(result, tonic::Code::InvalidArgument, &[function, message]);
+    }
     // No known value: nulls, whichever method (the quartiles of nothing failed).
     let answer = call(&mut client, "Outliers", request(&values(f64::NAN, "method=iqr")[5..6])).await.expect("iqr");
     all_null(answer.numbers(), 1, "Outliers");
