@@ -96,8 +96,13 @@ def Isolation_Forest(features: list[str], options: list[str]) -> list[float]:
     forest = sklearn.ensemble.IsolationForest(
         n_estimators=o["trees"], contamination=contamination, random_state=o["seed"]
     ).fit(matrix[complete])
+    x = matrix[complete]
     if o["return"] == "score":
-        answer[complete] = forest.score_samples(matrix[complete])
+        answer[complete] = forest.score_samples(x)
+    elif (x == x[0]).all():
+        # Rows all at one point are equally normal. scikit-learn's automatic threshold equals
+        # their score but for rounding, which flags every one of 50 or more such rows.
+        answer[complete] = 0.0
     else:
-        answer[complete] = (forest.predict(matrix[complete]) == -1).astype(float)
+        answer[complete] = (forest.predict(x) == -1).astype(float)
     return answer

@@ -494,10 +494,14 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
     let result = call(&mut client, "Forecast", Vec::new()).await;
     assert_status(result, tonic::Code::InvalidArgument, &["a forecast needs at least 3 known values, not 0"]);
 
-    // Rows that are all one point are one cluster when k is chosen (no silhouette to compare).
-    let same = ["1.5;2"; 10];
-    let answer = call(&mut client, "Cluster", request(&rows("", &same))).await.expect("one point");
+    // Rows that are all one point are one cluster when k is chosen (no silhouette to compare), and
+    // none of them is an anomaly (scikit-learn's automatic threshold, equal to their score but for
+    // rounding, flags every one of 50 or more).
+    let same = ["1.5;2"; 60];
+    let answer = call(&mut client, "Cluster", request(&rows("", &same[..10]))).await.expect("one point");
     assert_eq!(answer.numbers(), vec![0.0; 10], "one cluster");
+    let answer = call(&mut client, "Isolation_Forest", request(&rows("", &same))).await.expect("one point");
+    assert_eq!(answer.numbers(), vec![0.0; 60], "no anomaly");
 
     // Too few rows for HDBSCAN's min_samples: named by the option, not by scikit-learn.
     let result = call(&mut client, "Cluster", request(&rows("method=hdbscan", &["1;2", "3;4", "5;6"]))).await;
