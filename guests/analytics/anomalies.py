@@ -36,7 +36,11 @@ def Outliers(value: list[float], options: list[str]) -> list[float]:
     threshold = THRESHOLDS[o["method"]] if o["threshold"] is None else o["threshold"]
     with numpy.errstate(divide="ignore", invalid="ignore"):
         if o["method"] == "zscore":
-            score = (x - known.mean()) / known.std(ddof=1)
+            # On values over their largest magnitude (the same scores): squares of numbers beyond
+            # 1e154 would overflow the standard deviation and flag nothing.
+            largest = numpy.abs(known).max() or 1.0
+            scaled = known / largest
+            score = (x / largest - scaled.mean()) / scaled.std(ddof=1)
         elif o["method"] == "robust":
             median = numpy.median(known)
             score = 0.6745 * (x - median) / numpy.median(numpy.abs(known - median))

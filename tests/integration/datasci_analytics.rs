@@ -565,6 +565,14 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
         let result = call(&mut client, function, request(&rows)).await;
         assert_status(result, tonic::Code::InvalidArgument, &[function, message]);
     }
+    // A huge value is an outlier by z-score too (its square overflowed the standard deviation).
+    let huge: Vec<Vec<Cell>> = (0..12)
+        .map(|i| {
+            vec![Cell::N(if i == 6 { 1e200 } else { 2.0 + f64::from(i % 3) / 10.0 }), Cell::S("method=zscore".into())]
+        })
+        .collect();
+    let flags = call(&mut client, "Outliers", request(&huge)).await.expect("huge").numbers();
+    assert_eq!(flags, (0..12).map(|i| f64::from(u8::from(i == 6))).collect::<Vec<_>>(), "the huge value alone");
     // No known value: nulls, whichever method (the quartiles of nothing failed).
     let answer = call(&mut client, "Outliers", request(&values(f64::NAN, "method=iqr")[5..6])).await.expect("iqr");
     all_null(answer.numbers(), 1, "Outliers");
