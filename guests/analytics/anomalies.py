@@ -97,10 +97,10 @@ def Isolation_Forest(features: list[str], options: list[str]) -> list[float]:
     if not complete.any():
         return answer
     contamination = "auto" if o["contamination"] is None else o["contamination"]
+    x = matrix[complete]
     forest = sklearn.ensemble.IsolationForest(
         n_estimators=o["trees"], contamination=contamination, random_state=o["seed"]
-    ).fit(matrix[complete])
-    x = matrix[complete]
+    ).fit(x)
     if o["return"] == "score":
         answer[complete] = forest.score_samples(x)
     elif (x == x[0]).all():
