@@ -594,19 +594,25 @@ async fn inputs_with_nothing_to_model_answer_nulls_or_name_what_is_missing() {
 /// exception (an IndexError, a KeyError) that would reach Qlik's users as such.
 #[test]
 fn every_refusal_of_random_hostile_inputs_is_in_the_librarys_words() {
+    for seed in ["1", "2"] {
+        let found = sweep(&[seed, "3000"]);
+        assert!(found.is_empty(), "refusals not in the library's words (seed {seed}):\n{found}");
+    }
+}
+
+/// What `analytics_inputs.py` prints, run in the reference Python with `args` after the root.
+fn sweep(args: &[&str]) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = std::path::Path::new(root).join("guests/.tools/reference/bin/python");
     assert!(python.exists(), "{} is missing: `make analytics-reference` installs it", python.display());
-    for seed in ["1", "2"] {
-        let output = Command::new(&python)
-            .arg(std::path::Path::new(root).join("tests/integration/analytics_inputs.py"))
-            .args([root, seed, "3000"])
-            .output()
-            .expect("the reference python runs");
-        assert!(output.status.success(), "the sweep failed: {}", String::from_utf8_lossy(&output.stderr));
-        let found = String::from_utf8(output.stdout).expect("utf-8");
-        assert!(found.is_empty(), "refusals not in the library's words (seed {seed}):\n{found}");
-    }
+    let output = Command::new(&python)
+        .arg(std::path::Path::new(root).join("tests/integration/analytics_inputs.py"))
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("the reference python runs");
+    assert!(output.status.success(), "the sweep failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 /// One call of `analytics_inputs.py --cases`: the function, its columns, and its native outcome
@@ -618,14 +624,6 @@ struct NativeCase {
 }
 
 fn native_cases(seed: &str, calls: &str) -> Vec<NativeCase> {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = std::path::Path::new(root).join("guests/.tools/reference/bin/python");
-    let output = Command::new(&python)
-        .arg(std::path::Path::new(root).join("tests/integration/analytics_inputs.py"))
-        .args([root, seed, calls, "--cases"])
-        .output()
-        .expect("the reference python runs");
-    assert!(output.status.success(), "the sweep failed: {}", String::from_utf8_lossy(&output.stderr));
     let number = |text: &str| text.parse::<f64>().unwrap_or_else(|_| panic!("a number: {text:?}"));
     let typed = |text: &str| match text.split_once(':') {
         Some(("N", n)) => Cell::N(number(n)),
@@ -633,7 +631,7 @@ fn native_cases(seed: &str, calls: &str) -> Vec<NativeCase> {
         _ => panic!("a typed cell: {text:?}"),
     };
     let mut cases = Vec::new();
-    for line in String::from_utf8(output.stdout).expect("utf-8").lines() {
+    for line in sweep(&[seed, calls, "--cases"]).lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
             "CASE" => {
