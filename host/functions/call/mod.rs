@@ -79,8 +79,9 @@ impl Backend for PyCall<'_> {
         PyCall::call(self, input)
     }
     fn start(&mut self) -> Result<(), CallError> {
-        // The instance is made at the first batch (an aggregation's at the end).
-        Ok(())
+        // A per-call function's instance runs the file while the rows come (a per-batch
+        // function's is made at its first batch).
+        PyCall::start(self)
     }
     fn update(&mut self, function: &str, message: &[u8], _: &[DataType]) -> Fed {
         // Every row is kept in the host until the end: decoded straight onto those kept.

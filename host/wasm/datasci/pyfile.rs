@@ -164,11 +164,7 @@ impl PyCall<'_> {
             CallError::BadInput { reason, .. } => CallError::BadInput { function: name.to_owned(), reason },
             other => other,
         })?;
-        if self.instance.is_none() {
-            let (mut store, instance) = self.file.run(name, Some(&self.control))?;
-            store.data_mut().door.models = self.models.clone();
-            self.instance = Some((store, instance));
-        }
+        self.start()?;
         let (store, instance) = self.instance.as_mut().expect("made above");
         let state = store.data_mut();
         state.door.functions = None;
@@ -200,6 +196,17 @@ impl PyCall<'_> {
 }
 
 impl PyCall<'_> {
+    /// Makes the call's instance, which has run the file, unless it has one: a per-call
+    /// function's as its call starts, so that running the file overlaps the rows' arrival.
+    pub(crate) fn start(&mut self) -> Result<(), CallError> {
+        if self.instance.is_none() {
+            let (mut store, instance) = self.file.run(&self.def.name, Some(&self.control))?;
+            store.data_mut().door.models = self.models.clone();
+            self.instance = Some((store, instance));
+        }
+        Ok(())
+    }
+
     /// A scalar or tensor function's answer to one batch.
     pub(crate) fn call(&mut self, input: Batch) -> Answer {
         self.run(input.rows, &input.columns, &[])
