@@ -54,8 +54,8 @@ pub struct Flags {
 
     /// Rows one call may collect in the host before its guest runs on them, in MiB of values
     /// (a `#!pandas` script, a Python function file's aggregation); past it the call fails with
-    /// RESOURCE_EXHAUSTED. The host holds up to twice this for such a call while handing the
-    /// rows over.
+    /// RESOURCE_EXHAUSTED. The rows reach the engine written straight into its instance's memory
+    /// (within --max-memory), not as a second copy in the host.
     #[arg(long, env = "SSE_WASM_MAX_INPUT", default_value_t = Limits::default().max_input_bytes >> 20)]
     pub max_input: usize,
 

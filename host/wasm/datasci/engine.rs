@@ -26,7 +26,7 @@ use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
 
 use super::ahead::{self, Ahead};
 use super::dictionary::Dictionary;
-use super::frame::{input_frame, read_answer, read_table};
+use super::frame::{Input, InputFrame, read_answer, read_table};
 use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
 use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
 use crate::wasm::runtime::sandbox::{CancelFlag, enter};
@@ -127,7 +127,7 @@ impl DataSci {
         &self,
         label: &str,
         cancel: Option<CancelFlag>,
-        input: Option<Vec<u8>>,
+        input: Option<Input>,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
         self.parts.instance(label, cancel, input)
     }
@@ -137,7 +137,7 @@ impl DataSci {
     pub(in crate::wasm) fn fresh(
         &self,
         cancel: CancelFlag,
-        input: Vec<u8>,
+        input: Input,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
         let (mut store, instance) = self.ahead.take()?;
         let state = store.data_mut();
@@ -175,9 +175,9 @@ impl Parts {
                 function_type,
                 return_type: DataType::Numeric,
             };
-            let columns = [Column::Numeric((0..rows).map(|i| i as f64).collect())];
-            let Ok(input) = input_frame(&script, rows, &columns, &[]) else { continue };
-            let Ok((mut store, instance)) = self.instance(LABEL, None, Some(input)) else { continue };
+            let columns = vec![Column::Numeric((0..rows).map(|i| i as f64).collect())];
+            let Ok(input) = InputFrame::new(&script, rows, columns, Vec::new()) else { continue };
+            let Ok((mut store, instance)) = self.instance(LABEL, None, Some(Input::Rows(input))) else { continue };
             if turn(LABEL, &mut store, &instance, EVALUATE).is_err() {
                 return Vec::new();
             }
@@ -195,7 +195,7 @@ impl Parts {
         &self,
         label: &str,
         cancel: Option<CancelFlag>,
-        input: Option<Vec<u8>>,
+        input: Option<Input>,
     ) -> Result<(Store<DataSciState>, wasmtime::Instance), CallError> {
         let mut store = self.datasci.store(&self.runtime, &self.name, cancel, |call, stdout, stderr| {
             let wasi = WasiCtxBuilder::new()
@@ -266,12 +266,11 @@ impl DataSciEvaluation<'_> {
     pub(crate) fn finish(mut self) -> Result<ScriptAnswer, CallError> {
         let started = Instant::now();
         let (rows, columns, coded) = self.kept.take()?;
-        let input = input_frame(&self.script, rows, &columns, &coded)?;
+        let input = InputFrame::new(&self.script, rows, columns, coded)?;
         let input_bytes = input.len();
-        drop((columns, coded));
         let engine = self.engine;
         let framed = started.elapsed();
-        let (mut store, instance) = engine.fresh(self.cancel, input)?;
+        let (mut store, instance) = engine.fresh(self.cancel, Input::Rows(input))?;
         let instantiated = started.elapsed();
         let answer = turn(LABEL, &mut store, &instance, EVALUATE).and_then(|()| answer(store.data_mut()));
         tracing::debug!(

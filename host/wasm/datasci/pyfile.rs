@@ -21,7 +21,7 @@ use crate::wasm::models::AppModels;
 
 use super::dictionary::Dictionary;
 use super::engine::{DataSci, KeptRows, turn};
-use super::frame::{Reader, data_type, input_frame, read_answer};
+use super::frame::{Input, InputFrame, Reader, data_type, read_answer};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
 use crate::wasm::runtime::sandbox::CallControl;
@@ -104,12 +104,12 @@ impl PyFile {
             Some(control) => {
                 let (frame, entry) =
                     self.compiled.as_ref().map_or((&self.frame, RUN_SOURCE), |compiled| (compiled, RUN));
-                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), frame.to_vec())?;
+                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), Input::Bytes(frame.to_vec()))?;
                 store.data_mut().call.control(control);
                 (store, instance, entry)
             }
             None => {
-                let (store, instance) = self.engine.instance(label, None, Some(self.frame.to_vec()))?;
+                let (store, instance) = self.engine.instance(label, None, Some(Input::Bytes(self.frame.to_vec())))?;
                 (store, instance, LOAD)
             }
         };
@@ -151,7 +151,7 @@ impl Drop for PyCall<'_> {
 
 impl PyCall<'_> {
     /// Runs the function over `rows` rows of `columns` in the call's instance.
-    fn run(&mut self, rows: usize, columns: &[Column], coded: &[Option<Dictionary>]) -> Answer {
+    fn run(&mut self, rows: usize, columns: Vec<Column>, coded: Vec<Option<Dictionary>>) -> Answer {
         let def = self.def;
         let name = def.name.as_str();
         let script = Script {
@@ -160,7 +160,7 @@ impl PyCall<'_> {
             function_type: def.function_type,
             return_type: def.return_type,
         };
-        let input = input_frame(&script, rows, columns, coded).map_err(|error| match error {
+        let input = InputFrame::new(&script, rows, columns, coded).map_err(|error| match error {
             CallError::BadInput { reason, .. } => CallError::BadInput { function: name.to_owned(), reason },
             other => other,
         })?;
@@ -173,7 +173,7 @@ impl PyCall<'_> {
             // The file itself failed this time (it did not when it was loaded).
             return Ok(Err(message));
         }
-        state.door.input = Some(input);
+        state.door.input = Some(Input::Rows(input));
         turn(name, store, instance, CALL)?;
         let state = store.data_mut();
         let memory = state.call.memory_exhausted(name);
@@ -209,7 +209,7 @@ impl PyCall<'_> {
 
     /// A scalar or tensor function's answer to one batch.
     pub(crate) fn call(&mut self, input: Batch) -> Answer {
-        self.run(input.rows, &input.columns, &[])
+        self.run(input.rows, input.columns, Vec::new())
     }
 
     /// The rows a per-call function (an aggregation, a table) keeps for [`PyCall::finish`], to
@@ -227,7 +227,7 @@ impl PyCall<'_> {
     /// A per-call function's answer, over every row kept.
     pub(crate) fn finish(&mut self) -> Answer {
         let (rows, columns, coded) = self.kept.take()?;
-        self.run(rows, &columns, &coded)
+        self.run(rows, columns, coded)
     }
 }
 

@@ -14,6 +14,8 @@ use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
 use crate::wasm::runtime::{Limits, Runtime, reset_written_pages};
 
+use super::frame::Input;
+
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
 pub(crate) const DOOR_FAULT: i32 = -2;
@@ -32,8 +34,8 @@ pub(crate) enum Outcome {
 /// The data crossing the door of one instance.
 #[derive(Default)]
 pub(crate) struct Door {
-    /// The input frame, until the driver takes it.
-    pub(crate) input: Option<Vec<u8>>,
+    /// The input, until the driver takes it.
+    pub(crate) input: Option<Input>,
     /// The language the driver named.
     pub(crate) language: Option<String>,
     /// The declarations of a Python function file the driver ran.
@@ -175,7 +177,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
     };
     let door = &mut caller.data_mut().door;
     let response = if let Some(model) = request.strip_prefix(b"model-") {
-        models(door, model)
+        Input::Bytes(models(door, model))
     } else if request == b"input" {
         match door.input.take() {
             Some(input) => input,
@@ -199,7 +201,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         } else {
             return Ok(fault(&mut caller, "an unknown door request"));
         }
-        Vec::new()
+        Input::Bytes(Vec::new())
     };
     // The answer goes into memory the guest allocates for it.
     let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
@@ -215,7 +217,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
     if !fits || !outs_fit {
         return Ok(fault(&mut caller, "host_alloc gave memory outside its memory"));
     }
-    data[at..at + response.len()].copy_from_slice(&response);
+    response.write(&mut data[at..at + response.len()]);
     data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
     data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
     Ok(DOOR_OK)
