@@ -26,7 +26,8 @@ use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
 
 use super::ahead::{self, Ahead};
 use super::dictionary::Dictionary;
-use super::frame::{Input, InputFrame, read_answer, read_table};
+use super::frame::{read_answer, read_table};
+use super::input::{Input, InputFrame};
 use super::runtime::{DataSciRuntime, DataSciState, Door, Outcome};
 use crate::wasm::cache::{CompileCache, Compiled, ContentHash, load_or_compile};
 use crate::wasm::runtime::sandbox::{CancelFlag, enter};

@@ -21,7 +21,8 @@ use crate::wasm::models::AppModels;
 
 use super::dictionary::Dictionary;
 use super::engine::{DataSci, KeptRows, turn};
-use super::frame::{Input, InputFrame, Reader, data_type, read_answer};
+use super::frame::{Reader, data_type, read_answer};
+use super::input::{Input, InputFrame};
 use super::runtime::{DataSciState, Outcome};
 use crate::wasm::component::instance::Answer;
 use crate::wasm::runtime::sandbox::CallControl;

@@ -14,7 +14,7 @@ use crate::wasm::runtime::guest_log::GuestOutput;
 use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
 use crate::wasm::runtime::{Limits, Runtime, reset_written_pages};
 
-use super::frame::Input;
+use super::input::Input;
 
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
