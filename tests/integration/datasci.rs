@@ -637,6 +637,13 @@ def Converted(x: Numbers, unit: Texts) -> Numbers:
 
 
 @aggregation
+def Apart(x: Numbers, y: Numbers) -> float:
+    """y's sum after x is overwritten in place."""
+    x[:] = -1.0
+    return float(y.sum())
+
+
+@aggregation
 def Distinct(labels: Texts) -> float:
     if not isinstance(labels, numpy.ndarray):
         raise TypeError(f"labels came as {type(labels).__name__}")
@@ -651,7 +658,7 @@ async fn array_columns_arrive_as_numpy_arrays_of_their_own() {
     let server = server().await;
     let mut client = server.client().await;
     std::fs::write(server.dir.path().join("arrays.py"), ARRAYS_PY).expect("write");
-    wait_for_functions(&server, &["Converted", "Distinct"]).await;
+    wait_for_functions(&server, &["Apart", "Converted", "Distinct"]).await;
     let caps = client.get_capabilities(pb::Empty {}).await.expect("caps").into_inner();
     let converted = caps.functions.iter().find(|f| f.name == "Converted").expect("declared");
     let params: Vec<_> = converted.params.iter().map(|p| p.data_type).collect();
@@ -668,6 +675,11 @@ async fn array_columns_arrive_as_numpy_arrays_of_their_own() {
     assert_eq!(answer.len(), 4);
     assert_eq!((answer[0], answer[2], answer[3]), (1500.0, 2.0, -1.0));
     assert!(answer[1].is_nan(), "a null stays NaN: {answer:?}");
+
+    // Two columns of numbers: writing one leaves the other as it came.
+    let rows: Vec<pb::Row> = (0..5000).map(|i| row(&[V::N(i as f64), V::N(0.5)])).collect();
+    let answer = call(&mut client, "Apart", bundles(rows, 1000)).await.expect("Apart");
+    assert_eq!(answer.numbers(), [2500.0]);
 
     // Few distinct values (sent once each, a code per row) and all distinct (sent whole).
     let few: Vec<pb::Row> = (0..3000).map(|i| row(&[V::S(["a", "b", "c"][i % 3])])).collect();
@@ -688,7 +700,7 @@ async fn array_columns_arrive_as_numpy_arrays_of_their_own() {
         .await
         .expect("the file is refused")
         .expect("status");
-    assert_eq!(function_names(&server).await, ["Converted", "Distinct"]);
+    assert_eq!(function_names(&server).await, ["Apart", "Converted", "Distinct"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

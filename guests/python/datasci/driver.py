@@ -276,6 +276,16 @@ _DISTINCT = {}
 _CODE = numpy.dtype(numpy.intp) if numpy.dtype(numpy.intp).itemsize == 4 else numpy.dtype("<u4")
 
 
+def _input():
+    """The host's input frame, which the host writes straight into a buffer of this instance's
+    own: writable, so that the columns of numbers read from it are arrays of their own without
+    a copy."""
+    (size,) = struct.unpack("<I", _host.call(b"input-size"))
+    frame = numpy.empty(size, dtype=numpy.uint8)
+    _host.call(b"input-into" + struct.pack("<I", frame.__array_interface__["data"][0]))
+    return frame
+
+
 def _read_input(frame):
     """The script, its parameters and their columns from the host's input frame."""
     view = memoryview(frame)
@@ -666,7 +676,7 @@ def _sse_evaluate():
     """One evaluation: the input from the host, the script run, the answer (or error) back."""
     _reseed()
     try:
-        script, params, return_type, rows, columns = _read_input(_host.call(b"input"))
+        script, params, return_type, rows, columns = _read_input(_input())
         parts, table = _evaluate(script, params, return_type, columns)
     except _NoResult:
         _host.call(b"noresult")
@@ -1187,7 +1197,8 @@ def _file_values(column, kind, array):
     (`array`) a numpy array of its own."""
     if array:
         if kind == NUMERIC:
-            return numpy.array(column, dtype=numpy.float64)
+            # A view of the call's own input buffer, which nothing else writes to.
+            return column if column.flags.writeable else numpy.array(column, dtype=numpy.float64)
         return column if isinstance(column, numpy.ndarray) else numpy.array(column, dtype=object)
     if kind == NUMERIC:
         return column.tolist()
@@ -1203,7 +1214,7 @@ def _sse_call_file():
     function run on it, the answer (or error) back. The instance was reseeded before the file
     ran in it."""
     try:
-        name, params, return_type, rows, columns = _read_input(_host.call(b"input"))
+        name, params, return_type, rows, columns = _read_input(_input())
         f = _FILE_FUNCTIONS.get(name)
         if f is None:
             raise LookupError(f"{_FILENAME_RUN} no longer declares {name}")

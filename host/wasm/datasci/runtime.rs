@@ -162,7 +162,8 @@ impl DataSciRuntime {
 
 /// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
 /// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
-/// input frame), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
+/// input), `input-size` (its length, u32) and `input-into<address: u32>` (writes it there, into a
+/// buffer of the driver's own, and answers nothing), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
 /// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing), and the model
 /// store's `model-save<name length: u32><name><bytes>`, `model-load<name>`, `model-list`
 /// (answered with 0 and the model or the list, or 1 and why not).
@@ -175,12 +176,31 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         Some(bytes) => bytes.to_vec(),
         None => return Ok(fault(&mut caller, "a door request outside its memory")),
     };
+    if let Some(address) = request.strip_prefix(b"input-into") {
+        // The input written at `address`, into memory the driver owns (a buffer its numbers
+        // columns are then writable views of), not into memory allocated for the answer.
+        let Some(input) = caller.data_mut().door.input.take() else {
+            return Ok(fault(&mut caller, "the input asked for twice"));
+        };
+        let at = <[u8; 4]>::try_from(address).map_or(usize::MAX, |a| u32::from_le_bytes(a) as usize);
+        let data = memory.data_mut(&mut caller);
+        let Some(place) = at.checked_add(input.len()).and_then(|end| data.get_mut(at..end)) else {
+            return Ok(fault(&mut caller, "an input buffer outside its memory"));
+        };
+        input.write(place);
+        return answer(&mut caller, &memory, Input::Bytes(Vec::new()), out_ptr, out_len);
+    }
     let door = &mut caller.data_mut().door;
     let response = if let Some(model) = request.strip_prefix(b"model-") {
         Input::Bytes(models(door, model))
     } else if request == b"input" {
         match door.input.take() {
             Some(input) => input,
+            None => return Ok(fault(&mut caller, "the input asked for twice")),
+        }
+    } else if request == b"input-size" {
+        match &door.input {
+            Some(input) => Input::Bytes((input.len() as u32).to_le_bytes().to_vec()),
             None => return Ok(fault(&mut caller, "the input asked for twice")),
         }
     } else {
@@ -203,19 +223,30 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         }
         Input::Bytes(Vec::new())
     };
-    // The answer goes into memory the guest allocates for it.
+    answer(&mut caller, &memory, response, out_ptr, out_len)
+}
+
+/// Hands `response` to the driver: into memory it allocates for it (`host_alloc`), whose place
+/// and length go to `out_ptr` and `out_len`.
+fn answer(
+    caller: &mut Caller<'_, DataSciState>,
+    memory: &wasmtime::Memory,
+    response: Input,
+    out_ptr: i32,
+    out_len: i32,
+) -> wasmtime::Result<i32> {
     let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
-        return Ok(fault(&mut caller, "no host_alloc export"));
+        return Ok(fault(caller, "no host_alloc export"));
     };
-    let Ok(size) = i32::try_from(response.len()) else { return Ok(fault(&mut caller, "an answer over 2 GiB")) };
-    let at = alloc.typed::<i32, i32>(&caller)?.call(&mut caller, size.max(1))? as u32 as usize;
-    let data = memory.data_mut(&mut caller);
+    let Ok(size) = i32::try_from(response.len()) else { return Ok(fault(caller, "an answer over 2 GiB")) };
+    let at = alloc.typed::<i32, i32>(&*caller)?.call(&mut *caller, size.max(1))? as u32 as usize;
+    let data = memory.data_mut(&mut *caller);
     let fits = at != 0 && at.checked_add(response.len()).is_some_and(|end| end <= data.len());
     let (out_ptr, out_len) = (out_ptr as u32 as usize, out_len as u32 as usize);
     let outs_fit = out_ptr.checked_add(4).is_some_and(|e| e <= data.len())
         && out_len.checked_add(4).is_some_and(|e| e <= data.len());
     if !fits || !outs_fit {
-        return Ok(fault(&mut caller, "host_alloc gave memory outside its memory"));
+        return Ok(fault(caller, "host_alloc gave memory outside its memory"));
     }
     response.write(&mut data[at..at + response.len()]);
     data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
