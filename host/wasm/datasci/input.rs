@@ -1,5 +1,5 @@
-//! The input frame: what the data-science engine's driver takes through the door's `input`
-//! request, written from a call's columns straight into the memory the driver allocates for it.
+//! The input frame: what the data-science engine's driver takes through the door, written from
+//! a call's columns straight into the driver's memory.
 
 use crate::error::CallError;
 use crate::model::script::LABEL;
@@ -8,9 +8,9 @@ use crate::model::{Column, FunctionType, Script, Strings};
 use super::dictionary::Dictionary;
 use super::frame::{DICTIONARY, JOINED, OFFSETS, type_number};
 
-/// What the driver takes through the door's `input` request: bytes as they are (a function
-/// file's code), or a call's rows, which the door writes as the input frame straight into the
-/// memory the driver allocates for them, so that the host never holds a second copy of them.
+/// What the driver takes through the door (`input`, or `input-size` then `input-into`): bytes as
+/// they are (a function file's code), or a call's rows, which the door writes as the input frame
+/// straight into the driver's memory, so that the host never holds a second copy of them.
 pub(crate) enum Input {
     Bytes(Vec<u8>),
     Rows(InputFrame),
