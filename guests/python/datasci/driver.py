@@ -1202,8 +1202,8 @@ def _file_values(column, kind, array):
     (`array`) a numpy array of its own."""
     if array:
         if kind == NUMERIC:
-            # A view of the call's own input buffer, which nothing else writes to.
-            return column if column.flags.writeable else numpy.array(column, dtype=numpy.float64)
+            # A writable view of the call's own input buffer, which nothing else writes to.
+            return column
         return column if isinstance(column, numpy.ndarray) else numpy.array(column, dtype=object)
     if kind == NUMERIC:
         return column.tolist()

@@ -190,7 +190,7 @@ fn write_texts(out: &mut impl Sink, values: &Strings) {
     if !values.is_empty() && !values.data.contains(&0) {
         // Joined by NUL, which Python splits in one call instead of slicing value by value.
         out.put(&JOINED.to_le_bytes());
-        write_joined(out, values.iter());
+        write_joined(out, values);
         return;
     }
     out.put(&OFFSETS.to_le_bytes());
@@ -205,7 +205,7 @@ fn write_dictionary(out: &mut impl Sink, dictionary: &Dictionary) {
     pad(out, 4);
     out.put(&DICTIONARY.to_le_bytes());
     out.put(&(distinct.len() as u32).to_le_bytes());
-    write_joined(out, distinct.iter());
+    write_joined(out, distinct);
     pad(out, 4);
     put_le(out, dictionary.codes(), u32::to_le_bytes);
 }
@@ -220,15 +220,21 @@ fn put_le<T: Copy, const N: usize>(out: &mut impl Sink, values: &[T], bytes: imp
     }
 }
 
-/// At least one value, none holding a NUL: their joined length, then them joined by NUL.
-fn write_joined<'a>(out: &mut impl Sink, values: impl Iterator<Item = &'a [u8]> + Clone) {
-    let (count, bytes) = values.clone().fold((0, 0), |(count, bytes), v| (count + 1, bytes + v.len()));
-    out.put(&((bytes + count - 1) as u32).to_le_bytes());
-    for (i, value) in values.enumerate() {
-        if i > 0 {
-            out.put(&[0]);
+/// At least one value, none holding a NUL: their joined length, then them joined by NUL, written
+/// in place (counting them takes no pass over the values).
+fn write_joined(out: &mut impl Sink, values: &Strings) {
+    let joined = values.data.len() + values.len() - 1;
+    out.put(&(joined as u32).to_le_bytes());
+    if let Some(room) = out.room(joined) {
+        let mut at = 0;
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                room[at] = 0;
+                at += 1;
+            }
+            room[at..at + value.len()].copy_from_slice(value);
+            at += value.len();
         }
-        out.put(value);
     }
 }
 
