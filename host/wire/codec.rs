@@ -118,7 +118,8 @@ fn dual(mut buf: &[u8]) -> Result<(f64, &[u8]), DecodeError> {
     Ok((number, text))
 }
 
-fn utf8(text: &[u8]) -> Result<(), DecodeError> {
+/// Fails unless `text` is UTF-8, as proto3 requires of every string value.
+pub fn utf8(text: &[u8]) -> Result<(), DecodeError> {
     std::str::from_utf8(text).map(drop).map_err(|_| malformed("a string value is not UTF-8"))
 }
 
@@ -167,6 +168,34 @@ fn push_text(strings: &mut Strings, text: &[u8]) -> Result<(), DecodeError> {
     strings.push_bytes(text).map_err(malformed)
 }
 
+/// Where a text column's values can go instead of onto its `Strings` ([`decode_coded`]): e.g.
+/// the distinct values and codes of a call's kept rows, which take a value equal to one already
+/// seen as its code, without copying it or checking it again.
+pub trait TextSink {
+    /// Takes `text`, the column's value in the next row, or declines it: then it and every
+    /// later value of the column go onto the column's `Strings`. A value the sink keeps is
+    /// checked by the sink ([`utf8`]); one it declines, by the decoder.
+    fn take(&mut self, text: &[u8]) -> Result<bool, DecodeError>;
+}
+
+/// No sink: every value onto its column ([`decode_onto`]).
+impl TextSink for std::convert::Infallible {
+    fn take(&mut self, _: &[u8]) -> Result<bool, DecodeError> {
+        match *self {}
+    }
+}
+
+/// `text` to its column's sink, if it has one that takes it, else onto `strings`.
+#[inline(always)]
+fn put_text<S: TextSink>(strings: &mut Strings, sink: Option<&mut S>, text: &[u8]) -> Result<(), DecodeError> {
+    if let Some(sink) = sink
+        && sink.take(text)?
+    {
+        return Ok(());
+    }
+    push_text(strings, text)
+}
+
 /// Why a request message did not decode.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -205,10 +234,20 @@ pub fn decode(message: &[u8], params: &[DataType]) -> Result<Batch, DecodeError>
 /// Every row must carry exactly one dual per parameter; the rows added, or why not (when not,
 /// `columns` may hold part of the message).
 pub fn decode_onto(message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
+    decode_coded::<std::convert::Infallible>(message, columns, &mut [])
+}
+
+/// [`decode_onto`], with each text (or dual) column's values offered to its sink in `sinks`
+/// (where `sinks` has one at the column's place) before they go onto the column.
+pub fn decode_coded<S: TextSink>(
+    message: &[u8],
+    columns: &mut [Column],
+    sinks: &mut [Option<S>],
+) -> Result<usize, DecodeError> {
     // The texts each column held before (a dual's may be fewer than its numbers, when the
     // caller keeps the texts elsewhere between messages).
     let before: Vec<usize> = columns.iter().map(|c| c.strings().map_or(0, Strings::len)).collect();
-    let rows = decode_into(message, columns)?;
+    let rows = decode_into(message, columns, sinks)?;
     for (column, first) in columns.iter().zip(before) {
         if let Some(strings) = column.strings() {
             strings.check_from(first).map_err(|_| malformed("a string value is not UTF-8"))?;
@@ -232,7 +271,11 @@ fn count_rows(mut message: &[u8]) -> usize {
 }
 
 /// Appends the rows of `message` to `columns`; the row count, or why not.
-fn decode_into(mut message: &[u8], columns: &mut [Column]) -> Result<usize, DecodeError> {
+fn decode_into<S: TextSink>(
+    mut message: &[u8],
+    columns: &mut [Column],
+    sinks: &mut [Option<S>],
+) -> Result<usize, DecodeError> {
     let mut rows = 0;
     while !message.is_empty() {
         let (field, wire_type) = wf::key(&mut message)?;
@@ -250,7 +293,7 @@ fn decode_into(mut message: &[u8], columns: &mut [Column]) -> Result<usize, Deco
                     continue;
                 }
                 Some(Column::Text(strings)) if let Some(text) = plain_text(&mut row) => {
-                    push_text(strings, text)?;
+                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
                     index += 1;
                     continue;
                 }
@@ -270,10 +313,12 @@ fn decode_into(mut message: &[u8], columns: &mut [Column]) -> Result<usize, Deco
                     }
                     numbers.push(number);
                 }
-                Some(Column::Text(strings)) => push_text(strings, text)?,
+                Some(Column::Text(strings)) => {
+                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
+                }
                 Some(Column::Dual(numbers, strings)) => {
                     numbers.push(number);
-                    push_text(strings, text)?;
+                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
                 }
                 // Too many values: reported with the count below, once it is known.
                 None => utf8(text)?,

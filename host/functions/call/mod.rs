@@ -83,9 +83,9 @@ impl Backend for PyCall<'_> {
         // function's is made at its first batch).
         PyCall::start(self)
     }
-    fn update(&mut self, function: &str, message: &[u8], _: &[DataType]) -> Fed {
+    fn update(&mut self, _: &str, message: &[u8], _: &[DataType]) -> Fed {
         // Every row is kept in the host until the end: decoded straight onto those kept.
-        let rows = keep(function, message, self.kept())?;
+        let rows = keep(message, self.kept())?;
         Ok((rows, Ok(self.nothing_yet())))
     }
     fn finish(&mut self) -> Answer {
@@ -107,10 +107,8 @@ fn update_with(function: &str, message: &[u8], params: &[DataType], update: impl
 }
 
 /// A request message decoded onto the rows a call keeps in the host; how many it held.
-fn keep(function: &str, message: &[u8], kept: &mut KeptRows) -> Result<usize, CallError> {
-    let rows = codec::decode_onto(message, kept.columns()).map_err(|error| bad_input(function, error))?;
-    kept.added(rows)?;
-    Ok(rows)
+fn keep(message: &[u8], kept: &mut KeptRows) -> Result<usize, CallError> {
+    kept.keep(message)
 }
 
 fn bad_input(function: &str, error: codec::DecodeError) -> CallError {

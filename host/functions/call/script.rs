@@ -40,7 +40,7 @@ where
                 rows
             }
             // Every row is kept in the host until the end: decoded straight onto those kept.
-            Evaluation::DataSci(evaluation) => keep(LABEL, &message, evaluation.kept())?,
+            Evaluation::DataSci(evaluation) => keep(&message, evaluation.kept())?,
         };
     }
     let answer = evaluation.finish()?;

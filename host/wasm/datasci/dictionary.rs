@@ -7,6 +7,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use crate::model::Strings;
+use crate::wire::codec::{self, DecodeError, TextSink};
 
 /// How many distinct values a column may show before more than half of the values seen being
 /// distinct ends the trial (a column of 30 values in random order has most of them in its first
@@ -34,6 +35,66 @@ pub(in crate::wasm) struct Dictionary {
     nul: bool,
     /// The bytes of the values added, in full, and 4 for each one's offset.
     value_bytes: usize,
+    /// The trial gave up: no more values are added.
+    gave_up: bool,
+}
+
+/// `a == b`, without a call to `memcmp` for values of up to 16 bytes (an options text, a code):
+/// the test every row of a constant column makes.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    match n {
+        // The first and the last 8 bytes, overlapping when under 16.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
+/// A decoded message's text values go straight into the dictionary: a value equal to the row
+/// before's takes its code after one comparison (no copy, no look-up, no UTF-8 check: its bytes
+/// are those of a value checked before); another is looked up, and kept, once checked, when new.
+impl TextSink for Dictionary {
+    fn take(&mut self, value: &[u8]) -> Result<bool, DecodeError> {
+        if self.gave_up {
+            return Ok(false);
+        }
+        let code = match self.codes.last() {
+            Some(&code) if same(self.distinct.get(code as usize), value) => code,
+            _ => {
+                let hash = self.hasher.hash_one(value);
+                match self.index.find(hash, |&code| self.distinct.get(code as usize) == value) {
+                    Some(&code) => code,
+                    None => {
+                        let count = self.distinct.len();
+                        if count > DICTIONARY_TRIAL && count * 2 > self.codes.len() {
+                            self.gave_up = true;
+                            return Ok(false);
+                        }
+                        codec::utf8(value)?;
+                        // Distinct values past 4 GiB give up too (the plain column says why).
+                        if self.distinct.push_bytes(value).is_err() {
+                            self.gave_up = true;
+                            return Ok(false);
+                        }
+                        self.nul |= value.contains(&0);
+                        let (distinct, hasher) = (&self.distinct, &self.hasher);
+                        self.index
+                            .insert_unique(hash, count as u32, |&code| hasher.hash_one(distinct.get(code as usize)));
+                        count as u32
+                    }
+                }
+            }
+        };
+        self.codes.push(code);
+        self.value_bytes += value.len() + 4;
+        Ok(true)
+    }
 }
 
 impl Dictionary {
@@ -46,6 +107,7 @@ impl Dictionary {
             hasher: foldhash::fast::RandomState::default(),
             nul: false,
             value_bytes: 0,
+            gave_up: false,
         }
     }
 
@@ -59,36 +121,17 @@ impl Dictionary {
     /// Adds `values`. Fails with the place of the first value not added when the trial gives up
     /// (the values before it are added).
     pub(in crate::wasm) fn extend(&mut self, values: &Strings) -> Result<(), usize> {
-        let mut previous = self.codes.last().copied();
         for (i, value) in values.iter().enumerate() {
-            let code = match previous {
-                Some(code) if self.distinct.get(code as usize) == value => code,
-                _ => {
-                    let hash = self.hasher.hash_one(value);
-                    match self.index.find(hash, |&code| self.distinct.get(code as usize) == value) {
-                        Some(&code) => code,
-                        None => {
-                            let count = self.distinct.len();
-                            if count > DICTIONARY_TRIAL && count * 2 > self.codes.len() {
-                                return Err(i);
-                            }
-                            // Distinct values past 4 GiB give up too (the plain column says why).
-                            self.distinct.push_bytes(value).map_err(|_| i)?;
-                            self.nul |= value.contains(&0);
-                            let (distinct, hasher) = (&self.distinct, &self.hasher);
-                            self.index.insert_unique(hash, count as u32, |&code| {
-                                hasher.hash_one(distinct.get(code as usize))
-                            });
-                            count as u32
-                        }
-                    }
-                }
-            };
-            self.codes.push(code);
-            self.value_bytes += value.len() + 4;
-            previous = Some(code);
+            if !self.take(value).map_err(|_| i)? {
+                return Err(i);
+            }
         }
         Ok(())
+    }
+
+    /// True once the trial has given up: the column's later values are not added.
+    pub(in crate::wasm) fn gave_up(&self) -> bool {
+        self.gave_up
     }
 
     /// True when the frame may send the column as this dictionary: at least one value, at most
@@ -185,6 +228,22 @@ mod tests {
         let short: Vec<&str> = short.iter().map(String::as_str).collect();
         let dictionary = Dictionary::of(&strings(&short)).expect("1,000 distinct values");
         assert_eq!(dictionary.value_bytes(), 1000 * 3 + 12 * 1000 + 4 * 2000);
+    }
+
+    #[test]
+    fn values_compare_as_slices_do_at_every_length() {
+        let values: Vec<Vec<u8>> = (0..40).map(|n| (0..n).map(|i| b'a' + (i % 7) as u8).collect()).collect();
+        for a in &values {
+            for b in &values {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+                // One byte changed, at each place.
+                for at in 0..b.len() {
+                    let mut c = b.clone();
+                    c[at] ^= 0x20;
+                    assert_eq!(same(a, &c), *a == c, "{a:?} {c:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::error::{CallError, LoadError};
 use crate::model::script::{LABEL, check_language};
 use crate::model::{Column, DataType, FunctionType, Script, ScriptAnswer};
+use crate::wire::codec;
 
 use super::ahead::{self, Ahead};
 use super::dictionary::Dictionary;
@@ -338,9 +339,14 @@ impl KeptRows {
         Self { columns, coded, rows: 0, limit, function: function.to_owned() }
     }
 
-    /// The columns, to decode the next message onto.
-    pub(crate) fn columns(&mut self) -> &mut [Column] {
-        &mut self.columns
+    /// Decodes `message` onto the rows kept, its text values into their columns' dictionaries
+    /// while those last; how many rows it held. Fails on a malformed message, or once the values
+    /// kept take more than the limit's bytes.
+    pub(crate) fn keep(&mut self, message: &[u8]) -> Result<usize, CallError> {
+        let rows = codec::decode_coded(message, &mut self.columns, &mut self.coded)
+            .map_err(|error| CallError::BadInput { function: self.function.clone(), reason: error.to_string() })?;
+        self.added(rows)?;
+        Ok(rows)
     }
 
     /// The rows and columns kept, leaving none; a text column kept as a dictionary comes as that
@@ -358,24 +364,21 @@ impl KeptRows {
         Ok((std::mem::take(&mut self.rows), columns, coded))
     }
 
-    /// Counts `rows` more, just decoded onto the columns: their texts go into the dictionaries.
-    /// Fails once the values kept take more than the limit's bytes.
-    pub(crate) fn added(&mut self, rows: usize) -> Result<(), CallError> {
+    /// Counts `rows` more, just decoded: a column whose dictionary gave up on them keeps its
+    /// values as they come from now on (the dictionary's, then those it declined). Fails once
+    /// the values kept take more than the limit's bytes.
+    fn added(&mut self, rows: usize) -> Result<(), CallError> {
         self.rows += rows;
         for (column, coded) in self.columns.iter_mut().zip(&mut self.coded) {
-            let (Some(dictionary), Some(texts)) = (coded.as_mut(), column.strings_mut()) else { continue };
-            if let Err(first) = dictionary.extend(texts) {
-                // Too many distinct values: the column keeps its values as they come from now on.
-                let bad_input = |reason| CallError::BadInput { function: self.function.clone(), reason };
-                let mut kept = dictionary.values().map_err(bad_input)?;
-                for value in texts.iter().skip(first) {
-                    kept.push_bytes(value).map_err(bad_input)?;
-                }
-                *texts = kept;
-                *coded = None;
+            let (Some(texts), Some(dictionary)) = (column.strings_mut(), coded.take_if(|d| d.gave_up())) else {
                 continue;
+            };
+            let bad_input = |reason| CallError::BadInput { function: self.function.clone(), reason };
+            let mut kept = dictionary.values().map_err(bad_input)?;
+            for value in texts.iter() {
+                kept.push_bytes(value).map_err(bad_input)?;
             }
-            texts.clear();
+            *texts = kept;
         }
         let bytes = self.columns.iter().map(Column::value_bytes).sum::<usize>()
             + self.coded.iter().flatten().map(Dictionary::value_bytes).sum::<usize>();
@@ -395,37 +398,75 @@ mod tests {
     use super::super::frame;
     use super::*;
 
+    /// `columns` (of equal length) as one request message.
+    fn message(columns: Vec<Column>) -> Vec<u8> {
+        let batch = crate::model::Batch { rows: columns[0].len(), columns };
+        let mut messages = Vec::new();
+        codec::encode(&batch, usize::MAX, |m| {
+            messages.push(m.0);
+            Ok::<_, ()>(())
+        })
+        .expect("encoded");
+        assert_eq!(messages.len(), 1);
+        messages.remove(0).to_vec()
+    }
+
     #[test]
     fn rows_are_kept_until_they_pass_the_limit() {
         let mut kept = KeptRows::new([DataType::Text, DataType::Numeric], 80 + 5 * 4 + 4 * 8, "F");
-        let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
-        for (text, number) in [
-            ("twenty bytes of text", 1.0),
-            ("twenty bytes of text", 2.0),
-            ("twenty bytes of TEXT", 3.0),
-            ("twenty bytes of text", 4.0),
-        ] {
-            texts.push(text).expect("text");
-            numbers.push(number);
-        }
-        kept.added(4).expect("80 bytes of text, 5 offsets and 4 numbers: at the limit");
-        assert_eq!(kept.rows, 4);
-        let [Column::Text(texts), Column::Numeric(numbers)] = kept.columns() else { panic!("two columns") };
-        texts.push("g").expect("text");
-        numbers.push(5.0);
-        let refused = kept.added(1).expect_err("past the limit");
+        let texts = ["twenty bytes of text", "twenty bytes of text", "twenty bytes of TEXT", "twenty bytes of text"];
+        let first =
+            message(vec![Column::Text(frame::tests::strings(&texts)), Column::Numeric(vec![1.0, 2.0, 3.0, 4.0])]);
+        let rows = kept.keep(&first).expect("80 bytes of text, 5 offsets and 4 numbers: at the limit");
+        assert_eq!((rows, kept.rows), (4, 4));
+        let refused = kept
+            .keep(&message(vec![Column::Text(frame::tests::strings(&["g"])), Column::Numeric(vec![5.0])]))
+            .expect_err("past the limit");
         assert!(matches!(refused, CallError::InputTooLarge { ref function, .. } if function == "F"), "{refused:?}");
+        // A row with another number of values than the function's parameters.
+        let mut kept = KeptRows::new([DataType::Text, DataType::Numeric], usize::MAX, "F");
+        let refused = kept.keep(&message(vec![Column::Text(frame::tests::strings(&["a"]))])).expect_err("one column");
+        assert!(
+            matches!(refused, CallError::BadInput { ref reason, .. } if reason.contains("1 column")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn texts_kept_as_a_dictionary_must_be_utf8_as_any_others() {
+        // Rows of one text column, each value's bytes as given (a short value's layout).
+        let raw = |values: &[&[u8]]| -> Vec<u8> {
+            let mut message = Vec::new();
+            for value in values {
+                let n = value.len() as u8;
+                message.extend_from_slice(&[0x0a, n + 4, 0x0a, n + 2, 0x12, n]);
+                message.extend_from_slice(value);
+            }
+            message
+        };
+        let bad: &[u8] = b"op\xfftions";
+        let good: &[u8] = b"method=ets";
+        // New to the dictionary, repeated, after the dictionary gave up on the column.
+        let unique: Vec<String> = (0..3000).map(|i| format!("u{i}")).collect();
+        let unique: Vec<&[u8]> = unique.iter().map(String::as_bytes).collect();
+        for values in [vec![good, good, bad], vec![bad, bad], [unique.as_slice(), &[bad]].concat()] {
+            let mut kept = KeptRows::new([DataType::Text], usize::MAX, "F");
+            let refused = kept.keep(&raw(&values)).expect_err("not UTF-8");
+            assert!(
+                matches!(refused, CallError::BadInput { ref reason, .. } if reason.contains("UTF-8")),
+                "{refused:?}"
+            );
+        }
+        let mut kept = KeptRows::new([DataType::Text], usize::MAX, "F");
+        assert_eq!(kept.keep(&raw(&[good, good, good])).expect("UTF-8"), 3);
     }
 
     /// Feeds `messages` (each a list of one text value per row) to rows kept for one text column.
     fn kept_texts(messages: &[Vec<String>], limit: usize) -> Result<KeptRows, CallError> {
         let mut kept = KeptRows::new([DataType::Text], limit, "F");
-        for message in messages {
-            let [Column::Text(texts)] = kept.columns() else { panic!("one text column") };
-            for value in message {
-                texts.push(value).expect("text");
-            }
-            kept.added(message.len())?;
+        for values in messages {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            kept.keep(&message(vec![Column::Text(frame::tests::strings(&values))]))?;
         }
         Ok(kept)
     }
