@@ -220,6 +220,9 @@ async fn sandboxed(
     Ok(times)
 }
 
+/// The plain server's function that counts the rows of any columns.
+const PLAIN_FLOOR: &str = "CountRows";
+
 /// The function of `floor.py` that takes `workload`'s parameters.
 fn floor(workload: &Workload) -> String {
     format!("Floor_{}", workload.function)
@@ -237,6 +240,9 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     std::fs::copy(root.join("tests/bench/floor.py"), functions.path().join("floor.py"))?;
     // A 100,000-row forecast takes about 20 s of CPU here, near the default 30 s limit.
     let server = Server::wasm_with(functions.path(), &["--call-timeout", "300"]).await?;
+    // The same messages to a plain tonic + prost server that counts their rows: what the
+    // protocol itself costs a call, sandbox or not.
+    let plain = Server::this("plain tonic + prost", "plain").await?;
     let mut client = sse_wasm::pb::connector_client::ConnectorClient::new(server.channel.clone());
     let started = Instant::now();
     loop {
@@ -252,10 +258,13 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     println!();
     println!("## Analytics library (one call, p50; native: the same function outside the sandbox)");
     println!(
-        "Floor: the same call to a function of the same parameters that only counts its rows (`tests/bench/floor.py`)."
+        "Floor: the same call to a function of the same parameters that only counts its rows (`tests/bench/floor.py`); \
+         plain floor: the same messages to a plain tonic + prost server's function that counts them."
     );
-    println!("| family: function (options) | rows | first call | sandboxed | native | ratio | floor | target |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| family: function (options) | rows | first call | sandboxed | native | ratio | floor | plain floor | target |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     // `BENCH_FAMILIES=forecasting,prediction` measures those alone.
     let families = std::env::var("BENCH_FAMILIES").unwrap_or_default();
     let wanted = |w: &&Workload| families.is_empty() || families.split(',').any(|f| f.trim() == w.family);
@@ -277,13 +286,14 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
                 };
                 times.extend(sandboxed(&server.channel, workload.function, &messages, repeats - 1).await?);
                 let mut floors = sandboxed(&server.channel, &floor(workload), &messages, repeats).await?;
+                let mut plain_floors = sandboxed(&plain.channel, PLAIN_FLOOR, &messages, repeats).await?;
                 let file = root.join("guests/analytics").join(workload.file);
                 let native_time = native(&file, workload.function, workload.options, &columns, repeats)?;
                 let sandboxed = median_max(&mut times).0.as_secs_f64();
                 (all_sandboxed, all_native) = (all_sandboxed + sandboxed, all_native + native_time);
                 let label = if workload.series > 1 { format!(", series {}", series + 1) } else { String::new() };
                 println!(
-                    "| {}: `{}('{}')`{label} | {rows} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {} |",
+                    "| {}: `{}('{}')`{label} | {rows} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {:.1} ms | {} |",
                     workload.family,
                     workload.function,
                     workload.options,
@@ -292,12 +302,13 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
                     native_time * 1e3,
                     sandboxed / native_time,
                     median_max(&mut floors).0.as_secs_f64() * 1e3,
+                    median_max(&mut plain_floors).0.as_secs_f64() * 1e3,
                     if rows == 100_000 && workload.series == 1 { "≤ 2×" } else { "—" }
                 );
             }
             if workload.series > 1 {
                 println!(
-                    "| {}: the {} series together | {rows} | | {:.1} ms | {:.1} ms | {:.2}× | | {} |",
+                    "| {}: the {} series together | {rows} | | {:.1} ms | {:.1} ms | {:.2}× | | | {} |",
                     workload.family,
                     workload.series,
                     all_sandboxed * 1e3,
@@ -313,12 +324,18 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
 
 /// One family's call at `rows` rows, `calls` times, for a profiler attached to a server that
 /// serves the library and `floor.py`: `--drive-analytics ADDR correlation 100000 50` (the floor's
-/// function with `correlation/floor`); prints the p50.
+/// function with `correlation/floor`; the plain server's, `--serve plain ADDR`, with
+/// `correlation/plain`); prints the p50.
 pub async fn drive(addr: &str, family: &str, rows: usize, calls: usize) -> anyhow::Result<()> {
-    let (family, floor_of) = family.strip_suffix("/floor").map_or((family, false), |f| (f, true));
+    let (family, suffix) = family.split_once('/').unwrap_or((family, ""));
     let workload =
         WORKLOADS.iter().find(|w| w.family == family).ok_or_else(|| anyhow::anyhow!("no family {family}"))?;
-    let function = if floor_of { floor(workload) } else { workload.function.to_owned() };
+    let function = match suffix {
+        "" => workload.function.to_owned(),
+        "floor" => floor(workload),
+        "plain" => PLAIN_FLOOR.to_owned(),
+        other => anyhow::bail!("{family}/{other}: give FAMILY, FAMILY/floor or FAMILY/plain"),
+    };
     let channel = Channel::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
     let columns = (workload.columns)(rows, &mut StdRng::seed_from_u64(seed(family, rows, 0)));
     let messages = encode(&columns, workload.options);

@@ -46,6 +46,16 @@ impl Connector for PlainServer {
                 }
                 Ok(vec![pb::BundledRows { rows: vec![pb::Row { duals: vec![number(sum)] }] }])
             }))
+        } else if id == function_id("CountRows") {
+            // The rows of any columns, counted: what carrying a call's rows costs a plain server
+            // (the analytics bench's plain floor).
+            Box::pin(async_stream(async move {
+                let mut rows = 0;
+                while let Some(bundle) = input.message().await? {
+                    rows += bundle.rows.len();
+                }
+                Ok(vec![pb::BundledRows { rows: vec![pb::Row { duals: vec![number(rows as f64)] }] }])
+            }))
         } else {
             let map: fn(pb::Row) -> pb::Row = if id == function_id("SumOfRows") {
                 |row| pb::Row { duals: vec![number(row.duals[0].num_data + row.duals[1].num_data)] }
