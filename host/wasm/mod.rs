@@ -25,7 +25,6 @@ pub use cache::{CacheKey, CacheLocation, CompileCache, Compiled, ContentHash, co
 /// The async runtime's thread hooks that make instances ahead while idle (`app::run` installs them).
 pub(crate) use component::ahead::{clear as forget_instances_made_ahead, idle as make_instances_ahead};
 pub use component::instance::{Answer, FunctionInstance};
-pub(crate) use datasci::engine::KeptRows;
 pub(crate) use datasci::pyfile::PyCall;
 pub use datasci::pyfile::is_python_file;
 pub(crate) use datasci::runtime::config as datasci_config;

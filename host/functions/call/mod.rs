@@ -8,7 +8,7 @@
 
 use crate::error::CallError;
 use crate::model::{Batch, DataType};
-use crate::wasm::{FunctionInstance, KeptRows, PyCall};
+use crate::wasm::{FunctionInstance, PyCall};
 use crate::wire::codec::{self, EncodeError, EncodedRows, MAX_RESPONSE_BYTES};
 
 pub mod function;
@@ -85,7 +85,7 @@ impl Backend for PyCall<'_> {
     }
     fn update(&mut self, _: &str, message: &[u8], _: &[DataType]) -> Fed {
         // Every row is kept in the host until the end: decoded straight onto those kept.
-        let rows = keep(message, self.kept())?;
+        let rows = self.kept().keep(message)?;
         Ok((rows, Ok(self.nothing_yet())))
     }
     fn finish(&mut self) -> Answer {
@@ -104,11 +104,6 @@ fn update_with(function: &str, message: &[u8], params: &[DataType], update: impl
     let batch = decode(function, message, params)?;
     let rows = batch.rows;
     Ok((rows, update(batch)?))
-}
-
-/// A request message decoded onto the rows a call keeps in the host; how many it held.
-fn keep(message: &[u8], kept: &mut KeptRows) -> Result<usize, CallError> {
-    kept.keep(message)
 }
 
 fn bad_input(function: &str, error: codec::DecodeError) -> CallError {

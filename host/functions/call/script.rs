@@ -11,7 +11,7 @@ use crate::model::{DataType, Script, ScriptAnswer, ScriptTable};
 use crate::wasm::{CancelFlag, Evaluation, ScriptEngine};
 use crate::wire::codec::EncodedRows;
 
-use super::{CallStats, decode, encode, keep};
+use super::{CallStats, decode, encode};
 
 /// Runs `script` on `engine`: feeds it every request message from `next`, then hands the table
 /// its answer describes (if any) to `table`, and its answer, split into messages, to `send`.
@@ -40,7 +40,7 @@ where
                 rows
             }
             // Every row is kept in the host until the end: decoded straight onto those kept.
-            Evaluation::DataSci(evaluation) => keep(&message, evaluation.kept())?,
+            Evaluation::DataSci(evaluation) => evaluation.kept().keep(&message)?,
         };
     }
     let answer = evaluation.finish()?;
