@@ -185,10 +185,16 @@ impl TextSink for std::convert::Infallible {
     }
 }
 
-/// `text` to its column's sink, if it has one that takes it, else onto `strings`.
+/// `text`, column `index`'s value, to the column's sink in `sinks` if it has one that takes it,
+/// else onto `strings`.
 #[inline(always)]
-fn put_text<S: TextSink>(strings: &mut Strings, sink: Option<&mut S>, text: &[u8]) -> Result<(), DecodeError> {
-    if let Some(sink) = sink
+fn put_text<S: TextSink>(
+    strings: &mut Strings,
+    sinks: &mut [Option<S>],
+    index: usize,
+    text: &[u8],
+) -> Result<(), DecodeError> {
+    if let Some(Some(sink)) = sinks.get_mut(index)
         && sink.take(text)?
     {
         return Ok(());
@@ -293,7 +299,7 @@ fn decode_into<S: TextSink>(
                     continue;
                 }
                 Some(Column::Text(strings)) if let Some(text) = plain_text(&mut row) => {
-                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
+                    put_text(strings, sinks, index, text)?;
                     index += 1;
                     continue;
                 }
@@ -314,11 +320,11 @@ fn decode_into<S: TextSink>(
                     numbers.push(number);
                 }
                 Some(Column::Text(strings)) => {
-                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
+                    put_text(strings, sinks, index, text)?;
                 }
                 Some(Column::Dual(numbers, strings)) => {
                     numbers.push(number);
-                    put_text(strings, sinks.get_mut(index).and_then(Option::as_mut), text)?;
+                    put_text(strings, sinks, index, text)?;
                 }
                 // Too many values: reported with the count below, once it is known.
                 None => utf8(text)?,

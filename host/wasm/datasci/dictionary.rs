@@ -15,9 +15,9 @@ use crate::wire::codec::{self, DecodeError, TextSink};
 const DICTIONARY_TRIAL: usize = 1024;
 
 /// A text column as its distinct values (in order of first appearance) and each row's code,
-/// built as its values come ([`Dictionary::extend`]): a call that keeps its rows adds each
-/// message's as it arrives, so each value is looked up once (not again for the frame) and a
-/// repeated one is not kept again. The trial
+/// built as its values come (a call that keeps its rows decodes each message's straight into it,
+/// as a [`TextSink`]; [`Dictionary::extend`] adds a column whole), so each value is looked up once
+/// (not again for the frame) and a repeated one is not kept again. The trial
 /// gives up as soon as more than `DICTIONARY_TRIAL` values are distinct and more than half of
 /// those seen. A value equal to the row before's takes its code without a look-up (a constant
 /// column, such as an options text Qlik sends on every row, or a key whose rows come together);

@@ -322,7 +322,8 @@ fn bad_output(reason: &str) -> CallError {
 /// keeps them as they come.
 #[derive(Debug)]
 pub(crate) struct KeptRows {
-    /// Numbers as kept; texts as kept, or (while `coded` holds the column's) the last message's.
+    /// Numbers as kept; texts as kept, or none while `coded` holds the column's (its values go
+    /// straight into the dictionary as they decode).
     columns: Vec<Column>,
     /// Each text column's values so far as a dictionary, while they make one.
     coded: Vec<Option<Dictionary>>,
