@@ -231,6 +231,11 @@ impl ModelError {
 }
 
 impl CallError {
+    /// The request's rows do not fit `function`'s parameters, for `reason`.
+    pub fn bad_input(function: impl Into<String>, reason: impl ToString) -> Self {
+        Self::BadInput { function: function.into(), reason: reason.to_string() }
+    }
+
     /// The gRPC status Qlik receives for this error.
     pub fn to_status(&self) -> Status {
         let code = match self {

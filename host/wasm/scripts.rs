@@ -297,8 +297,7 @@ impl ComponentEvaluation<'_> {
 
     /// Feeds the script one batch of rows.
     pub fn update(&mut self, input: Batch) -> Result<(), CallError> {
-        let input =
-            wit::Batch::try_from(input).map_err(|reason| CallError::BadInput { function: LABEL.to_owned(), reason })?;
+        let input = wit::Batch::try_from(input).map_err(|reason| CallError::bad_input(LABEL, reason))?;
         self.enter(|bindings, handle, s| bindings.qlik_sse_scripts().evaluation().call_update(s, handle, &input))
     }
 

@@ -1168,7 +1168,7 @@ def _named_frame():
     """The host's frame for a function file: the file's name (its length first), kept as the file
     this instance runs, and where the rest of the frame starts."""
     global _FILENAME_RUN
-    view = memoryview(_host.call(b"input"))
+    view = memoryview(_input())
     (length,) = struct.unpack_from("<I", view, 0)
     _FILENAME_RUN = bytes(view[4 : 4 + length]).decode()
     return view, 4 + length

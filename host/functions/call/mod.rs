@@ -95,7 +95,7 @@ impl Backend for PyCall<'_> {
 
 /// A request message decoded with the parameter types; `function` names the call in errors.
 fn decode(function: &str, message: &[u8], params: &[DataType]) -> Result<Batch, CallError> {
-    codec::decode(message, params).map_err(|error| bad_input(function, error))
+    codec::decode(message, params).map_err(|error| CallError::bad_input(function, error))
 }
 
 /// A request message decoded into a batch for `update`, a per-call backend's that takes
@@ -104,10 +104,6 @@ fn update_with(function: &str, message: &[u8], params: &[DataType], update: impl
     let batch = decode(function, message, params)?;
     let rows = batch.rows;
     Ok((rows, update(batch)?))
-}
-
-fn bad_input(function: &str, error: codec::DecodeError) -> CallError {
-    CallError::BadInput { function: function.to_owned(), reason: error.to_string() }
 }
 
 /// `batch` encoded into answer messages no larger than `MAX_RESPONSE_BYTES`, each handed to

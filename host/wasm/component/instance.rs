@@ -124,7 +124,7 @@ impl FunctionInstance {
     }
 
     fn lower(&self, input: Batch) -> Result<wit::Batch, CallError> {
-        wit::Batch::try_from(input).map_err(|reason| CallError::BadInput { function: self.name.clone(), reason })
+        wit::Batch::try_from(input).map_err(|reason| CallError::bad_input(&self.name, reason))
     }
 
     fn invocation(&self) -> Result<ResourceAny, CallError> {

@@ -345,7 +345,7 @@ impl KeptRows {
     /// kept take more than the limit's bytes.
     pub(crate) fn keep(&mut self, message: &[u8]) -> Result<usize, CallError> {
         let rows = codec::decode_coded(message, &mut self.columns, &mut self.coded)
-            .map_err(|error| CallError::BadInput { function: self.function.clone(), reason: error.to_string() })?;
+            .map_err(|error| CallError::bad_input(&self.function, error))?;
         self.added(rows)?;
         Ok(rows)
     }
@@ -359,8 +359,7 @@ impl KeptRows {
             let (Some(texts), Some(unusable)) = (column.strings_mut(), dictionary.take_if(|d| !d.usable())) else {
                 continue;
             };
-            *texts =
-                unusable.values().map_err(|reason| CallError::BadInput { function: self.function.clone(), reason })?;
+            *texts = unusable.values().map_err(|reason| CallError::bad_input(&self.function, reason))?;
         }
         Ok((std::mem::take(&mut self.rows), columns, coded))
     }
@@ -374,7 +373,7 @@ impl KeptRows {
             let (Some(texts), Some(dictionary)) = (column.strings_mut(), coded.take_if(|d| d.gave_up())) else {
                 continue;
             };
-            let bad_input = |reason| CallError::BadInput { function: self.function.clone(), reason };
+            let bad_input = |reason| CallError::bad_input(&self.function, reason);
             let mut kept = dictionary.values().map_err(bad_input)?;
             for value in texts.iter() {
                 kept.push_bytes(value).map_err(bad_input)?;

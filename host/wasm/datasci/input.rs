@@ -8,7 +8,7 @@ use crate::model::{Column, FunctionType, Script, Strings};
 use super::dictionary::Dictionary;
 use super::frame::{DICTIONARY, JOINED, OFFSETS, type_number};
 
-/// What the driver takes through the door (`input`, or `input-size` then `input-into`): bytes as
+/// What the driver takes through the door (`input-size`, then `input-into`): bytes as
 /// they are (a function file's code), or a call's rows, which the door writes as the input frame
 /// straight into the driver's memory, so that the host never holds a second copy of them.
 pub(crate) enum Input {
@@ -72,10 +72,7 @@ impl InputFrame {
         let mut count = Count(0);
         frame.write(&mut count);
         if count.0 > i32::MAX as usize {
-            return Err(CallError::BadInput {
-                function: LABEL.to_owned(),
-                reason: "the input passes 2 GiB".to_owned(),
-            });
+            return Err(CallError::bad_input(LABEL, "the input passes 2 GiB"));
         }
         frame.len = count.0;
         Ok(frame)

@@ -162,7 +162,7 @@ impl PyCall<'_> {
             return_type: def.return_type,
         };
         let input = InputFrame::new(&script, rows, columns, coded).map_err(|error| match error {
-            CallError::BadInput { reason, .. } => CallError::BadInput { function: name.to_owned(), reason },
+            CallError::BadInput { reason, .. } => CallError::bad_input(name, reason),
             other => other,
         })?;
         self.start()?;

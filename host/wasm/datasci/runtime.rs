@@ -161,9 +161,9 @@ impl DataSciRuntime {
 }
 
 /// `host.call(ptr, len, out_ptr_ptr, out_len_ptr)`: one request of the driver, answered with
-/// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input` (answers the
-/// input), `input-size` (its length, u32) and `input-into<address: u32>` (writes it there, into a
-/// buffer of the driver's own, and answers nothing), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
+/// bytes the driver allocates (`host_alloc`) and the host fills. Requests: `input-size` (the
+/// input's length, u32) and `input-into<address: u32>` (writes the input there, into a buffer
+/// of the driver's own, and answers nothing), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
 /// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing), and the model
 /// store's `model-save<name length: u32><name><bytes>`, `model-load<name>`, `model-list`
 /// (answered with 0 and the model or the list, or 1 and why not).
@@ -188,19 +188,14 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
             return Ok(fault(&mut caller, "an input buffer outside its memory"));
         };
         input.write(place);
-        return answer(&mut caller, &memory, Input::Bytes(Vec::new()), out_ptr, out_len);
+        return answer(&mut caller, &memory, &[], out_ptr, out_len);
     }
     let door = &mut caller.data_mut().door;
     let response = if let Some(model) = request.strip_prefix(b"model-") {
-        Input::Bytes(models(door, model))
-    } else if request == b"input" {
-        match door.input.take() {
-            Some(input) => input,
-            None => return Ok(fault(&mut caller, "the input asked for twice")),
-        }
+        models(door, model)
     } else if request == b"input-size" {
         match &door.input {
-            Some(input) => Input::Bytes((input.len() as u32).to_le_bytes().to_vec()),
+            Some(input) => (input.len() as u32).to_le_bytes().to_vec(),
             None => return Ok(fault(&mut caller, "the input asked for twice")),
         }
     } else {
@@ -221,9 +216,9 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         } else {
             return Ok(fault(&mut caller, "an unknown door request"));
         }
-        Input::Bytes(Vec::new())
+        Vec::new()
     };
-    answer(&mut caller, &memory, response, out_ptr, out_len)
+    answer(&mut caller, &memory, &response, out_ptr, out_len)
 }
 
 /// Hands `response` to the driver: into memory it allocates for it (`host_alloc`), whose place
@@ -231,7 +226,7 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
 fn answer(
     caller: &mut Caller<'_, DataSciState>,
     memory: &wasmtime::Memory,
-    response: Input,
+    response: &[u8],
     out_ptr: i32,
     out_len: i32,
 ) -> wasmtime::Result<i32> {
@@ -248,7 +243,7 @@ fn answer(
     if !fits || !outs_fit {
         return Ok(fault(caller, "host_alloc gave memory outside its memory"));
     }
-    response.write(&mut data[at..at + response.len()]);
+    data[at..at + response.len()].copy_from_slice(response);
     data[out_ptr..out_ptr + 4].copy_from_slice(&(at as u32).to_le_bytes());
     data[out_len..out_len + 4].copy_from_slice(&(response.len() as u32).to_le_bytes());
     Ok(DOOR_OK)
