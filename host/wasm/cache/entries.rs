@@ -75,11 +75,16 @@ pub struct CompileCache {
     budget: u64,
 }
 
+/// The code generation's own revision: the vendored compiler's changes (`vendor/README.md`) that
+/// stock wasmtime's compatibility hash does not see.
+const CODEGEN: &str = "epoch-check-preserve-all";
+
 /// What tells apart the code of two engine configurations (or versions of the host).
 fn compatibility(engine: &wasmtime::Engine) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    CODEGEN.hash(&mut hasher);
     format!("{:016x}", hasher.finish())
 }
 

@@ -1029,9 +1029,8 @@ fn compile_required_builtins<'a>(
     for output in raw_outputs.iter() {
         for reloc in compiler.compiled_function_relocation_targets(&*output.function.code) {
             match reloc {
-                FuncKey::WasmToBuiltinTrampoline(builtin)
-                | FuncKey::PatchableToBuiltinTrampoline(builtin) => {
-                    if builtins.insert(builtin) {
+                FuncKey::WasmToBuiltinTrampoline(_) | FuncKey::PatchableToBuiltinTrampoline(_) => {
+                    if builtins.insert(reloc) {
                         new_inputs.push(compile_builtin(reloc));
                     }
                 }
