@@ -40,6 +40,21 @@ async fn an_infinite_loop_ends_at_the_deadline() {
     );
 }
 
+/// A tree of calls with no loop anywhere (nine levels of sixteen calls, minutes of work): only the
+/// checks at function entries can stop it, so a compiler that dropped them would let it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_tree_without_loops_ends_at_the_deadline() {
+    let server = TestServer::start_with(&["hostile_calls"], strict()).await;
+    let mut client = server.client().await;
+    let started = Instant::now();
+    assert_status(
+        call(&mut client, "CallTree", bundles(numbers(&[1.0]), 1)).await,
+        Code::DeadlineExceeded,
+        &["CallTree", "time limit of 1 s"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "interrupted promptly: {:?}", started.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_hits_the_cap() {
     let server = TestServer::start_with(&["hostile_calls"], strict()).await;

@@ -21,6 +21,39 @@ fn memory_bomb(_x: f64) -> f64 {
     }
 }
 
+/// A leaf of [`call_tree`]: straight-line code, no loop, no call.
+#[inline(never)]
+fn leaf(x: u64) -> u64 {
+    black_box(x).wrapping_mul(0x5851_f42d_4c95_7f2d).wrapping_add(1)
+}
+
+/// A level of [`call_tree`]: sixteen calls of the level below, written out (no loop).
+macro_rules! level {
+    ($name:ident, $below:ident) => {
+        #[inline(never)]
+        fn $name(x: u64) -> u64 {
+            let x = $below($below($below($below(x))));
+            let x = $below($below($below($below(x))));
+            let x = $below($below($below($below(x))));
+            $below($below($below($below(x))))
+        }
+    };
+}
+level!(level1, leaf);
+level!(level2, level1);
+level!(level3, level2);
+level!(level4, level3);
+level!(level5, level4);
+level!(level6, level5);
+level!(level7, level6);
+level!(level8, level7);
+level!(level9, level8);
+
+/// Runs for minutes without a single loop: nine levels of sixteen calls, 16⁹ ≈ 6.9·10¹⁰ leaves.
+fn call_tree(x: f64) -> f64 {
+    level9(x as u64) as f64
+}
+
 #[allow(unconditional_recursion)] // The point: it never stops.
 fn recurse(depth: u64) -> u64 {
     black_box(recurse(black_box(depth + 1)) + 1)
@@ -188,6 +221,7 @@ sse_guest::export_functions![
     Function::scalar("Nap", nap),
     Function::scalar("Work", work),
     Function::scalar("Spin", spin),
+    Function::scalar("CallTree", call_tree),
     Function::scalar("MemoryBomb", memory_bomb),
     Function::scalar("StackOverflow", stack_overflow),
     Function::scalar("HugeOutput", huge_output),
