@@ -101,46 +101,42 @@ impl BuiltinFunctions {
     /// caller reloads the deadline), so that the epoch check's cold call does not make the
     /// values live across a checked loop go to the stack.
     pub(crate) fn preserve_all_new_epoch(&mut self, func: &mut Function) -> ir::FuncRef {
+        let pointer_type = self.types.pointer_type;
         *self.new_epoch_trampoline.get_or_insert_with(|| {
-            let mut signature = ir::Signature::new(CallConv::PreserveAll);
-            signature
-                .params
-                .push(ir::AbiParam::new(self.types.pointer_type));
-            let signature = func.import_signature(signature);
-            let key = FuncKey::PatchableToBuiltinTrampoline(BuiltinFunctionIndex::new_epoch());
-            let (namespace, index) = key.into_raw_parts();
-            let name = ir::ExternalName::User(
-                func.declare_imported_user_function(ir::UserExternalName { namespace, index }),
-            );
-            func.import_function(ir::ExtFuncData {
-                name,
-                signature,
-                colocated: true,
-                patchable: false,
-            })
+            preserve_all_trampoline(pointer_type, func, BuiltinFunctionIndex::new_epoch(), false)
         })
     }
 
     pub(crate) fn patchable_breakpoint(&mut self, func: &mut Function) -> ir::FuncRef {
+        let pointer_type = self.types.pointer_type;
         *self.breakpoint_trampoline.get_or_insert_with(|| {
-            let mut signature = ir::Signature::new(CallConv::PreserveAll);
-            signature
-                .params
-                .push(ir::AbiParam::new(self.types.pointer_type));
-            let signature = func.import_signature(signature);
-            let key = FuncKey::PatchableToBuiltinTrampoline(BuiltinFunctionIndex::breakpoint());
-            let (namespace, index) = key.into_raw_parts();
-            let name = ir::ExternalName::User(
-                func.declare_imported_user_function(ir::UserExternalName { namespace, index }),
-            );
-            func.import_function(ir::ExtFuncData {
-                name,
-                signature,
-                colocated: true,
-                patchable: true,
-            })
+            preserve_all_trampoline(pointer_type, func, BuiltinFunctionIndex::breakpoint(), true)
         })
     }
+}
+
+/// An import of `builtin` through its trampoline that clobbers no register (Cranelift's
+/// `PreserveAll`), taking the vmctx only; `patchable` for call sites a debugger turns on.
+fn preserve_all_trampoline(
+    pointer_type: ir::Type,
+    func: &mut Function,
+    builtin: BuiltinFunctionIndex,
+    patchable: bool,
+) -> ir::FuncRef {
+    let mut signature = ir::Signature::new(CallConv::PreserveAll);
+    signature.params.push(ir::AbiParam::new(pointer_type));
+    let signature = func.import_signature(signature);
+    let key = FuncKey::PatchableToBuiltinTrampoline(builtin);
+    let (namespace, index) = key.into_raw_parts();
+    let name = ir::ExternalName::User(
+        func.declare_imported_user_function(ir::UserExternalName { namespace, index }),
+    );
+    func.import_function(ir::ExtFuncData {
+        name,
+        signature,
+        colocated: true,
+        patchable,
+    })
 }
 
 // Generate helper methods on `BuiltinFunctions` above for each named builtin
@@ -833,7 +829,6 @@ impl<'module_environment> FuncEnvironment<'module_environment> {
             // and the deadline it set is reloaded.
             let new_epoch = self.builtin_functions.preserve_all_new_epoch(builder.func);
             builder.ins().call(new_epoch, &[vmctx]);
-            let vmstore_ctx = self.get_vmstore_context_ptr(builder);
             self.alias_regions
                 .vmstore_context_epoch_deadline(&mut builder.cursor(), vmstore_ctx)
         } else {
