@@ -12,7 +12,8 @@ use super::frame::{DICTIONARY, JOINED, OFFSETS, type_number};
 /// they are (a function file's code), or a call's rows, which the door writes as the input frame
 /// straight into the driver's memory, so that the host never holds a second copy of them.
 pub(crate) enum Input {
-    Bytes(Vec<u8>),
+    /// Shared with the loaded file that holds them: no copy per call.
+    Bytes(std::sync::Arc<[u8]>),
     Rows(InputFrame),
 }
 

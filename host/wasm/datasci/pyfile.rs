@@ -105,12 +105,12 @@ impl PyFile {
             Some(control) => {
                 let (frame, entry) =
                     self.compiled.as_ref().map_or((&self.frame, RUN_SOURCE), |compiled| (compiled, RUN));
-                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), Input::Bytes(frame.to_vec()))?;
+                let (mut store, instance) = self.engine.fresh(control.cancel.clone(), Input::Bytes(frame.clone()))?;
                 store.data_mut().call.control(control);
                 (store, instance, entry)
             }
             None => {
-                let (store, instance) = self.engine.instance(label, None, Some(Input::Bytes(self.frame.to_vec())))?;
+                let (store, instance) = self.engine.instance(label, None, Some(Input::Bytes(self.frame.clone())))?;
                 (store, instance, LOAD)
             }
         };
