@@ -5,6 +5,7 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use crate::model::Strings;
 use crate::wire::codec::{self, DecodeError, TextSink};
@@ -39,8 +40,8 @@ pub(in crate::wasm) struct Dictionary {
     gave_up: bool,
 }
 
-/// `a == b`, without a call to `memcmp` for values of up to 16 bytes (an options text, a code):
-/// the test every row of a constant column makes.
+/// `a == b`, without a call to `memcmp` for values of up to 16 bytes (an options text, a code, a
+/// dimension's value): the test every row makes, against the row before's and in the look-up.
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -68,9 +69,16 @@ impl TextSink for Dictionary {
             Some(&code) if same(self.distinct.get(code as usize), value) => code,
             _ => {
                 let hash = self.hasher.hash_one(value);
-                match self.index.find(hash, |&code| self.distinct.get(code as usize) == value) {
-                    Some(&code) => code,
-                    None => {
+                let (distinct, hasher) = (&self.distinct, &self.hasher);
+                // One probe finds the value or the place it goes.
+                let entry = self.index.entry(
+                    hash,
+                    |&code| same(distinct.get(code as usize), value),
+                    |&code| hasher.hash_one(distinct.get(code as usize)),
+                );
+                match entry {
+                    Entry::Occupied(found) => *found.get(),
+                    Entry::Vacant(place) => {
                         let count = self.distinct.len();
                         if count > DICTIONARY_TRIAL && count * 2 > self.codes.len() {
                             self.gave_up = true;
@@ -83,9 +91,7 @@ impl TextSink for Dictionary {
                             return Ok(false);
                         }
                         self.nul |= value.contains(&0);
-                        let (distinct, hasher) = (&self.distinct, &self.hasher);
-                        self.index
-                            .insert_unique(hash, count as u32, |&code| hasher.hash_one(distinct.get(code as usize)));
+                        place.insert(count as u32);
                         count as u32
                     }
                 }
