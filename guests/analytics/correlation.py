@@ -16,39 +16,12 @@ from sse_guest import Numbers, Texts, aggregation, table
 
 METHODS = ("pearson", "spearman", "kendall")
 SPEC = {"method": (METHODS, "pearson")}
-_SIGN = numpy.uint64(1 << 63)
-
-
-def _ranks(values):
-    """The average ranks of `values` (no NaN), 1 for the smallest; tied values share the mean of
-    their ranks, as `scipy.stats.rankdata` gives them. The order is a stable radix sort, 16 bits
-    at a time: each value's bits made to sort as unsigned integers (a negative number's inverted,
-    a positive one's sign bit set), split into four 16-bit digits for `lexsort`."""
-    n = len(values)
-    bits = numpy.ascontiguousarray(values, dtype=numpy.float64).view(numpy.uint64)
-    keys = bits ^ ((bits.view(numpy.int64) >> 63).view(numpy.uint64) | _SIGN)
-    # Little-endian (a no-op here): digit 0 the least significant; lexsort sorts on its last key
-    # first.
-    digits = numpy.ascontiguousarray(keys.astype("<u8", copy=False).view("<u2").reshape(n, 4).T)
-    order = numpy.lexsort(digits)
-    ordered = values[order]
-    # -0.0 and 0.0 sort apart but are equal, and adjacent: one tie, as for scipy.
-    first = numpy.empty(n, dtype=bool)
-    first[0] = True
-    numpy.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = numpy.flatnonzero(first)
-    ranks = numpy.empty(n)
-    if len(starts) == n:
-        ranks[order] = numpy.arange(1, n + 1, dtype=numpy.float64)
-    else:
-        ends = numpy.append(starts[1:], n)
-        ranks[order] = numpy.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
 
 
 def _spearman(x, y):
-    """Spearman's rho: Pearson's coefficient of the two columns' average ranks."""
-    rx, ry = _ranks(x), _ranks(y)
+    """Spearman's rho: Pearson's coefficient of the two columns' average ranks (ranked by the
+    host, natively)."""
+    rx, ry = sse_guest.ranks(x), sse_guest.ranks(y)
     rx -= rx.mean()
     ry -= ry.mean()
     rho = numpy.dot(rx, ry) / numpy.sqrt(numpy.dot(rx, rx) * numpy.dot(ry, ry))

@@ -33,6 +33,7 @@ def library(driver, files):
     module_of = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_sse_guest_module")
     names = {
         "math": math, "numpy": numpy, "struct": struct, "NUMERIC": 1, "TEXT": 0, "DUAL": 2, "_FILE_FUNCTIONS": {},
+        "_host": None,
         "_DISTINCT": {}, "_DECLARED_AT_LOAD": False, "functools": functools, "_SCALAR": 0, "_AGGREGATION": 1,
         "_TENSOR": 2, "_TENSOR_PER_CALL": 3, "_FileFunction": _FileFunction,
     }

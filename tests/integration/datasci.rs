@@ -890,3 +890,98 @@ async fn rows_collected_in_the_host_are_bounded_by_max_input() {
     let answer = evaluate_streamed(&mut client, sum, 1, 10).await.expect("serves on");
     assert_eq!(answer.numbers(), [45.0]);
 }
+
+/// `sse_guest.order` and `sse_guest.ranks`, which the host computes natively over buffers in
+/// the instance's own memory, answer through gRPC as numpy's stable `argsort` and pandas' `rank()`
+/// do natively (`make analytics-reference`), on numbers with ties, nulls, both zeros, infinities
+/// and subnormals; a file that hands the host buffers outside its memory, overlapping or of a size
+/// that overflows is refused with what was wrong, and the server serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorts_the_host_runs_for_a_function_file_answer_as_numpy_and_pandas() {
+    use rand::{Rng, SeedableRng};
+
+    let server = server().await;
+    let mut client = server.client().await;
+    let source = r#"import struct
+import _host
+import numpy
+import sse_guest
+from sse_guest import Numbers, scalar, tensor
+
+@tensor(per_call=True)
+def Ranks(x: Numbers) -> list[float]:
+    return sse_guest.ranks(x)
+
+@tensor(per_call=True)
+def Order(x: Numbers) -> list[float]:
+    return sse_guest.order(x).astype(float)
+
+def sort(count, values, out, scratch, what=b"ranks"):
+    _host.call(b"sort-" + what + struct.pack("<4I", count, values, out, scratch))
+
+@scalar
+def Outside(x: float) -> float:
+    sort(10, 0xFFFFFF00, 0, 4096)
+    return x
+
+@scalar
+def Overlapping(x: float) -> float:
+    a = numpy.zeros(40)
+    at = a.__array_interface__["data"][0]
+    sort(10, at, at + 8, at + 160)
+    return x
+
+@scalar
+def Overflowing(x: float) -> float:
+    sort(0xFFFFFFFF, 0, 0, 0)
+    return x
+
+@scalar
+def Unknown(x: float) -> float:
+    sort(1, 0, 8, 16, b"shuffle")
+    return x
+
+@scalar
+def Twice(x: float) -> float:
+    return 2 * x
+"#;
+    std::fs::write(server.dir.path().join("sorts.py"), source).expect("write");
+    wait_for_functions(&server, &["Order", "Outside", "Overflowing", "Overlapping", "Ranks", "Twice", "Unknown"]).await;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5047);
+    for rows in [1, 2, 7, 3001] {
+        let values: Vec<f64> = (0..rows)
+            .map(|_| match rng.gen_range(0..12) {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => [f64::INFINITY, f64::NEG_INFINITY, 5e-324, -5e-324][rng.gen_range(0..4)],
+                4..=6 => f64::from(rng.gen_range(-3..4)),
+                _ => rng.r#gen::<f64>() * 1e6 - 5e5,
+            })
+            .collect();
+        let input: String = values.iter().map(|v| format!("{v:?}\n")).collect();
+        let expected = crate::datasci_analytics::native_lines(
+            "import sys, numpy, pandas\n\
+             x = numpy.array([float(v) for v in sys.stdin.read().split()])\n\
+             for v in pandas.Series(x).rank().tolist() + numpy.argsort(x, kind='stable').tolist(): print(float(v))",
+            &input,
+        );
+        let expected: Vec<f64> = expected.iter().map(|l| l.parse().expect("a number")).collect();
+        let ranks = call(&mut client, "Ranks", bundles(numbers(&values), 97)).await.expect("ranks").numbers();
+        let order = call(&mut client, "Order", bundles(numbers(&values), 97)).await.expect("order").numbers();
+        crate::datasci_analytics::assert_close(&ranks, &expected[..rows], 0.0, &format!("ranks of {rows}"));
+        assert_eq!(order, expected[rows..], "order of {rows}");
+    }
+
+    let one = || bundles(numbers(&[1.0]), 1);
+    for (function, what) in [
+        ("Outside", "a sort buffer outside its memory"),
+        ("Overlapping", "sort buffers that overlap"),
+        ("Overflowing", "a sort buffer outside its memory"),
+        ("Unknown", "an unknown sort request"),
+    ] {
+        assert_status(call(&mut client, function, one()).await, tonic::Code::Internal, &[function, what]);
+    }
+    assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
+}

@@ -1041,6 +1041,69 @@ def _sse_guest_module():
         codes, uniques = pandas.factorize(numpy.asarray(column, dtype=object))
         return codes.astype(numpy.intp, copy=False), numpy.asarray(uniques, dtype=object)
 
+    sign = numpy.uint64(1 << 63)
+
+    def sort_keys(values):
+        """Each number's bits made to sort as an unsigned integer (a negative number's inverted, a
+        positive one's sign bit set), -0.0 as 0.0 and every NaN last, alike: the host's keys."""
+        values = values + 0.0  # -0.0 + 0.0 is 0.0; a copy, so the caller's array stays as it was
+        bits = values.view(numpy.uint64)
+        keys = bits ^ ((bits.view(numpy.int64) >> 63).view(numpy.uint64) | sign)
+        keys[numpy.isnan(values)] = numpy.uint64(0xFFFFFFFFFFFFFFFF)
+        return keys
+
+    def sorted_by_host(request, values, out_type):
+        # The host sorts in buffers of this instance's own: the numbers, the answer and 24
+        # bytes a number of scratch (sorting.rs).
+        out = numpy.empty(len(values), dtype=out_type)
+        scratch = numpy.empty(3 * len(values), dtype=numpy.uint64)
+        address = [a.__array_interface__["data"][0] for a in (values, out, scratch)]
+        _host.call(b"sort-" + request + struct.pack("<4I", len(values), *address))
+        return out
+
+    def column(values, name):
+        values = numpy.ascontiguousarray(values, dtype=numpy.float64)
+        if values.ndim != 1:
+            raise ValueError(f"sse_guest.{name} takes one column, not an array of {values.ndim} dimensions")
+        return values
+
+    def order_of_keys(keys):
+        # Outside the engine (the library's native runs): the same stable order by numpy's radix
+        # sort over the keys' four 16-bit digits (lexsort sorts on its last key first).
+        digits = numpy.ascontiguousarray(keys.astype("<u8", copy=False).view("<u2").reshape(-1, 4).T)
+        return numpy.lexsort(digits) if len(keys) else numpy.empty(0, dtype=numpy.intp)
+
+    def order(values):
+        """The positions of `values` (numbers, NaN for null) in sorted order: what
+        `numpy.argsort(values, kind="stable")` answers (ties in their order, NaN last), computed by
+        the host natively: several times faster than numpy's sorts in this engine."""
+        values = column(values, "order")
+        if _host is not None and len(values):
+            return sorted_by_host(b"order", values, numpy.intp)
+        return order_of_keys(sort_keys(values))
+
+    def ranks(values):
+        """The average rank of each of `values` (numbers, NaN for null), 1 for the smallest; tied
+        values share the mean of their ranks and NaN stays NaN: what pandas' `Series.rank()`
+        answers (`scipy.stats.rankdata` for values without NaN), computed by the host natively."""
+        values = column(values, "ranks")
+        n = len(values)
+        if _host is not None and n:
+            return sorted_by_host(b"ranks", values, numpy.float64)
+        keys = sort_keys(values)
+        ranked = order_of_keys(keys)
+        keys = keys[ranked]
+        first = numpy.empty(n, dtype=bool)
+        first[:1] = True
+        numpy.not_equal(keys[1:], keys[:-1], out=first[1:])
+        starts = numpy.flatnonzero(first)
+        ends = numpy.append(starts[1:], n)
+        out = numpy.empty(n)
+        out[ranked] = numpy.repeat((starts + ends + 1) / 2.0, ends - starts)
+        if n and keys[-1] == numpy.uint64(0xFFFFFFFFFFFFFFFF):
+            out[numpy.isnan(values)] = numpy.nan
+        return out
+
     def store(request):
         answer = _host.call(b"model-" + request)
         if answer[:1] != b"\x00":
@@ -1096,6 +1159,8 @@ def _sse_guest_module():
         "feature_matrix": feature_matrix,
         "finite": finite,
         "factorize": factorize,
+        "order": order,
+        "ranks": ranks,
         "scalar": scalar,
         "tensor": tensor,
         "table": table,
@@ -1112,8 +1177,8 @@ def _sse_guest_module():
         setattr(module, name, value)
     module.__all__ = [
         "Dual", "Functions", "Invocation", "ModelStoreError", "NAN", "Numbers", "REQUIRED", "Range", "Texts",
-        "aggregation", "feature_matrix", "finite", "load", "load_bytes", "models", "options", "save", "save_bytes", "scalar",
-        "table", "tensor",
+        "aggregation", "feature_matrix", "finite", "load", "load_bytes", "models", "options", "order", "ranks", "save",
+        "save_bytes", "scalar", "table", "tensor",
     ]
     return module
 

@@ -15,6 +15,7 @@ use crate::wasm::runtime::sandbox::{CallState, CancelFlag, Sandboxed, enforce};
 use crate::wasm::runtime::{Limits, Runtime, reset_written_pages};
 
 use super::input::Input;
+use super::sorting::SortRequest;
 
 /// The door's answers: success, no host bound, the host failed.
 pub(crate) const DOOR_OK: i32 = 0;
@@ -166,7 +167,8 @@ impl DataSciRuntime {
 /// of the driver's own, and answers nothing), `language<name>`, `functions<declarations>`, `code<marshalled code>`, `table<description>`,
 /// `answer<frame>`, `error<message>`, `noresult` (each answered with nothing), and the model
 /// store's `model-save<name length: u32><name><bytes>`, `model-load<name>`, `model-list`
-/// (answered with 0 and the model or the list, or 1 and why not).
+/// (answered with 0 and the model or the list, or 1 and why not), and `sort-order` and
+/// `sort-ranks` (`sorting`: answered with nothing, the answer written into the driver's buffer).
 fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, out_len: i32) -> wasmtime::Result<i32> {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         return Ok(DOOR_FAULT);
@@ -189,6 +191,13 @@ fn door(mut caller: Caller<'_, DataSciState>, ptr: i32, len: i32, out_ptr: i32, 
         };
         input.write(place);
         return answer(&mut caller, &memory, &[], out_ptr, out_len);
+    }
+    if let Some(sort) = request.strip_prefix(b"sort-") {
+        // Sorted natively, in buffers of the driver's own.
+        return match SortRequest::parse(sort).and_then(|sort| sort.run(memory.data_mut(&mut caller))) {
+            Ok(()) => answer(&mut caller, &memory, &[], out_ptr, out_len),
+            Err(what) => Ok(fault(&mut caller, what)),
+        };
     }
     let door = &mut caller.data_mut().door;
     let response = if let Some(model) = request.strip_prefix(b"model-") {
