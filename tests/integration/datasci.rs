@@ -916,37 +916,32 @@ def Ranks(x: Numbers) -> list[float]:
 def Order(x: Numbers) -> list[float]:
     return sse_guest.order(x).astype(float)
 
-def sort(count, values, out, scratch, what=b"ranks"):
+def overlapping():
+    at = KEPT.__array_interface__["data"][0]
+    return 10, at, at + 8, at + 160, b"ranks"
+
+KEPT = numpy.zeros(40)
+# What a hostile file could hand the host: buffers outside its memory, overlapping, a count
+# whose buffers overflow, an unknown request.
+REQUESTS = [
+    lambda: (10, 0xFFFFFF00, 0, 4096, b"ranks"),
+    overlapping,
+    lambda: (0xFFFFFFFF, 0, 0, 0, b"ranks"),
+    lambda: (1, 0, 8, 16, b"shuffle"),
+]
+
+@scalar
+def Hostile(case: float) -> float:
+    count, values, out, scratch, what = REQUESTS[int(case)]()
     _host.call(b"sort-" + what + struct.pack("<4I", count, values, out, scratch))
-
-@scalar
-def Outside(x: float) -> float:
-    sort(10, 0xFFFFFF00, 0, 4096)
-    return x
-
-@scalar
-def Overlapping(x: float) -> float:
-    a = numpy.zeros(40)
-    at = a.__array_interface__["data"][0]
-    sort(10, at, at + 8, at + 160)
-    return x
-
-@scalar
-def Overflowing(x: float) -> float:
-    sort(0xFFFFFFFF, 0, 0, 0)
-    return x
-
-@scalar
-def Unknown(x: float) -> float:
-    sort(1, 0, 8, 16, b"shuffle")
-    return x
+    return case
 
 @scalar
 def Twice(x: float) -> float:
     return 2 * x
 "#;
     std::fs::write(server.dir.path().join("sorts.py"), source).expect("write");
-    wait_for_functions(&server, &["Order", "Outside", "Overflowing", "Overlapping", "Ranks", "Twice", "Unknown"]).await;
+    wait_for_functions(&server, &["Hostile", "Order", "Ranks", "Twice"]).await;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5047);
     for rows in [1, 2, 7, 3001] {
@@ -975,13 +970,15 @@ def Twice(x: float) -> float:
     }
 
     let one = || bundles(numbers(&[1.0]), 1);
-    for (function, what) in [
-        ("Outside", "a sort buffer outside its memory"),
-        ("Overlapping", "sort buffers that overlap"),
-        ("Overflowing", "a sort buffer outside its memory"),
-        ("Unknown", "an unknown sort request"),
-    ] {
-        assert_status(call(&mut client, function, one()).await, tonic::Code::Internal, &[function, what]);
+    let reasons = [
+        "a sort buffer outside its memory",
+        "sort buffers that overlap",
+        "a sort buffer outside its memory",
+        "an unknown sort request",
+    ];
+    for (case, reason) in reasons.into_iter().enumerate() {
+        let result = call(&mut client, "Hostile", bundles(numbers(&[case as f64]), 1)).await;
+        assert_status(result, tonic::Code::Internal, &["Hostile", reason]);
     }
     assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
 }
