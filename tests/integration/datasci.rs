@@ -956,20 +956,18 @@ def Twice(x: float) -> float:
             })
             .collect();
         let input: String = values.iter().map(|v| format!("{v:?}\n")).collect();
-        let expected = crate::datasci_analytics::native_lines(
+        let expected = crate::datasci_analytics::native(
             "import sys, numpy, pandas\n\
              x = numpy.array([float(v) for v in sys.stdin.read().split()])\n\
              for v in pandas.Series(x).rank().tolist() + numpy.argsort(x, kind='stable').tolist(): print(float(v))",
             &input,
         );
-        let expected: Vec<f64> = expected.iter().map(|l| l.parse().expect("a number")).collect();
         let ranks = call(&mut client, "Ranks", bundles(numbers(&values), 97)).await.expect("ranks").numbers();
         let order = call(&mut client, "Order", bundles(numbers(&values), 97)).await.expect("order").numbers();
         crate::datasci_analytics::assert_close(&ranks, &expected[..rows], 0.0, &format!("ranks of {rows}"));
         assert_eq!(order, expected[rows..], "order of {rows}");
     }
 
-    let one = || bundles(numbers(&[1.0]), 1);
     let reasons = [
         "a sort buffer outside its memory",
         "sort buffers that overlap",
@@ -980,5 +978,5 @@ def Twice(x: float) -> float:
         let result = call(&mut client, "Hostile", bundles(numbers(&[case as f64]), 1)).await;
         assert_status(result, tonic::Code::Internal, &["Hostile", reason]);
     }
-    assert_eq!(call(&mut client, "Twice", one()).await.expect("serves on").numbers(), [2.0]);
+    assert_eq!(call(&mut client, "Twice", bundles(numbers(&[1.0]), 1)).await.expect("serves on").numbers(), [2.0]);
 }
